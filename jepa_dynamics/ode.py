@@ -1,0 +1,208 @@
+r"""Numerical integration of the per-feature ODEs with diffrax, vmapped over rows.
+
+Both objectives are ``dw/dt = L (lam w^p - sigma2 w^3)`` with ``p`` from
+:func:`jepa_dynamics.theory.exponent`, so the exponent is data, not code: JEPA and
+MAE rows of every depth share one compiled solver.  Rows are padded to a few bucket
+sizes, so a sweep compiles once per bucket, not once per parameter set.
+
+The stiffness trap (``theory-spec.md`` section 6) is avoided by formulation:
+
+* **Critical times** integrate ``z = ln w`` and ``t`` against a rescaled clock
+  ``s`` (a Sundman transformation), ``dt/ds = 1 / (L lam w^{p-1})``, so that
+
+  .. math::  \frac{dz}{ds} = 1 - \frac{w^{3-p}}{\rho}, \qquad
+             \frac{dt}{ds} = \frac{e^{-(p-1) z}}{L \lambda}.
+
+  The plateau, which lasts ``~eps^{-(p-1)}`` time units, becomes ``~ln(1/eps)``
+  units of ``s``; ``z`` moves at unit speed.  Tsit5 (explicit, order 5) with a PID
+  step controller integrates until a diffrax ``Event`` finds ``z = ln(fraction *
+  w_star)`` by Newton iteration on the dense output; ``t`` at the event is ``t_star``.
+  The integration stops there, before the fixed point's stiff tail.
+* **Trajectories** on a requested grid of times integrate ``z = ln w`` in ``t`` with
+  Kvaerno5 (an L-stable implicit ESDIRK method, order 5), which takes long steps
+  both on the plateau and on the stiff approach to ``w_star``.
+
+All work is float64.  Failures (step limit, non-finite state, no crossing) raise
+:class:`SolverError`, naming the row's parameters and what to change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import spec, theory
+from ._jax import jax
+
+import diffrax as dfx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optimistix as optx  # noqa: E402
+
+__all__ = ["SolverError", "critical_time", "trajectory"]
+
+_BUCKETS = (64, 512, 4096)
+_CHUNK = 4096
+
+
+class SolverError(RuntimeError):
+    """The ODE solver failed for a parameter row; the message says what to change."""
+
+
+def _rows(objective, depth, lam, rho, eps, fraction):
+    """Validate and flatten broadcastable inputs into 1-D float64 rows."""
+    depth, lam, rho, eps, fraction = theory.validate(objective, depth, lam, rho, eps, fraction)
+    shape = np.broadcast_shapes(np.shape(depth), lam.shape, rho.shape, eps.shape, fraction.shape)
+    flat = [np.broadcast_to(np.asarray(a, dtype=np.float64), shape).ravel() for a in (depth, lam, rho, eps, fraction)]
+    p = theory.exponent(objective, flat[0])
+    return shape, p, flat
+
+
+def _padded_chunks(n: int):
+    """Yield ``(start, stop, padded_size)`` covering ``n`` rows with few distinct sizes."""
+    start = 0
+    while start < n:
+        stop = min(n, start + _CHUNK)
+        size = next(b for b in _BUCKETS if b >= stop - start)
+        yield start, stop, size
+        start = stop
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([a, np.repeat(a[:1], size - a.size)]) if a.size < size else a
+
+
+def _sundman_field(s, y, args):
+    p, depth, lam, rho = args
+    z = y[0]
+    dz = 1.0 - jnp.exp((3.0 - p) * z) / rho
+    dt = jnp.exp(-(p - 1.0) * z) / (depth * lam)
+    return jnp.stack([dz, dt])
+
+
+def _critical_row(p, depth, lam, rho, eps, fraction, rtol, atol, max_steps):
+    z0 = jnp.log(eps)
+    w_star = rho ** (1.0 / (3.0 - p))
+    z_c = jnp.log(fraction * w_star)
+    # dz/ds >= 1 - fraction^(3-p) > 0 until the crossing, which bounds its s.
+    s1 = 2.0 * (z_c - z0) / (1.0 - fraction ** (3.0 - p))
+    event = dfx.Event(
+        lambda t, y, args, **kw: y[0] - z_c,
+        root_finder=optx.Newton(rtol=1e-13, atol=1e-13),
+    )
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(_sundman_field),
+        dfx.Tsit5(),
+        t0=0.0,
+        t1=s1,
+        dt0=1e-2,
+        y0=jnp.stack([z0, 0.0]),
+        args=(p, depth, lam, rho),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+        saveat=dfx.SaveAt(t1=True),
+        event=event,
+        max_steps=max_steps,
+        throw=False,
+    )
+    crossed = sol.result == dfx.RESULTS.event_occurred
+    return sol.ys[-1, 1], crossed, sol.stats["num_steps"]
+
+
+_critical_batch = jax.jit(
+    jax.vmap(_critical_row, in_axes=(0, 0, 0, 0, 0, 0, None, None, None)), static_argnums=(8,)
+)
+
+
+def _describe(objective, depth, lam, rho, eps, fraction=None) -> str:
+    text = f"objective={objective} depth={int(depth)} lam={lam:.6g} rho={rho:.6g} eps={eps:.6g}"
+    return text + (f" fraction={fraction:.6g}" if fraction is not None else "")
+
+
+def critical_time(objective: str, depth, lam, rho, eps, fraction=0.5, *, rtol=1e-10, atol=1e-12, max_steps=4096):
+    """Critical time ``t_star`` found by integrating the ODE to the crossing event.
+
+    Arguments broadcast (NumPy rules) to a batch shape; the result has that shape.
+    Independent of :func:`jepa_dynamics.theory.critical_time`, which it should match
+    to about ``rtol``.  ``max_steps`` bounds the steps per row."""
+    shape, p, (depth, lam, rho, eps, fraction) = _rows(objective, depth, lam, rho, eps, fraction)
+    out = np.empty(depth.size)
+    for start, stop, size in _padded_chunks(depth.size):
+        cols = [_pad(a[start:stop], size) for a in (p, depth, lam, rho, eps, fraction)]
+        t, crossed, steps = _critical_batch(*cols, rtol, atol, int(max_steps))
+        t, crossed, steps = np.asarray(t)[: stop - start], np.asarray(crossed)[: stop - start], np.asarray(steps)
+        bad = ~(crossed & np.isfinite(t))
+        if bad.any():
+            i = start + int(np.flatnonzero(bad)[0])
+            hint = (
+                f"increase max_steps (now {max_steps}) or loosen rtol (now {rtol:g})"
+                if steps[i - start] >= max_steps
+                else "the state became non-finite or never crossed; check the parameters"
+            )
+            raise SolverError(
+                "ODE integration did not reach fraction * w_star for "
+                + _describe(objective, depth[i], lam[i], rho[i], eps[i], fraction[i])
+                + f": {hint}"
+            )
+        out[start:stop] = t
+    return out.reshape(shape)
+
+
+def _log_field(t, z, args):
+    p, depth, lam, rho = args
+    return depth * lam * jnp.exp((p - 1.0) * z) * (1.0 - jnp.exp((3.0 - p) * z) / rho)
+
+
+def _trajectory_row(p, depth, lam, rho, eps, ts, rtol, atol, max_steps):
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(_log_field),
+        dfx.Kvaerno5(),
+        t0=0.0,
+        t1=ts[-1],
+        dt0=None,
+        y0=jnp.log(eps),
+        args=(p, depth, lam, rho),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+        saveat=dfx.SaveAt(ts=ts),
+        max_steps=max_steps,
+        throw=False,
+    )
+    return jnp.exp(sol.ys), sol.result == dfx.RESULTS.successful, sol.stats["num_steps"]
+
+
+_trajectory_batch = jax.jit(
+    jax.vmap(_trajectory_row, in_axes=(0, 0, 0, 0, 0, None, None, None, None)), static_argnums=(8,)
+)
+
+
+def trajectory(objective: str, depth, lam, rho, eps, ts, *, rtol=1e-9, atol=1e-12, max_steps=16384):
+    """``w(t)`` on the increasing times ``ts`` (``ts[0] >= 0``), integrated with Kvaerno5.
+
+    Parameters broadcast to a batch shape ``B``; the result has shape ``B + (len(ts),)``.
+    ``eps`` must lie below ``w_star``."""
+    spec.check_objective(objective)
+    ts = spec.check_nonnegative(ts, "ts")
+    if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0):
+        raise spec.SpecError("ts", "must be a non-empty, strictly increasing 1-D array of times")
+    # eps below w_star (the fraction-free condition) is all a trajectory needs.
+    depth_c = np.vectorize(spec.check_depth, otypes=[np.int64])(depth) if np.ndim(depth) else spec.check_depth(depth)
+    lam_c, rho_c = spec.check_lam(lam), spec.check_rho(rho)
+    eps_c = spec.check_eps(eps, objective, depth_c, rho_c, 1.0)
+    shape = np.broadcast_shapes(np.shape(depth_c), lam_c.shape, rho_c.shape, eps_c.shape)
+    depth_f, lam_f, rho_f, eps_f = (
+        np.broadcast_to(np.asarray(a, dtype=np.float64), shape).ravel() for a in (depth_c, lam_c, rho_c, eps_c)
+    )
+    p = theory.exponent(objective, depth_f)
+    out = np.empty((depth_f.size, ts.size))
+    ts_j = jnp.asarray(ts)
+    for start, stop, size in _padded_chunks(depth_f.size):
+        cols = [_pad(a[start:stop], size) for a in (p, depth_f, lam_f, rho_f, eps_f)]
+        w, ok, steps = _trajectory_batch(*cols, ts_j, rtol, atol, int(max_steps))
+        w, ok = np.asarray(w)[: stop - start], np.asarray(ok)[: stop - start]
+        bad = ~(ok & np.all(np.isfinite(w), axis=1))
+        if bad.any():
+            i = start + int(np.flatnonzero(bad)[0])
+            raise SolverError(
+                "ODE integration failed for "
+                + _describe(objective, depth_f[i], lam_f[i], rho_f[i], eps_f[i])
+                + f" up to t={ts[-1]:.6g}: increase max_steps (now {max_steps}) or loosen rtol (now {rtol:g})"
+            )
+        out[start:stop] = w
+    return out.reshape(shape + (ts.size,))

@@ -1,0 +1,253 @@
+"""Validated problem parameters: the one place where inputs are checked.
+
+Every public entry point (the Python API and the ``jepa-dynamics`` command) checks
+its inputs here, so a bad value gets the same message everywhere.  A failed check
+raises :class:`SpecError`, a :class:`ValueError` whose ``name`` is the parameter
+(``lam``, ``rho``, ``depth``, ``eps``, ``fraction``, ...) and whose message names the
+parameter and the problem in one line.  The CLI prints that line as ``--name: ...``.
+
+Notation (``theory-spec.md``): per feature the context variance ``sigma2``, the
+cross-covariance ``lam`` and the regression coefficient ``rho = lam / sigma2``; the
+encoder depth ``depth`` (``L``); the initial response ``eps``; the fraction of the
+fixed point ``w_star`` that defines the critical time ``t_star``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+OBJECTIVES = ("jepa", "mae")
+METHODS = ("exact", "ode")
+
+
+class SpecError(ValueError):
+    """An invalid input.  ``str(err)`` is ``"<name>: <problem>"``, one line."""
+
+    def __init__(self, name: str, problem: str):
+        self.name = name
+        self.problem = problem
+        super().__init__(f"{name}: {problem}")
+
+
+def _fmt(x) -> str:
+    return f"{float(x):.6g}"
+
+
+def check_choice(value: str, choices: Sequence[str], name: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise naming the options."""
+    if value not in choices:
+        options = ", ".join(choices)
+        raise SpecError(name, f"unknown value {value!r} (choose from {options})")
+    return value
+
+
+def check_objective(objective: str) -> str:
+    return check_choice(objective, OBJECTIVES, "objective")
+
+
+def check_depth(depth, name: str = "depth") -> int:
+    """``depth`` must be a positive integer (an ``L``-layer linear encoder)."""
+    try:
+        as_float = float(depth)
+    except (TypeError, ValueError):
+        raise SpecError(name, f"must be a positive integer, got {depth!r}") from None
+    if not math.isfinite(as_float) or as_float != int(as_float) or as_float < 1:
+        raise SpecError(name, f"must be a positive integer, got {depth!r}")
+    return int(as_float)
+
+
+def check_positive_int(value, name: str) -> int:
+    return check_depth(value, name)
+
+
+def _as_float_array(values, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError(name, f"must be numbers, got {values!r}") from None
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise SpecError(name, f"must be finite, got {_fmt(arr[bad].flat[0])}")
+    return arr
+
+
+def check_positive(values, name: str) -> np.ndarray:
+    """Finite and strictly positive (scalar or array); returns a float64 array."""
+    arr = _as_float_array(values, name)
+    bad = arr <= 0
+    if bad.any():
+        raise SpecError(name, f"must be > 0, got {_fmt(arr[bad].flat[0])}")
+    return arr
+
+
+def check_nonnegative(values, name: str) -> np.ndarray:
+    arr = _as_float_array(values, name)
+    bad = arr < 0
+    if bad.any():
+        raise SpecError(name, f"must be >= 0, got {_fmt(arr[bad].flat[0])}")
+    return arr
+
+
+def check_unit_interval(values, name: str, *, closed_left: bool = False) -> np.ndarray:
+    """In ``(0, 1)`` (or ``[0, 1)`` with ``closed_left``)."""
+    arr = _as_float_array(values, name)
+    low_bad = arr < 0 if closed_left else arr <= 0
+    bad = low_bad | (arr >= 1)
+    if bad.any():
+        interval = "[0, 1)" if closed_left else "(0, 1)"
+        raise SpecError(name, f"must be in {interval}, got {_fmt(arr[bad].flat[0])}")
+    return arr
+
+
+def check_lam(lam) -> np.ndarray:
+    """``lam = E[x_i y_i] > 0``: a feature with ``lam <= 0`` is never learned."""
+    arr = _as_float_array(lam, "lam")
+    bad = arr <= 0
+    if bad.any():
+        raise SpecError(
+            "lam", f"must be > 0 (a feature with lam <= 0 is never learned), got {_fmt(arr[bad].flat[0])}"
+        )
+    return arr
+
+
+def check_rho(rho) -> np.ndarray:
+    """``rho = lam / sigma2 > 0`` and finite; ``rho >= 1`` is allowed."""
+    return check_positive(rho, "rho")
+
+
+def fixed_point(objective: str, depth, rho):
+    """The stable fixed point ``w_star``: JEPA ``rho**L``, MAE ``rho**(L/(L+1))``.
+
+    Vectorised over ``depth`` and ``rho`` (no validation; see :func:`check_eps`)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    rho = np.asarray(rho, dtype=np.float64)
+    if objective == "jepa":
+        return rho**depth
+    return rho ** (depth / (depth + 1.0))
+
+
+def check_eps(eps, objective: str, depth, rho, fraction=0.5) -> np.ndarray:
+    """``0 < eps < fraction * w_star``: the feature must start below the level that
+    defines its critical time, otherwise ``t_star`` is undefined."""
+    eps = check_positive(eps, "eps")
+    w_star = fixed_point(objective, depth, rho)
+    limit = np.asarray(fraction, dtype=np.float64) * w_star
+    eps_b, limit_b = np.broadcast_arrays(eps, limit)
+    bad = eps_b >= limit_b
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        d = np.broadcast_to(np.asarray(depth), eps_b.shape).ravel()[i]
+        r = np.broadcast_to(np.asarray(rho), eps_b.shape).ravel()[i]
+        f = np.broadcast_to(np.asarray(fraction), eps_b.shape).ravel()[i]
+        raise SpecError(
+            "eps",
+            f"must be below fraction * w_star = {_fmt(limit_b.ravel()[i])} for objective={objective} "
+            f"depth={int(d)} rho={_fmt(r)} fraction={_fmt(f)} (w_star={_fmt(limit_b.ravel()[i] / f)}), "
+            f"got {_fmt(eps_b.ravel()[i])}; use a smaller eps",
+        )
+    return eps
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One feature's learning problem, validated on construction.
+
+    ``sigma2 = lam / rho`` and ``w_star`` (the fixed point) are derived."""
+
+    objective: str
+    depth: int
+    lam: float
+    rho: float
+    eps: float
+    fraction: float = 0.5
+
+    def __post_init__(self):
+        check_objective(self.objective)
+        object.__setattr__(self, "depth", check_depth(self.depth))
+        object.__setattr__(self, "lam", float(check_lam(self.lam)))
+        object.__setattr__(self, "rho", float(check_rho(self.rho)))
+        object.__setattr__(self, "fraction", float(check_unit_interval(self.fraction, "fraction")))
+        object.__setattr__(
+            self, "eps", float(check_eps(self.eps, self.objective, self.depth, self.rho, self.fraction))
+        )
+
+    @property
+    def sigma2(self) -> float:
+        return self.lam / self.rho
+
+    @property
+    def w_star(self) -> float:
+        return float(fixed_point(self.objective, self.depth, self.rho))
+
+
+def parse_list(text: str, name: str, kind=float) -> list:
+    """Parse a comma-separated flag value (``"0.5,1"``) into a list of ``kind``.
+
+    Empty items, non-numbers, NaN and infinity are rejected with a one-line message."""
+    if text is None:
+        raise SpecError(name, "a value is required")
+    items = [item.strip() for item in str(text).split(",")]
+    if not items or any(item == "" for item in items):
+        raise SpecError(name, f"expected a comma-separated list of values, got {text!r}")
+    out = []
+    for item in items:
+        if kind is str:
+            out.append(item)
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise SpecError(name, f"{item!r} is not a number") from None
+        if not math.isfinite(value):
+            raise SpecError(name, f"must be finite, got {item!r}")
+        if kind is int:
+            if value != int(value):
+                raise SpecError(name, f"must be an integer, got {item!r}")
+            value = int(value)
+        out.append(value)
+    return out
+
+
+def check_same_length(a: Iterable, b: Iterable, name_a: str, name_b: str) -> None:
+    a, b = list(a), list(b)
+    if len(a) != len(b):
+        raise SpecError(
+            name_b, f"needs one value per feature: {len(a)} values of {name_a} but {len(b)} of {name_b}"
+        )
+
+
+def check_writable(path: str, name: str = "out") -> str:
+    """The output file's folder must exist (it is created if missing) and take a file.
+
+    The check writes and removes a probe file, so it holds for root and read-only
+    file systems alike."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise SpecError(name, f"cannot write {path}: it is a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".jepa-probe-"):
+            pass
+        if os.path.exists(path):
+            with open(path, "a"):
+                pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise SpecError(name, f"cannot write {path}: {reason}") from None
+    return path
+
+
+def check_writable_dir(path: str, name: str = "out") -> str:
+    """An output folder: it must be creatable and writable."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SpecError(name, f"cannot write into {path}: it is a file, not a folder")
+    check_writable(os.path.join(path, ".probe"), name)
+    return path
