@@ -231,6 +231,11 @@ def check_writable(path: str, name: str = "out") -> str:
     if os.path.isdir(path):
         raise SpecError(name, f"cannot write {path}: it is a folder")
     folder = os.path.dirname(os.path.abspath(path))
+    probe = folder
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise SpecError(name, f"cannot write {path}: {probe} is a file, not a folder")
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".jepa-probe-"):

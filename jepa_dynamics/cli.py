@@ -1,0 +1,181 @@
+"""The ``jepa-dynamics`` command: parse flags, call the API, write files.
+
+Subcommands register themselves in :data:`COMMANDS` as ``name: (add_parser,
+run)``.  Errors are one line on stderr and a non-zero exit, never a traceback:
+
+* a bad flag or value (``SpecError`` / usage): exit 2, ``jepa-dynamics <cmd>: error: --flag: problem``;
+* a solver failure: exit 1;
+* Ctrl-C: exit 130, with what was kept and how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__, records, spec
+
+__all__ = ["main", "COMMANDS"]
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line and exit 2 (no usage dump)."""
+
+    def error(self, message):  # noqa: D401
+        raise _UsageError(message)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_grid_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--objective", default="jepa,mae", help="comma-separated: jepa, mae (default: jepa,mae)")
+    p.add_argument("--depth", default="1,2,4", help="encoder depths L, positive integers (default: 1,2,4)")
+    p.add_argument("--lam", default="0.5,1", help="covariances lam > 0 (default: 0.5,1)")
+    p.add_argument("--rho", default="0.3,0.6,0.9", help="regression coefficients rho > 0 (default: 0.3,0.6,0.9)")
+    p.add_argument("--eps", default="1e-4", help="initial responses, 0 < eps < fraction * w_star (default: 1e-4)")
+    p.add_argument("--fraction", default="0.5", help="t_star is when w = fraction * w_star, in (0, 1) (default: 0.5)")
+    p.add_argument("--method", default="exact", choices=spec.METHODS,
+                   help="exact: closed forms; ode: diffrax integration (default: exact)")
+
+
+def _add_progress_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="always show the progress bar on stderr")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+
+
+def _grid(args):
+    from .sweep import parse_grid
+
+    return parse_grid(args.objective, args.depth, args.lam, args.rho, args.eps, args.fraction)
+
+
+def _check_plot(path):
+    if path is None:
+        return None
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".png", ".pdf", ".svg"):
+        raise spec.SpecError("plot", f"must end in .png, .pdf or .svg, got {path!r}")
+    return spec.check_writable(path, "plot")
+
+
+# --- sweep -----------------------------------------------------------------------------------------------
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="critical times over a grid of depth x lam x rho x eps (CSV)",
+                       description="One CSV row per element of objective x depth x lam x rho x eps x fraction.")
+    _add_grid_flags(p)
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--plot", help="also draw critical time against rho and lam (PNG/PDF/SVG)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    _add_progress_flags(p)
+
+
+def _run_sweep(args, argv) -> int:
+    from .sweep import run_sweep
+
+    grid = _grid(args)
+    spec.check_writable(args.out, "out")
+    _check_plot(args.plot)
+    run_sweep(grid, args.out, method=args.method, resume=args.resume, progress=args.progress,
+              command=records.command_line(argv))
+    if args.plot:
+        from .plots import save_figure, sweep_figure
+
+        save_figure(sweep_figure(records.read_csv(args.out)), args.plot)
+    return 0
+
+
+# --- simulate --------------------------------------------------------------------------------------------
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="trajectories w(t) for a grid of parameters (CSV or NPZ)",
+                       description="Per-feature responses w(t) from w(0) = eps, exact or integrated.")
+    _add_grid_flags(p)
+    p.add_argument("--t-max", type=float, help="last time (default: 4 x the largest critical time)")
+    p.add_argument("--num-times", type=int, default=200, help="number of times after t = 0 (default: 200)")
+    p.add_argument("--spacing", default="log", choices=("log", "linear"), help="time grid spacing (default: log)")
+    p.add_argument("--out", required=True, help="output file: .csv (long format) or .npz")
+    p.add_argument("--plot", help="also draw w(t) / w_star (PNG/PDF/SVG)")
+
+
+def _run_simulate(args, argv) -> int:
+    from .sweep import run_simulate, time_grid
+
+    grid = _grid(args)
+    spec.check_positive_int(args.num_times, "num_times")
+    if not args.out.endswith((".csv", ".npz")):
+        raise spec.SpecError("out", f"must end in .csv or .npz, got {args.out!r}")
+    spec.check_writable(args.out, "out")
+    _check_plot(args.plot)
+    ts = None if args.t_max is None else time_grid(args.t_max, args.num_times, args.spacing)
+    params, ts, w = run_simulate(grid, args.out, ts, method=args.method, num=args.num_times,
+                                 spacing=args.spacing, command=records.command_line(argv))
+    if args.plot:
+        from .plots import save_figure, trajectory_figure
+
+        save_figure(trajectory_figure(params, ts, w), args.plot)
+    return 0
+
+
+# --- registry --------------------------------------------------------------------------------------------
+
+COMMANDS = {
+    "sweep": (_add_sweep, _run_sweep),
+    "simulate": (_add_simulate, _run_simulate),
+}
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="jepa-dynamics", allow_abbrev=False,
+                     description="Training dynamics of JEPA vs MAE with deep linear and MLP encoders.")
+    parser.add_argument("--version", action="version", version=f"jepa-dynamics {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    for p in sub.choices.values():
+        p.allow_abbrev = False
+    return parser
+
+
+def _message(err: spec.SpecError) -> str:
+    return f"{_flag(err.name)}: {err.problem}"
+
+
+def main(argv=None) -> int:
+    """Entry point of ``jepa-dynamics``; returns the exit status (also via ``sys.exit``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = "jepa-dynamics" + (f" {argv[0]}" if argv and argv[0] in COMMANDS else "")
+    try:
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        status = COMMANDS[args.command][1](args, argv)
+    except _UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        status = 2
+    except spec.SpecError as err:
+        print(f"{prog}: error: {_message(err)}", file=sys.stderr)
+        status = 2
+    except KeyboardInterrupt as err:
+        detail = str(err) or "interrupted"
+        print(f"{prog}: {detail}", file=sys.stderr)
+        status = 130
+    except Exception as err:  # solver failures and the like: one line, no traceback
+        if os.environ.get("JEPA_DYNAMICS_DEBUG"):
+            raise
+        text = " ".join(str(err).split()) or type(err).__name__
+        print(f"{prog}: error: {text}", file=sys.stderr)
+        status = 1
+    return status
+
