@@ -39,7 +39,7 @@ import optimistix as optx  # noqa: E402
 
 __all__ = ["SolverError", "critical_time", "trajectory"]
 
-_BUCKETS = (64, 512, 4096)
+_BUCKETS = (512, 4096)
 _CHUNK = 4096
 
 

@@ -33,7 +33,7 @@ SWEEP_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction"
 SIMULATE_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fixed_point", "time", "w")
 
 _EXACT_BLOCK = 1 << 16
-_ODE_BLOCK = 4096  # one compiled ODE bucket per block
+_ODE_BLOCK = 512  # one compiled ODE bucket (see ode._BUCKETS) per block, small enough to keep work on Ctrl-C
 
 
 class SweepInterrupted(KeyboardInterrupt):
