@@ -299,8 +299,7 @@ def trajectory(objective: str, depth, lam, rho, eps, ts):
             lo = np.where(below, mid, lo)
             hi = np.where(below, hi, mid)
         log_x = -np.logaddexp(0.0, -0.5 * (lo + hi))
-        log_x = np.where(ts[None, :] == 0, log_x0, log_x)
-        return np.exp(d * (log_x + log_ustar))
+        return np.where(ts[None, :] == 0, eps_[:, None], np.exp(d * (log_x + log_ustar)))
 
     flat = [np.broadcast_to(a, batch).ravel() for a in (np.asarray(depth), lam, rho, eps)]
     depth_flat = flat[0]
