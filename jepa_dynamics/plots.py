@@ -81,7 +81,8 @@ def sweep_figure(table: dict, *, lam: float | None = None, rho: float | None = N
         ax.set_xlabel(r"$\rho$ (regression coefficient)" if xname == "rho" else r"$\lambda$ (covariance)")
         ax.set_ylabel(r"critical time $t^*$ (gradient-flow time)")
         ax.set_yscale("log")
-        if xname == "lam":
+        values = table[xname][base]
+        if values.min() > 0 and values.max() / values.min() > 20:
             ax.set_xscale("log")
         sym = r"\lambda" if fixed_name == "lam" else r"\rho"
         ax.set_title(f"${sym}$ = {fixed:g}, $\\epsilon$ = {eps:g}, fraction = {fraction:g}", fontsize=9)
