@@ -299,7 +299,9 @@ def trajectory(objective: str, depth, lam, rho, eps, ts):
             lo = np.where(below, mid, lo)
             hi = np.where(below, hi, mid)
         log_x = -np.logaddexp(0.0, -0.5 * (lo + hi))
-        return np.where(ts[None, :] == 0, eps_[:, None], np.exp(d * (log_x + log_ustar)))
+        # x <= 1, but exp(d (log_x + log_ustar)) can round one ulp above w_star: clip
+        w = np.minimum(np.exp(d * (log_x + log_ustar)), fixed_point(objective, d, rho_)[:, None])
+        return np.where(ts[None, :] == 0, eps_[:, None], w)
 
     flat = [np.broadcast_to(a, batch).ravel() for a in (np.asarray(depth), lam, rho, eps)]
     depth_flat = flat[0]
