@@ -256,3 +256,20 @@ def check_writable_dir(path: str, name: str = "out") -> str:
         raise SpecError(name, f"cannot write into {path}: it is a file, not a folder")
     check_writable(os.path.join(path, ".probe"), name)
     return path
+
+
+def check_nonnegative_int(value, name: str) -> int:
+    """A whole number ``>= 0`` (a seed, a step index)."""
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(name, f"must be a non-negative integer, got {value!r}") from None
+    if not math.isfinite(as_float) or as_float != int(as_float) or as_float < 0:
+        raise SpecError(name, f"must be a non-negative integer, got {value!r}")
+    return int(as_float)
+
+
+def check_ema(tau, name: str = "ema") -> float:
+    """EMA target rate ``tau`` in ``[0, 1)``: ``Wtgt <- tau Wtgt + (1 - tau) Wbar``; ``0`` is the
+    stop-gradient copy, ``1`` would freeze the target forever."""
+    return float(check_unit_interval(tau, name, closed_left=True))

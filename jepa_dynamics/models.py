@@ -1,0 +1,158 @@
+r"""Encoders and predictors (``theory-spec.md`` sections 2, 3, 8), as Equinox modules.
+
+* :class:`DeepLinear` -- ``x -> W_L ... W_1 x`` (the deep linear encoder ``Wbar``);
+  with ``depth = 1`` it is also the linear predictor / decoder ``V``.
+* :class:`MLP` -- ``x -> W_L act(... act(W_1 x))``: ``depth`` weight matrices, the
+  activation between them, no biases (the data are centred, and a bias-free tanh
+  network is exactly linear to first order around its small initialisation).
+* :class:`Model` -- an encoder and a predictor.  JEPA predicts the target view's
+  embedding ``Wtgt y`` from ``V f(x)``; MAE decodes ``y`` from ``V f(x)``.
+
+Initialisations (``key`` seeds every random choice):
+
+* :func:`balanced` -- spec section 3: ``W_a = eps^(1/L) O_a O_{a-1}^T`` with random
+  orthogonal ``O_a`` (``O_0 = O_L = I``) and ``V = eps^(1/L) I``, so ``Wbar = eps I`` and
+  every factor has the same singular values.  For an MLP whose hidden width exceeds
+  ``d`` the hidden ``O_a`` are ``width x d`` with orthonormal columns.
+* :func:`random_init` -- every matrix ``N(0, scale^2 / fan_in)`` entrywise (so each
+  factor has singular values of order ``scale``), the predictor included.
+
+Arrays carry the requested ``dtype`` (float64 for theory comparisons, float32 is fine
+for MLPs).  Models are pytrees of arrays; the activation is a static field.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import spec
+from ._jax import jax
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+__all__ = [
+    "ACTIVATIONS",
+    "DeepLinear",
+    "MLP",
+    "Model",
+    "balanced",
+    "random_init",
+    "end_to_end",
+    "random_orthogonal",
+]
+
+ACTIVATIONS: dict[str, Callable] = {"tanh": jnp.tanh, "relu": jax.nn.relu, "gelu": jax.nn.gelu,
+                                    "linear": lambda h: h}
+
+
+class DeepLinear(eqx.Module):
+    """``x -> W_L ... W_1 x``; ``layers = (W_1, ..., W_L)``, ``W_a`` of shape ``(out, in)``."""
+
+    layers: tuple
+
+    def __call__(self, x):
+        """``x`` of shape ``(..., d_in)`` (rows are samples)."""
+        for w in self.layers:
+            x = x @ w.T
+        return x
+
+    def matrix(self):
+        """The end-to-end matrix ``Wbar = W_L ... W_1``."""
+        out = self.layers[0]
+        for w in self.layers[1:]:
+            out = w @ out
+        return out
+
+
+class MLP(eqx.Module):
+    """``x -> W_L act(... act(W_1 x))`` (no biases); ``layers = (W_1, ..., W_L)``."""
+
+    layers: tuple
+    activation: str = eqx.field(static=True, default="tanh")
+
+    def __call__(self, x):
+        act = ACTIVATIONS[self.activation]
+        for w in self.layers[:-1]:
+            x = act(x @ w.T)
+        return x @ self.layers[-1].T
+
+
+class Model(eqx.Module):
+    """An encoder ``f`` and a predictor (JEPA) / decoder (MAE) ``g``: output ``g(f(x))``."""
+
+    encoder: eqx.Module
+    predictor: eqx.Module
+
+    def __call__(self, x):
+        return self.predictor(self.encoder(x))
+
+
+def end_to_end(encoder) -> jnp.ndarray:
+    """``Wbar`` of a linear encoder (a :class:`DeepLinear`)."""
+    return encoder.matrix()
+
+
+def random_orthogonal(key, n: int, k: int | None = None, dtype=jnp.float64):
+    """An ``n x k`` matrix with orthonormal columns (Haar, via QR with sign fix)."""
+    k = n if k is None else k
+    a = jax.random.normal(key, (n, k), dtype=jnp.float64)
+    q, r = jnp.linalg.qr(a)
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]
+    return q.astype(dtype)
+
+
+def _dims(dim: int, depth: int, width: int | None):
+    width = dim if width is None else width
+    return [dim] + [width] * (depth - 1) + [dim]
+
+
+def _encoder(kind: str, layers, activation: str):
+    layers = tuple(layers)
+    return DeepLinear(layers) if kind == "linear" else MLP(layers, activation)
+
+
+def _predictor(kind: str, layers, activation: str):
+    return DeepLinear(tuple(layers)) if kind == "linear" else MLP(tuple(layers), activation)
+
+
+def balanced(key, dim: int, depth: int, eps: float, *, model: str = "linear", width: int | None = None,
+             activation: str = "tanh", predictor: str = "linear", dtype=jnp.float64) -> Model:
+    """Balanced small initialisation (spec section 3): ``Wbar(0) = eps I``, ``V(0) = eps^(1/L) I``.
+
+    ``model="mlp"`` uses the same matrices (hidden ``width >= dim``) between activations.
+    ``predictor="mlp"`` is a two-layer ``eps^(1/L) I`` pair (the product ``eps^(2/L) I``)."""
+    dim, depth = spec.check_positive_int(dim, "dim"), spec.check_depth(depth)
+    eps = float(spec.check_positive(eps, "eps"))
+    dims = _dims(dim, depth, width)
+    if min(dims) < dim:
+        raise spec.SpecError("width", f"balanced init needs width >= dim = {dim}, got {min(dims)}")
+    u = eps ** (1.0 / depth)
+    keys = jax.random.split(key, max(depth - 1, 1))
+    frames = [jnp.eye(dim, dtype=jnp.float64)]
+    frames += [random_orthogonal(keys[a], dims[a + 1], dim) for a in range(depth - 1)]
+    frames += [jnp.eye(dim, dtype=jnp.float64)]
+    layers = [(u * frames[a + 1] @ frames[a].T).astype(dtype) for a in range(depth)]
+    eye = u * jnp.eye(dim, dtype=dtype)
+    pred_layers = [eye] if predictor == "linear" else [eye, eye]
+    return Model(_encoder(model, layers, activation), _predictor(predictor, pred_layers, activation))
+
+
+def random_init(key, dim: int, depth: int, scale: float, *, model: str = "linear", width: int | None = None,
+                activation: str = "tanh", predictor: str = "linear", dtype=jnp.float64) -> Model:
+    """Standard random init: every matrix has i.i.d. ``N(0, scale^2 / fan_in)`` entries."""
+    dim, depth = spec.check_positive_int(dim, "dim"), spec.check_depth(depth)
+    scale = float(spec.check_positive(scale, "init_scale"))
+    dims = _dims(dim, depth, width)
+    pred_dims = [dim, dim] if predictor == "linear" else [dim, width or dim, dim]
+    keys = jax.random.split(key, depth + len(pred_dims) - 1)
+
+    def mat(k, n_in, n_out):
+        w = jax.random.normal(k, (n_out, n_in), dtype=jnp.float64) * (scale / np.sqrt(n_in))
+        return w.astype(dtype)
+
+    layers = [mat(keys[a], dims[a], dims[a + 1]) for a in range(depth)]
+    pred = [mat(keys[depth + a], pred_dims[a], pred_dims[a + 1]) for a in range(len(pred_dims) - 1)]
+    return Model(_encoder(model, layers, activation), _predictor(predictor, pred, activation))

@@ -1,0 +1,541 @@
+r"""Training real encoders with optax, under ``jit`` + ``lax.scan``, recording responses.
+
+A run is described by a validated, frozen :class:`TrainConfig`.  :func:`train` runs it
+in memory and returns a :class:`TrainResult`; :func:`run_training` runs it into a
+folder (what ``jepa-dynamics train`` does):
+
+* ``responses.csv`` -- ``step, time, feature, response``: the per-feature responses
+  (``theory-spec.md`` section 8; :mod:`jepa_dynamics.analysis`) on the recording grid,
+  appended and flushed as training goes;
+* ``summary.csv`` -- one row per feature: ``lam, rho``, the deep linear theory's
+  ``fixed_point`` and ``critical_time_theory``, the ``critical_time_empirical`` read off
+  the recorded responses, and the ``final_response``;
+* ``plot.png`` -- recorded responses (markers) over the theory's ``w(t)`` (lines);
+* ``checkpoints/encoder_step<k>.eqx`` -- the encoder at the requested steps
+  (:func:`load_encoder`), and ``state.eqx`` -- parameters, optimiser state, EMA target
+  and step, from which ``resume=True`` continues with no row lost or repeated.
+
+Time.  ``optimizer="sgd"`` is plain gradient descent, ``theta <- theta - lr grad``, so
+step ``k`` is gradient-flow time ``t = lr * k`` (spec section 4).  For ``adam`` the
+``time`` column is still ``lr * k``, but it is *not* gradient-flow time.
+
+Loop.  One ``jax.jit`` of a ``lax.scan`` over ``chunk`` steps, with a step count
+``n <= chunk`` as a traced argument (steps past ``n`` are skipped by ``lax.cond``), so
+a run compiles once whatever its recording grid.  The Python loop over these chunks
+drives the tqdm bar (stderr), the records and the checkpoints.  Minibatches use the
+key ``fold_in(data_key, step)``, so results do not depend on how steps are chunked and
+a resumed run equals an uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time as _time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import analysis, data, models, objectives, records, spec, theory
+from ._jax import jax
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+__all__ = ["TrainConfig", "TrainResult", "train", "run_training", "load_encoder", "record_steps",
+           "MODELS", "INITS", "LOSSES", "OPTIMIZERS", "GRIDS"]
+
+MODELS = ("linear", "mlp")
+INITS = ("balanced", "random")
+LOSSES = ("population", "sampled")
+OPTIMIZERS = ("sgd", "adam")
+GRIDS = ("linear", "log")
+PREDICTORS = ("linear", "mlp")
+
+RESPONSE_NOTE = ("gamma_i = ||Cov(f(x), x_i)|| / Var(x_i): the norm of column i of Wbar for linear encoders "
+                 "(exact); for MLPs the sample estimate on a fixed seeded batch of eval_batch draws")
+TIME_NOTE = "t = lr * step (gradient-flow time for optimizer=sgd; for adam only a rescaled step count)"
+
+
+def _as_tuple(values, name):
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = spec.parse_list(values, name)
+    return tuple(float(v) for v in np.atleast_1d(np.asarray(values, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run; validated on construction (``SpecError`` names the bad field).
+
+    Data: ``lam`` and ``rho`` (per feature, the ``custom`` family) or ``dist`` (a family
+    of :mod:`jepa_dynamics.data` with ``dim`` features).  Model: ``model`` (``linear`` |
+    ``mlp``), ``depth``, MLP ``width`` (default ``dim``) and ``activation``,
+    ``predictor`` (``linear`` | ``mlp``).  Init: ``balanced`` (``Wbar(0) = eps I``) or
+    ``random`` (scale ``init_scale``, default ``eps**(1/depth)`` so the end-to-end map
+    starts at size ~``eps``).  Objective: ``jepa`` | ``mae``; ``ema = tau`` in
+    ``[0, 1)`` (0: stop-gradient target); ``stop_gradient=False`` lets the gradient flow
+    through the JEPA target.  Loss: ``population`` (exact, linear models) or
+    ``sampled`` (minibatches of ``batch``).  Optimiser ``sgd`` | ``adam`` with ``lr`` for
+    ``steps`` steps.  Records: ``records`` points on a ``linear`` or ``log`` grid of
+    steps (plus step 0); encoder ``checkpoints`` at the listed steps."""
+
+    model: str = "linear"
+    objective: str = "jepa"
+    depth: int = 1
+    lam: Optional[tuple] = None
+    rho: Optional[tuple] = None
+    dist: Optional[str] = None
+    dim: int = 100
+    eps: float = 1e-2
+    init: str = "balanced"
+    init_scale: Optional[float] = None
+    loss: str = "population"
+    batch: int = 256
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    steps: int = 1000
+    ema: float = 0.0
+    stop_gradient: bool = True
+    seed: int = 0
+    width: Optional[int] = None
+    activation: str = "tanh"
+    predictor: str = "linear"
+    fraction: float = 0.5
+    records: int = 1000
+    grid: str = "linear"
+    checkpoints: tuple = ()
+    eval_batch: int = 4096
+    dtype: Optional[str] = None
+    chunk: int = 1000
+
+    def __post_init__(self):
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        spec.check_choice(self.model, MODELS, "model")
+        spec.check_objective(self.objective)
+        put("depth", spec.check_depth(self.depth))
+        spec.check_choice(self.init, INITS, "init")
+        spec.check_choice(self.loss, LOSSES, "loss")
+        spec.check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        spec.check_choice(self.grid, GRIDS, "grid")
+        spec.check_choice(self.predictor, PREDICTORS, "predictor")
+        spec.check_choice(self.activation, tuple(models.ACTIVATIONS), "activation")
+        put("steps", spec.check_positive_int(self.steps, "steps"))
+        put("batch", spec.check_positive_int(self.batch, "batch"))
+        put("records", spec.check_positive_int(self.records, "records"))
+        put("eval_batch", spec.check_positive_int(self.eval_batch, "eval_batch"))
+        put("chunk", spec.check_positive_int(self.chunk, "chunk"))
+        put("dim", spec.check_positive_int(self.dim, "dim"))
+        put("seed", spec.check_nonnegative_int(self.seed, "seed"))
+        put("lr", float(spec.check_positive(self.lr, "lr")))
+        put("fraction", float(spec.check_unit_interval(self.fraction, "fraction")))
+        put("ema", spec.check_ema(self.ema))
+        if self.width is not None:
+            put("width", spec.check_positive_int(self.width, "width"))
+        if self.init_scale is not None:
+            put("init_scale", float(spec.check_positive(self.init_scale, "init_scale")))
+        dtype = self.dtype or ("float64" if self.model == "linear" else "float32")
+        put("dtype", spec.check_choice(dtype, ("float32", "float64"), "dtype"))
+        # data
+        if self.lam is not None or self.rho is not None:
+            if self.dist not in (None, "custom"):
+                raise spec.SpecError("dist", f"give either --lam/--rho or --dist, not both (got --dist {self.dist})")
+            if self.lam is None or self.rho is None:
+                missing = "rho" if self.rho is None else "lam"
+                raise spec.SpecError(missing, "--lam and --rho go together (one value per feature each)")
+            lam, rho = _as_tuple(self.lam, "lam"), _as_tuple(self.rho, "rho")
+            spec.check_same_length(lam, rho, "lam", "rho")
+            spec.check_lam(lam), spec.check_rho(rho)
+            put("lam", lam), put("rho", rho), put("dist", "custom"), put("dim", len(lam))
+        elif self.dist is None:
+            raise spec.SpecError("dist", "give the data: --lam and --rho, or --dist")
+        else:
+            spec.check_choice(self.dist, data.FAMILIES[1:], "dist")
+        # combinations
+        if self.loss == "population" and (self.model != "linear" or self.predictor != "linear"):
+            raise spec.SpecError("loss", "population losses need a linear encoder and predictor; use --loss sampled")
+        if self.objective == "mae" and self.ema > 0:
+            raise spec.SpecError("ema", "an EMA target only exists for --objective jepa")
+        if self.ema > 0 and not self.stop_gradient:
+            raise spec.SpecError("ema", "an EMA target carries no gradient; drop stop_gradient=False")
+        if self.init == "balanced" and self.model == "mlp" and (self.width or self.dim) < self.dim:
+            raise spec.SpecError("width", f"balanced init needs width >= dim = {self.dim}, got {self.width}")
+        checkpoints = tuple(sorted({spec.check_nonnegative_int(k, "checkpoints") for k in self.checkpoints}))
+        if checkpoints and checkpoints[-1] > self.steps:
+            raise spec.SpecError("checkpoints", f"steps must lie in [0, steps={self.steps}], got {checkpoints[-1]}")
+        put("checkpoints", checkpoints)
+        ds = self.dataset()
+        spec.check_eps(self.eps, self.objective, self.depth, ds.rho, self.fraction)
+        put("eps", float(self.eps))
+
+    def dataset(self) -> data.Dataset:
+        return data.make(self.dist, lam=self.lam, rho=self.rho, dim=self.dim)
+
+    @property
+    def jnp_dtype(self):
+        return jnp.float64 if self.dtype == "float64" else jnp.float32
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        for k in ("lam", "rho", "checkpoints"):
+            out[k] = list(out[k]) if out[k] is not None else None
+        return out
+
+
+@dataclass
+class TrainResult:
+    """``steps (T,)``, ``times (T,)`` = ``lr * steps``, ``responses (T, d)``, the final
+    ``model`` (and EMA ``target``), the ``dataset``, and ``checkpoints``: step -> encoder."""
+
+    config: TrainConfig
+    dataset: data.Dataset
+    steps: np.ndarray
+    times: np.ndarray
+    responses: np.ndarray
+    model: models.Model
+    target: object
+    checkpoints: dict
+
+    def critical_times(self, w_star=None) -> np.ndarray:
+        """Empirical critical times at ``fraction * w_star`` (default: the deep linear theory's
+        ``w_star`` at the run's depth, for every model)."""
+        return analysis.critical_times(self.times, self.responses, _w_star(self.config, self.dataset, self.responses)
+                                       if w_star is None else w_star, self.config.fraction)
+
+
+def record_steps(config: TrainConfig) -> np.ndarray:
+    """Steps at which responses are recorded: 0, then ``records`` points up to ``steps``."""
+    if config.grid == "linear":
+        grid = np.linspace(0, config.steps, min(config.records, config.steps) + 1)
+    else:
+        grid = np.concatenate([[0.0], np.geomspace(1, config.steps, config.records)])
+    return np.unique(np.round(grid).astype(np.int64))
+
+
+def _w_star(config, dataset, responses=None):
+    """The reference level: the balanced deep linear theory's ``w_star`` at the run's depth
+    (for MLPs too: a bias-free tanh MLP is linear around its small initialisation)."""
+    return spec.fixed_point(config.objective, config.depth, dataset.rho)
+
+
+def _optimizer(config):
+    return optax.sgd(config.lr) if config.optimizer == "sgd" else optax.adam(config.lr)
+
+
+def _init_model(config, key, dim):
+    kwargs = dict(model=config.model, width=config.width, activation=config.activation,
+                  predictor=config.predictor, dtype=config.jnp_dtype)
+    if config.init == "balanced":
+        return models.balanced(key, dim, config.depth, config.eps, **kwargs)
+    scale = config.init_scale if config.init_scale is not None else config.eps ** (1.0 / config.depth)
+    return models.random_init(key, dim, config.depth, scale, **kwargs)
+
+
+class _Runner:
+    """The compiled pieces of one run: initial state, chunked steps, responses."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.dataset = config.dataset()
+        init_key, self.data_key, eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+        dtype = config.jnp_dtype
+        model = _init_model(config, init_key, self.dataset.dim)
+        self.optimizer = _optimizer(config)
+        target = model.encoder if config.ema > 0 else None
+        self.initial = (model, self.optimizer.init(model), target)
+        self.cov = tuple(jnp.asarray(a, dtype) for a in self.dataset.covariances())
+        self.x_eval = None
+        if config.model != "linear":
+            self.x_eval, _ = self.dataset.sample(eval_key, config.eval_batch, dtype)
+        boundaries = set(record_steps(config).tolist()) | set(config.checkpoints) | {config.steps}
+        self.boundaries = np.array(sorted(boundaries), dtype=np.int64)
+        gaps = np.diff(self.boundaries)
+        self.chunk = int(min(config.chunk, gaps.max())) if gaps.size else 1
+        self._segment = jax.jit(self._segment_impl)
+        self._responses = jax.jit(self._responses_impl)
+
+    def _step(self, state, k):
+        cfg = self.config
+        model, opt_state, target = state
+        if cfg.loss == "population":
+            batch = self.cov
+        else:
+            batch = self.dataset.sample(jax.random.fold_in(self.data_key, k), cfg.batch, cfg.jnp_dtype)
+
+        def loss_fn(m):
+            return objectives.loss(cfg.objective, cfg.loss, m, batch, target, stop_gradient=cfg.stop_gradient)
+
+        grads = jax.grad(loss_fn)(model)
+        updates, opt_state = self.optimizer.update(grads, opt_state, model)
+        model = eqx.apply_updates(model, updates)
+        if target is not None:
+            target = objectives.ema_update(target, model.encoder, cfg.ema)
+        return model, opt_state, target
+
+    def _segment_impl(self, state, start, n):
+        def body(carry, i):
+            carry = jax.lax.cond(i < n, lambda c: self._step(c, start + i), lambda c: c, carry)
+            return carry, None
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(self.chunk))
+        return state
+
+    def _responses_impl(self, encoder):
+        if self.config.model == "linear":
+            return analysis.responses_linear(encoder.matrix())
+        return analysis.responses_from_samples(encoder, self.x_eval)
+
+    def responses(self, state) -> np.ndarray:
+        return np.asarray(self._responses(state[0].encoder), dtype=np.float64)
+
+    def advance(self, state, start: int, stop: int):
+        """Run steps ``start .. stop - 1`` (``stop - start`` of them) and return the new state."""
+        while start < stop:
+            n = min(self.chunk, stop - start)
+            state = self._segment(state, jnp.asarray(start), jnp.asarray(n))
+            start += n
+        return state
+
+
+def _progress_bar(config, enabled, initial):
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, initial=initial, unit="step", file=sys.stderr, leave=False,
+                desc=f"train {config.model} {config.objective} L={config.depth}")
+
+
+def _iterate(runner, state, start, progress):
+    """Yield ``(step, state)`` at every boundary after ``start``, advancing between them."""
+    bar = _progress_bar(runner.config, progress, start)
+    try:
+        for b in runner.boundaries[runner.boundaries > start].tolist():
+            state = runner.advance(state, start, b)
+            if bar is not None:
+                bar.update(b - start)
+            start = b
+            yield b, state
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def train(config: TrainConfig, *, progress=False) -> TrainResult:
+    """Run ``config`` in memory: responses at :func:`record_steps`, encoders at ``checkpoints``."""
+    runner = _Runner(config)
+    rec = set(record_steps(config).tolist())
+    state = runner.initial
+    steps, rows, ckpts = [0], [runner.responses(state)], {}
+    if 0 in config.checkpoints:
+        ckpts[0] = state[0].encoder
+    for b, state in _iterate(runner, state, 0, progress):
+        if b in rec:
+            steps.append(b)
+            rows.append(runner.responses(state))
+        if b in config.checkpoints:
+            ckpts[b] = state[0].encoder
+    steps = np.asarray(steps, dtype=np.int64)
+    return TrainResult(config, runner.dataset, steps, config.lr * steps.astype(np.float64), np.stack(rows),
+                       state[0], state[2], ckpts)
+
+
+# --- files ------------------------------------------------------------------------------------------------
+
+RESPONSE_COLUMNS = ("step", "time", "feature", "response")
+SUMMARY_COLUMNS = ("feature", "lam", "rho", "fixed_point", "critical_time_theory", "critical_time_empirical",
+                   "final_response")
+
+
+def _save_atomic(path, tree):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    eqx.tree_serialise_leaves(tmp, tree)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _state_tree(state, step):
+    model, opt_state, target = state
+    return (model, opt_state, target, jnp.asarray(step, dtype=jnp.int64))
+
+
+def checkpoint_path(out_dir: str, step: int) -> str:
+    return os.path.join(out_dir, "checkpoints", f"encoder_step{int(step)}.eqx")
+
+
+def load_encoder(config: TrainConfig, path: str):
+    """The encoder saved by :func:`run_training` at ``path`` (same ``config``)."""
+    like = _init_model(config, jax.random.PRNGKey(0), config.dataset().dim).encoder
+    return eqx.tree_deserialise_leaves(path, like)
+
+
+def _keep_rows(path: str, n_rows: int) -> None:
+    """Cut ``path`` (a CSV with ``#`` lines and one header row) to its first ``n_rows`` data rows."""
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines = lines[:-1]
+    out, seen_header, kept = [], False, 0
+    for ln in lines:
+        if ln.startswith(b"#"):
+            out.append(ln)
+        elif not seen_header:
+            out.append(ln)
+            seen_header = True
+        elif kept < n_rows:
+            out.append(ln)
+            kept += 1
+    if kept < n_rows:
+        raise spec.SpecError("resume", f"cannot resume {path}: it holds {kept} rows, the checkpoint needs {n_rows}"
+                             " (rerun without --resume)")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(b"\n".join(out) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _default_command(config):
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    args = ", ".join(f"{k}={v!r}" for k, v in fields.items() if v != defaults[k])
+    return f"jepa_dynamics.train.run_training(TrainConfig({args}))"
+
+
+def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, progress=None,
+                 command: str | None = None, save_every: float = 10.0) -> TrainResult:
+    """Run ``config`` into ``out_dir`` (see the module docstring for the files).
+
+    Rows are appended and flushed as each block of steps finishes; ``state.eqx`` (written
+    via a temporary file and ``os.replace``) is refreshed every ``save_every`` seconds, at
+    encoder checkpoints, at the end and on Ctrl-C.  ``resume=True`` reloads it, drops any
+    response rows recorded after it, and continues: the files equal an uninterrupted run's.
+    ``command`` is the provenance line (the CLI passes its command line)."""
+    spec.check_writable_dir(out_dir, "out")
+    os.makedirs(out_dir, exist_ok=True)
+    command = command or _default_command(config)
+    runner = _Runner(config)
+    ds = runner.dataset
+    dim = ds.dim
+    rec_steps = record_steps(config)
+    rec = set(rec_steps.tolist())
+    state_path = os.path.join(out_dir, "state.eqx")
+    resp_path = os.path.join(out_dir, "responses.csv")
+    key = config.as_dict()
+    state, start = runner.initial, 0
+    if resume and os.path.exists(state_path) and os.path.exists(resp_path):
+        loaded = eqx.tree_deserialise_leaves(state_path, _state_tree(runner.initial, 0))
+        state, start = loaded[:3], int(loaded[3])
+        _keep_rows(resp_path, dim * int(np.sum(rec_steps <= start)))
+    else:
+        resume = False
+    header = records.provenance_lines(command, {"time": TIME_NOTE, "response": RESPONSE_NOTE})
+    features = records.format_column(np.arange(dim))
+
+    def write_rows(appender, step, resp):
+        appender.write_columns([[str(step)] * dim, [repr(config.lr * step)] * dim, features,
+                                records.format_column(resp)])
+
+    def save_state(step):
+        _save_atomic(state_path, _state_tree(state, step))
+
+    with records.CsvAppender(resp_path, header, RESPONSE_COLUMNS, key=key, resume=resume, name="out") as app:
+        if resume and app.done != dim * int(np.sum(rec_steps <= start)):
+            raise spec.SpecError("resume", f"cannot resume {resp_path}: rows and checkpoint disagree")
+        if not resume:
+            write_rows(app, 0, runner.responses(state))
+            if 0 in config.checkpoints:
+                os.makedirs(os.path.dirname(checkpoint_path(out_dir, 0)), exist_ok=True)
+                _save_atomic(checkpoint_path(out_dir, 0), state[0].encoder)
+        last_save, step = _time.monotonic(), start
+        try:
+            for step, state in _iterate(runner, state, start, progress):
+                if step in rec:
+                    write_rows(app, step, runner.responses(state))
+                if step in config.checkpoints:
+                    os.makedirs(os.path.dirname(checkpoint_path(out_dir, step)), exist_ok=True)
+                    _save_atomic(checkpoint_path(out_dir, step), state[0].encoder)
+                if step == config.steps or step in config.checkpoints or _time.monotonic() - last_save > save_every:
+                    save_state(step)
+                    last_save = _time.monotonic()
+        except KeyboardInterrupt:
+            save_state(step)
+            raise KeyboardInterrupt(f"interrupted at step {step} of {config.steps}; kept {resp_path} and "
+                                    f"{state_path}: rerun with --resume to continue") from None
+    table = records.read_csv(resp_path)
+    steps, responses = analysis.responses_table(table["step"], table["feature"], table["response"], dim)
+    result = TrainResult(config, ds, steps, config.lr * steps.astype(np.float64), responses, state[0], state[2],
+                         {})
+    write_summary(result, os.path.join(out_dir, "summary.csv"), command)
+    from .plots import save_figure
+
+    save_figure(response_figure(result), os.path.join(out_dir, "plot.png"))
+    return result
+
+
+def theory_columns(config: TrainConfig, dataset: data.Dataset):
+    """``(fixed_point, critical_time_theory)`` per feature: the balanced deep linear theory
+    (spec sections 5-6) at the run's depth -- the reference for MLPs too, which it only
+    approximates (near their small initialisation)."""
+    w_star = spec.fixed_point(config.objective, config.depth, dataset.rho)
+    t_star = theory.critical_time(config.objective, config.depth, dataset.lam, dataset.rho, config.eps,
+                                  config.fraction)
+    return np.asarray(w_star, dtype=np.float64), np.asarray(t_star, dtype=np.float64)
+
+
+def write_summary(result: TrainResult, path: str, command: str) -> None:
+    cfg, ds = result.config, result.dataset
+    w_star, t_theory = theory_columns(cfg, ds)
+    t_emp = result.critical_times()
+    notes = {
+        "fixed_point": "w_star of the balanced deep linear theory at this depth (for mlp: a reference only)",
+        "critical_time_theory": f"exact t_star at fraction={cfg.fraction!r} of w_star, in gradient-flow time "
+                                "(balanced deep linear theory)",
+        "critical_time_empirical": "first crossing of fraction * fixed_point by the recorded responses, linearly "
+                                   "interpolated in time; nan = not reached within the run",
+        "time": TIME_NOTE,
+    }
+    header = records.provenance_lines(command, notes)
+    records.write_csv_atomic(path, header, SUMMARY_COLUMNS,
+                             [np.arange(ds.dim), ds.lam, ds.rho, w_star, t_theory, t_emp, result.responses[-1]])
+
+
+def response_figure(result: TrainResult, max_features: int = 10):
+    """Recorded responses (markers) over the theory's ``w(t)`` (lines, linear models)."""
+    from matplotlib import cm
+
+    from .plots import TIME_LABEL, new_figure
+
+    cfg, ds = result.config, result.dataset
+    fig, axes = new_figure(width=6.0, height=4.2)
+    ax = axes[0, 0]
+    idx = np.unique(np.round(np.linspace(0, ds.dim - 1, min(ds.dim, max_features))).astype(int))
+    colours = cm.viridis(np.linspace(0, 0.9, idx.size))
+    t = result.times
+    positive = t > 0 if cfg.grid == "log" else np.ones_like(t, dtype=bool)
+    theory_w = None
+    if cfg.model == "linear":
+        ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
+        theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
+    for j, (i, c) in enumerate(zip(idx, colours)):
+        label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
+        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.7, label=label)
+        if theory_w is not None:
+            ax.plot(ts, theory_w[j], "-", lw=1.2, color=c)
+    if cfg.grid == "log":
+        ax.set_xscale("log")
+    xlabel = TIME_LABEL if cfg.optimizer == "sgd" else "lr x step (adam: not gradient-flow time)"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"response $\gamma_i$")
+    lines = "lines: balanced gradient-flow theory; " if theory_w is not None else ""
+    ax.set_title(f"{cfg.model} {cfg.objective.upper()} L={cfg.depth}, {cfg.optimizer}, {cfg.loss} loss\n"
+                 f"{lines}markers: trained", fontsize=9)
+    ax.legend(fontsize=6, loc="best")
+    return fig
