@@ -126,11 +126,72 @@ def _run_simulate(args, argv) -> int:
     return 0
 
 
+# --- train -----------------------------------------------------------------------------------------------
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train deep linear / MLP encoders and hold them against the theory",
+                       description="Train an encoder with JEPA (stop-gradient or EMA target) or MAE on synthetic "
+                                   "data; write DIR/responses.csv, DIR/summary.csv and DIR/plot.png.")
+    p.add_argument("--model", default="linear", help="linear (deep linear) or mlp (default: linear)")
+    p.add_argument("--objective", default="jepa", help="jepa or mae (default: jepa)")
+    p.add_argument("--depth", default="1", help="encoder depth L (default: 1)")
+    p.add_argument("--lam", help="per-feature lam, comma-separated (with --rho)")
+    p.add_argument("--rho", help="per-feature rho, comma-separated (with --lam)")
+    p.add_argument("--dist", help="data family instead of --lam/--rho: same-trend, reversed-trend, static, dynamic")
+    p.add_argument("--dim", default="100", help="number of features of --dist (default: 100)")
+    p.add_argument("--eps", default="0.01", help="initial response, below fraction * w_star (default: 0.01)")
+    p.add_argument("--init", default="balanced", help="balanced (spec section 3) or random (default: balanced)")
+    p.add_argument("--init-scale", help="random init: each factor's scale (default: eps**(1/depth))")
+    p.add_argument("--loss", default="population", help="population (exact, linear) or sampled (default: population)")
+    p.add_argument("--batch", default="256", help="minibatch size for --loss sampled (default: 256)")
+    p.add_argument("--optimizer", default="sgd", help="sgd (plain gradient descent, t = lr * step) or adam")
+    p.add_argument("--lr", default="0.01", help="learning rate (default: 0.01)")
+    p.add_argument("--steps", required=True, help="number of optimiser steps")
+    p.add_argument("--ema", default="0", help="EMA target rate tau in [0, 1); 0 = stop-gradient (default: 0)")
+    p.add_argument("--seed", default="0", help="random seed (default: 0)")
+    p.add_argument("--width", help="MLP hidden width (default: the number of features)")
+    p.add_argument("--activation", default="tanh", help="MLP activation: tanh, relu, gelu, linear (default: tanh)")
+    p.add_argument("--predictor", default="linear", help="linear or mlp predictor (default: linear)")
+    p.add_argument("--fraction", default="0.5", help="critical time at fraction * w_star (default: 0.5)")
+    p.add_argument("--records", default="1000", help="number of recorded steps after step 0 (default: 1000)")
+    p.add_argument("--grid", default="linear", help="recorded steps: linear or log spacing (default: linear)")
+    p.add_argument("--checkpoints", help="comma-separated steps at which to save the encoder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    _add_progress_flags(p)
+
+
+def _run_train(args, argv) -> int:
+    from .train import TrainConfig, run_training
+
+    def num(text, name, kind=float):
+        return spec.parse_list(text, name, kind)[0] if text is not None else None
+
+    config = TrainConfig(
+        model=args.model, objective=args.objective, depth=num(args.depth, "depth", int),
+        lam=None if args.lam is None else spec.parse_list(args.lam, "lam"),
+        rho=None if args.rho is None else spec.parse_list(args.rho, "rho"),
+        dist=args.dist, dim=num(args.dim, "dim", int), eps=num(args.eps, "eps"), init=args.init,
+        init_scale=num(args.init_scale, "init_scale"), loss=args.loss, batch=num(args.batch, "batch", int),
+        optimizer=args.optimizer, lr=num(args.lr, "lr"), steps=num(args.steps, "steps", int),
+        ema=num(args.ema, "ema"), seed=num(args.seed, "seed", int), width=num(args.width, "width", int),
+        activation=args.activation, predictor=args.predictor, fraction=num(args.fraction, "fraction"),
+        records=num(args.records, "records", int), grid=args.grid,
+        checkpoints=() if args.checkpoints is None else tuple(spec.parse_list(args.checkpoints, "checkpoints", int)),
+    )
+    spec.check_writable_dir(args.out, "out")
+    # the provenance line leaves out --resume, so a resumed run's files equal an uninterrupted run's
+    command = records.command_line([a for a in argv if a != "--resume"])
+    run_training(config, args.out, resume=args.resume, progress=args.progress, command=command)
+    return 0
+
+
 # --- registry --------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "sweep": (_add_sweep, _run_sweep),
     "simulate": (_add_simulate, _run_simulate),
+    "train": (_add_train, _run_train),
 }
 
 
