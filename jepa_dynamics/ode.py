@@ -113,6 +113,7 @@ def _critical_row(p, depth, lam, rho, eps, fraction, rtol, atol, max_steps):
         saveat=dfx.SaveAt(t1=True),
         max_steps=max_steps,
         throw=False,
+        adjoint=dfx.ForwardMode(),  # never reverse-differentiated: a plain while loop, traced faster
     )
     crossed = sol.result == dfx.RESULTS.successful
     return sol.ys[-1], crossed, sol.stats["num_steps"]
