@@ -1,0 +1,74 @@
+"""`jepa-dynamics train`: the command's contract, on features drawn at random (unseen)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from jepa_dynamics import cli, records, theory
+
+
+def _draw_features(seed, n=3):
+    rng = np.random.default_rng(seed)
+    return np.round(rng.uniform(0.5, 2.0, n), 3), np.round(rng.uniform(0.4, 1.0, n), 3)
+
+
+def _run(tmp_path, name, args):
+    out = str(tmp_path / name)
+    assert cli.main(["train", *args, "--out", out, "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("objective", ["jepa", "mae"])
+def test_depth2_critical_times_within_2_percent_on_unseen_features(tmp_path, objective):
+    lam, rho = _draw_features(20240 + (objective == "mae"))
+    eps, lr = 0.02, 0.01
+    t_star = theory.critical_time(objective, 2, lam, rho, eps)  # independent of the command's output
+    steps = int(1.5 * t_star.max() / lr)
+    args = ["--model", "linear", "--objective", objective, "--depth", "2", "--lam", ",".join(map(str, lam)),
+            "--rho", ",".join(map(str, rho)), "--eps", str(eps), "--init", "balanced", "--loss", "population",
+            "--optimizer", "sgd", "--lr", str(lr), "--steps", str(steps), "--seed", "3"]
+    out = _run(tmp_path, "a", args)
+    summary = records.read_csv(os.path.join(out, "summary.csv"))
+    np.testing.assert_allclose(summary["lam"], lam)
+    np.testing.assert_allclose(summary["critical_time_theory"], t_star, rtol=1e-12)
+    np.testing.assert_allclose(summary["critical_time_empirical"], t_star, rtol=0.02)
+    np.testing.assert_allclose(summary["fixed_point"], theory.fixed_point(objective, 2, rho))
+    for name in ("responses.csv", "summary.csv"):
+        text = open(os.path.join(out, name)).read()
+        assert text.startswith("# jepa-dynamics ") and "# command: jepa-dynamics train --model linear" in text
+    table = records.read_csv(os.path.join(out, "responses.csv"))
+    assert list(table) == ["step", "time", "feature", "response"]
+    np.testing.assert_allclose(table["time"], lr * table["step"])
+    assert os.path.getsize(os.path.join(out, "plot.png")) > 1000
+    if objective == "jepa":  # same command and seed: byte-identical CSVs
+        again = _run(tmp_path, "a", args)
+        for name in ("responses.csv", "summary.csv"):
+            assert open(os.path.join(again, name), "rb").read() == open(os.path.join(out, name), "rb").read()
+
+
+def test_dist_family_mlp_sampled(tmp_path):
+    out = _run(tmp_path, "m", ["--model", "mlp", "--objective", "jepa", "--depth", "2", "--dist", "static",
+                               "--dim", "3", "--eps", "0.02", "--init", "random", "--loss", "sampled",
+                               "--batch", "64", "--optimizer", "adam", "--lr", "0.01", "--steps", "50",
+                               "--ema", "0.5", "--records", "5", "--checkpoints", "25,50"])
+    summary = records.read_csv(os.path.join(out, "summary.csv"))
+    assert summary["feature"].tolist() == [0, 1, 2]
+    assert os.path.exists(os.path.join(out, "checkpoints", "encoder_step25.eqx"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lam", "1,0.5", "--rho", "0.9"], "--rho: needs one value per feature"),
+    (["--lam", "1", "--rho", "0.9", "--eps", "0.6"], "--eps: must be below"),
+    (["--lam", "1", "--rho", "0.9", "--model", "cnn"], "--model: unknown value 'cnn'"),
+    (["--lam", "1", "--rho", "0.9", "--ema", "1"], "--ema: must be in [0, 1)"),
+    (["--lam", "1", "--rho", "0.9", "--steps", "-5"], "--steps: must be a positive integer"),
+    (["--dist", "nope"], "--dist: unknown value"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
+    argv = ["train", *args, "--out", str(tmp_path / "x")]
+    if "--steps" not in args:
+        argv += ["--steps", "10"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("jepa-dynamics train: error:")

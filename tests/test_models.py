@@ -1,0 +1,48 @@
+"""Encoders and initialisations (spec sections 2, 3)."""
+
+import numpy as np
+import pytest
+
+from jepa_dynamics import models
+from jepa_dynamics._jax import jax
+
+import jax.numpy as jnp  # noqa: E402
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_balanced_init(depth):
+    eps, d = 0.03, 5
+    m = models.balanced(jax.random.PRNGKey(depth), d, depth, eps)
+    np.testing.assert_allclose(np.asarray(m.encoder.matrix()), eps * np.eye(d), atol=1e-15)
+    np.testing.assert_allclose(np.asarray(m.predictor.matrix()), eps ** (1 / depth) * np.eye(d), atol=1e-15)
+    for w in m.encoder.layers:  # every factor has the same singular values eps^(1/L)
+        np.testing.assert_allclose(np.linalg.svd(np.asarray(w), compute_uv=False), eps ** (1 / depth), rtol=1e-12)
+    if depth > 1:  # the frames are random, not the identity
+        assert np.max(np.abs(np.asarray(m.encoder.layers[0]) - eps ** (1 / depth) * np.eye(d))) > 1e-3
+    x = jax.random.normal(jax.random.PRNGKey(9), (7, d))
+    np.testing.assert_allclose(np.asarray(m.encoder(x)), eps * np.asarray(x), atol=1e-14)
+
+
+def test_balanced_mlp_is_linear_with_linear_activation():
+    m = models.balanced(jax.random.PRNGKey(0), 4, 3, 0.01, model="mlp", width=9, activation="linear")
+    x = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
+    np.testing.assert_allclose(np.asarray(m.encoder(x)), 0.01 * np.asarray(x), atol=1e-14)
+    assert m.encoder.layers[0].shape == (9, 4) and m.encoder.layers[-1].shape == (4, 9)
+    t = models.balanced(jax.random.PRNGKey(0), 4, 3, 0.01, model="mlp", width=9, activation="tanh")
+    xs = 0.1 * x  # small inputs: tanh(h) = h (1 + O(h^2)) in every layer
+    np.testing.assert_allclose(np.asarray(t.encoder(xs)), 0.01 * np.asarray(xs), rtol=2e-3, atol=1e-9)
+
+
+def test_random_init_scale_and_dtype():
+    d, scale = 200, 0.3
+    m = models.random_init(jax.random.PRNGKey(0), d, 2, scale, dtype=jnp.float32)
+    w = np.asarray(m.encoder.layers[0])
+    assert w.dtype == np.float32
+    assert abs(w.std() - scale / np.sqrt(d)) < 0.02 * scale / np.sqrt(d)
+    m2 = models.random_init(jax.random.PRNGKey(0), d, 2, scale, dtype=jnp.float32)
+    np.testing.assert_array_equal(w, np.asarray(m2.encoder.layers[0]))  # seeded
+
+
+def test_random_orthogonal():
+    q = np.asarray(models.random_orthogonal(jax.random.PRNGKey(3), 6, 4))
+    np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-13)
