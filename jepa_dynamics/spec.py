@@ -254,7 +254,11 @@ def check_writable_dir(path: str, name: str = "out") -> str:
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise SpecError(name, f"cannot write into {path}: it is a file, not a folder")
-    check_writable(os.path.join(path, ".probe"), name)
+    try:
+        check_writable(os.path.join(path, "probe"), name)
+    except SpecError as err:
+        reason = err.problem.split(": ", 1)[-1]
+        raise SpecError(name, f"cannot write into {path}: {reason}") from None
     return path
 
 
