@@ -51,19 +51,25 @@ def check_objective(objective: str) -> str:
     return check_choice(objective, OBJECTIVES, "objective")
 
 
-def check_depth(depth, name: str = "depth") -> int:
-    """``depth`` must be a positive integer (an ``L``-layer linear encoder)."""
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """A whole number ``>= minimum`` (``1``: "a positive integer", ``0``: "a non-negative integer")."""
+    kind = "a positive integer" if minimum == 1 else ("a non-negative integer" if minimum == 0 else f"an integer >= {minimum}")
     try:
-        as_float = float(depth)
+        as_float = float(value)
     except (TypeError, ValueError):
-        raise SpecError(name, f"must be a positive integer, got {depth!r}") from None
-    if not math.isfinite(as_float) or as_float != int(as_float) or as_float < 1:
-        raise SpecError(name, f"must be a positive integer, got {depth!r}")
+        raise SpecError(name, f"must be {kind}, got {value!r}") from None
+    if not math.isfinite(as_float) or as_float != int(as_float) or as_float < minimum:
+        raise SpecError(name, f"must be {kind}, got {value!r}")
     return int(as_float)
 
 
+def check_depth(depth, name: str = "depth") -> int:
+    """``depth`` must be a positive integer (an ``L``-layer linear encoder)."""
+    return check_int(depth, name, 1)
+
+
 def check_positive_int(value, name: str) -> int:
-    return check_depth(value, name)
+    return check_int(value, name, 1)
 
 
 def _as_float_array(values, name: str) -> np.ndarray:
@@ -264,13 +270,7 @@ def check_writable_dir(path: str, name: str = "out") -> str:
 
 def check_nonnegative_int(value, name: str) -> int:
     """A whole number ``>= 0`` (a seed, a step index)."""
-    try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        raise SpecError(name, f"must be a non-negative integer, got {value!r}") from None
-    if not math.isfinite(as_float) or as_float != int(as_float) or as_float < 0:
-        raise SpecError(name, f"must be a non-negative integer, got {value!r}")
-    return int(as_float)
+    return check_int(value, name, 0)
 
 
 def check_ema(tau, name: str = "ema") -> float:
