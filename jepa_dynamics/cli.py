@@ -186,12 +186,38 @@ def _run_train(args, argv) -> int:
     return 0
 
 
+# --- figures ---------------------------------------------------------------------------------------------
+
+def _add_figures(sub) -> None:
+    p = sub.add_parser("figures", help="regenerate the paper's six figure groups (PNG and PDF)",
+                       description="Build each figure of jepa_dynamics.figures and write OUT/NAME.<format>.")
+    p.add_argument("--fast", action="store_true", help="small sizes (seconds per figure; what CI runs)")
+    p.add_argument("--only", help="comma-separated figure names (default: all six)")
+    p.add_argument("--out", default="figures", help="output folder (default: figures)")
+    p.add_argument("--format", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
+    _add_progress_flags(p)
+
+
+def _run_figures(args, argv) -> int:
+    from .figures import check_names, render
+
+    names = None if args.only is None else check_names(spec.parse_list(args.only, "only", str))
+    formats = spec.parse_list(args.format, "format", str)
+    for fmt in formats:
+        spec.check_choice(fmt, ("png", "pdf", "svg"), "format")
+    spec.check_writable_dir(args.out, "out")
+    for path in render(names, args.out, fast=args.fast, formats=formats, progress=args.progress):
+        print(path)
+    return 0
+
+
 # --- registry --------------------------------------------------------------------------------------------
 
 COMMANDS = {
     "sweep": (_add_sweep, _run_sweep),
     "simulate": (_add_simulate, _run_simulate),
     "train": (_add_train, _run_train),
+    "figures": (_add_figures, _run_figures),
 }
 
 

@@ -12,19 +12,40 @@ import os
 
 import numpy as np
 
-__all__ = ["PALETTE", "OBJECTIVE_STYLE", "depth_colour", "new_figure", "save_figure", "sweep_figure",
-           "trajectory_figure"]
+__all__ = ["PALETTE", "OBJECTIVE_STYLE", "OBJECTIVE_LABEL", "TIME_LABEL", "FEATURE_COLOURS", "depth_colour",
+           "shade", "style", "new_figure", "save_figure", "sweep_figure", "trajectory_figure"]
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 OBJECTIVE_STYLE = {"jepa": {"linestyle": "-", "marker": "o"}, "mae": {"linestyle": "--", "marker": "s"}}
 OBJECTIVE_LABEL = {"jepa": "JEPA", "mae": "MAE"}
 TIME_LABEL = "gradient-flow time $t$"
+# Two features contrasted within one depth (figures where colour cannot mean depth): sky blue for
+# the high-rho / low-lam feature, reddish purple for the high-lam / low-rho one.
+FEATURE_COLOURS = {"rho": "#56B4E9", "lam": "#CC79A7"}
+# Sizes readable when a two-panel figure is shown at README width (~900 px).
+STYLE = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "legend.fontsize": 8.5,
+         "xtick.labelsize": 9, "ytick.labelsize": 9, "lines.linewidth": 1.6, "savefig.facecolor": "white"}
 
 
 def depth_colour(depth: int, depths=None) -> str:
     """Colour of a depth: position in ``depths`` if given, else ``depth - 1``."""
     i = list(depths).index(depth) if depths is not None else int(depth) - 1
     return PALETTE[i % len(PALETTE)]
+
+
+def shade(colour: str, amount: float) -> tuple:
+    """``colour`` blended with white: ``amount = 1`` is the colour itself, ``0`` is white."""
+    from matplotlib.colors import to_rgb
+
+    rgb = np.asarray(to_rgb(colour))
+    return tuple(1.0 - amount * (1.0 - rgb))
+
+
+def style():
+    """A context manager with the package's figure sizes (``with style(): fig = ...``)."""
+    import matplotlib
+
+    return matplotlib.rc_context(STYLE)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: float = 3.3, **kwargs):

@@ -1,0 +1,565 @@
+r"""The paper's six figure groups (``theory-spec.md`` section 9), one function each.
+
+Every function takes ``fast`` (small sizes, for CI and notebooks) and returns a
+matplotlib :class:`~matplotlib.figure.Figure` built from the package's API; the
+notebooks and ``jepa-dynamics figures`` only call these.  :func:`render` writes
+``NAME.png`` (and ``NAME.pdf``) for each name of :data:`FIGURES`.
+
+Style (:mod:`jepa_dynamics.plots`): Okabe-Ito colours, depth = colour, JEPA solid and
+MAE dashed, time in gradient-flow units (plain gradient descent: ``t = lr * step``).
+
+=================  =====================================================================
+name               what it shows
+=================  =====================================================================
+ode_dynamics       ``w(t)/w*`` from the ODE: ``lam`` varied and ``rho`` varied, JEPA vs MAE,
+                   depths 1, 2, 4, time in units of a reference feature's critical time
+critical_times     ``t*`` versus ``rho`` and versus ``lam``: exact, ODE, asymptotic, and
+                   trained deep linear networks (balanced init, population loss, GD)
+order_inversion    two features, ``lam`` up while ``rho`` down: MAE learns them in one order,
+                   deep JEPA in the other (theory and trained networks)
+mlp_heatmaps       tanh MLP encoders on ``same-trend`` / ``reversed-trend``: per-feature
+                   learning progress over training steps, JEPA vs MAE
+generative_models  ``static`` (noisy views) and ``dynamic`` (AR(1)) data: which features
+                   JEPA and MAE learn first, by depth (theory and trained networks)
+linear_probe       linear-probe accuracy over training on encoder checkpoints, for a label
+                   of the high-``rho`` features and a control label of the high-``lam`` ones
+=================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from . import data, plots, spec, theory
+from .analysis import critical_times as _crossing_times
+from .analysis import order_correlation
+from .plots import FEATURE_COLOURS, OBJECTIVE_LABEL, OBJECTIVE_STYLE, TIME_LABEL, depth_colour, shade
+
+__all__ = ["FIGURES", "ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models",
+           "linear_probe", "probe_accuracy", "render"]
+
+OBJECTIVES = ("jepa", "mae")
+
+
+def _ls(objective):
+    return OBJECTIVE_STYLE[objective]["linestyle"]
+
+
+def _train(objective, depth, lam, rho, eps, t_end, *, lr, max_steps=None, records=800, grid="log", **kwargs):
+    """Train a network (``jepa_dynamics.train``) for gradient-flow time ``t_end`` with plain
+    gradient descent at learning rate ``lr``, raised to ``t_end / max_steps`` if it would
+    take more than ``max_steps`` steps."""
+    from . import train
+
+    if max_steps is not None:
+        lr = max(lr, t_end / max_steps)
+    steps = int(np.ceil(t_end / lr))
+    config = train.TrainConfig(objective=objective, depth=depth, lam=tuple(np.asarray(lam, float)),
+                               rho=tuple(np.asarray(rho, float)), eps=eps, lr=lr, steps=steps,
+                               records=min(records, steps), grid=grid, optimizer="sgd", **kwargs)
+    return train.train(config)
+
+
+def _plain_ticks(ax, which="both"):
+    """Log-axis tick labels as plain numbers (``0.5, 1, 2``) instead of ``5 x 10^-1``."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(v, _):
+        mantissa = v / 10 ** np.floor(np.log10(v)) if v > 0 else 0
+        return f"{v:g}" if np.round(mantissa, 6) in (1, 2, 3, 5) else ""
+
+    fmt = FuncFormatter(label)
+    for axis in ((ax.xaxis, ax.yaxis) if which == "both" else (ax.xaxis,) if which == "x" else (ax.yaxis,)):
+        axis.set_major_formatter(fmt)
+        axis.set_minor_formatter(fmt)
+
+
+def _legend_handles(items):
+    """Legend entries from ``(label, line kwargs)`` pairs (no data drawn)."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], **kw, label=label) for label, kw in items]
+
+
+def _depth_handles(depths):
+    return _legend_handles([(f"L = {d}", dict(color=depth_colour(d, depths), lw=2.5)) for d in depths])
+
+
+def _objective_handles(colour="0.3"):
+    return _legend_handles([(OBJECTIVE_LABEL[o], dict(color=colour, linestyle=_ls(o))) for o in OBJECTIVES])
+
+
+# --- 1. ODE trajectories -------------------------------------------------------------------------------
+
+def ode_dynamics(fast: bool = False):
+    """Per-feature ``w(t)/w*`` integrated by :func:`jepa_dynamics.ode.trajectory`.
+
+    Top row: ``lam`` in {0.5, 1, 2} at ``rho = 0.6``; bottom row: ``rho`` in {0.3, 0.6, 0.9}
+    at ``lam = 1``; columns JEPA and MAE; depths 1, 2, 4 (colour), ``eps = 1e-3``.  Time is
+    divided by the critical time of the shared reference feature ``(lam, rho) = (1, 0.6)``
+    of the same objective and depth, so each depth's curves centre on 1 and their spread
+    is the effect of the varied parameter.  Each panel prints ``t*`` of the last-learned
+    over the first-learned feature."""
+    from . import ode
+
+    depths, eps, ref = (1, 2, 4), 1e-3, (1.0, 0.6)
+    rows = (("lam", (0.5, 1.0, 2.0), 0.6), ("rho", (0.3, 0.6, 0.9), 1.0))
+    x = np.geomspace(0.2, 5.0, 120 if fast else 400)
+    amounts = (0.35, 0.65, 1.0)
+    with plots.style():
+        fig, axes = plots.new_figure(2, 2, width=5.0, height=3.5, sharex=True, sharey=True)
+        for r, (name, values, fixed) in enumerate(rows):
+            values = np.asarray(values)
+            lam = values if name == "lam" else np.full(values.size, fixed)
+            rho = np.full(values.size, fixed) if name == "lam" else values
+            for c, obj in enumerate(OBJECTIVES):
+                ax = axes[r, c]
+                ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+                ax.axvline(1.0, color="0.5", lw=0.8, ls=":")
+                ratios = []
+                for d in depths:
+                    t_ref = float(theory.critical_time(obj, d, *ref, eps))
+                    w = ode.trajectory(obj, d, lam, rho, eps, x * t_ref)
+                    w_star = theory.fixed_point(obj, d, rho)
+                    t_star = theory.critical_time(obj, d, lam, rho, eps)
+                    ratios.append(t_star[0] / t_star[-1])
+                    for k in range(values.size):
+                        ax.plot(x, w[k] / w_star[k], color=shade(depth_colour(d, depths), amounts[k]),
+                                linestyle=_ls(obj))
+                sym = r"\lambda" if name == "lam" else r"\rho"
+                text = "\n".join(f"L={d}: {q:.2g}" for d, q in zip(depths, ratios))
+                ax.text(0.03, 0.97, f"$t^*({sym}={values[0]:g})\\,/\\,t^*({sym}={values[-1]:g})$\n" + text,
+                        transform=ax.transAxes, va="top", fontsize=8.5,
+                        bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
+                other = r"\rho" if name == "lam" else r"\lambda"
+                ax.set_title(f"{OBJECTIVE_LABEL[obj]}: ${sym}$ = {', '.join(f'{v:g}' for v in values)} "
+                             f"(light to dark), ${other}$ = {fixed:g}")
+                ax.set_xscale("log")
+                _plain_ticks(ax, "x")
+                if r == 1:
+                    ax.set_xlabel(r"$t\,/\,t^*_{\rm ref}$  (gradient-flow time over $t^*$ of $\lambda$=1, $\rho$=0.6)")
+                if c == 0:
+                    ax.set_ylabel(r"response $w(t)\,/\,w^*$")
+        axes[0, 1].legend(handles=_depth_handles(depths) + _objective_handles(), loc="lower right", frameon=False)
+        fig.suptitle(rf"Per-feature ODE dynamics ($\epsilon$ = {eps:g}): both objectives learn large $\lambda$ first; "
+                     r"only JEPA learns large $\rho$ first, more so with depth", fontsize=11)
+    return fig
+
+
+# --- 2. critical times -----------------------------------------------------------------------------------
+
+def critical_times(fast: bool = False):
+    r"""``t*`` versus ``rho`` (``lam = 1``) and versus ``lam`` (``rho = 0.6``), depths 1, 2, 4.
+
+    Lines: the exact closed form; dotted: the small-``eps`` divergent asymptotics; crosses:
+    the diffrax ODE; open circles: deep linear networks (balanced init, population loss,
+    plain gradient descent, ``t = lr * step``) read off their recorded responses.
+    ``eps = 2e-3``, ``fraction = 0.5``."""
+    from . import ode
+
+    depths, eps, lam0, rho0 = (1, 2, 4), 2e-3, 1.0, 0.6
+    rho_line, lam_line = np.linspace(0.3, 0.95, 80), np.geomspace(0.5, 4.0, 80)
+    n_pts = 3 if fast else 6
+    rho_pts, lam_pts = np.linspace(0.3, 0.95, n_pts), np.geomspace(0.5, 4.0, n_pts)
+    max_steps = 40_000 if fast else 250_000
+    trained, errors = {}, []
+    for obj in OBJECTIVES:
+        for d in depths:
+            # one network for the rho sweep and one for the lam sweep, each with a feature per point
+            for key, lam, rho in (("rho", np.full(n_pts, lam0), rho_pts), ("lam", lam_pts, np.full(n_pts, rho0))):
+                exact = theory.critical_time(obj, d, lam, rho, eps)
+                res = _train(obj, d, lam, rho, eps, 1.15 * exact.max(), lr=0.02 if obj == "jepa" else 0.002,
+                             max_steps=max_steps,
+                             loss="population", records=400 if fast else 1500)
+                trained[obj, d, key] = res.critical_times()
+                errors.append(np.nanmax(np.abs(trained[obj, d, key] / exact - 1)))
+    with plots.style():
+        fig, axes = plots.new_figure(2, 2, width=4.8, height=3.4)
+        for r, obj in enumerate(OBJECTIVES):
+            for c, xname in enumerate(("rho", "lam")):
+                ax = axes[r, c]
+                for d in depths:
+                    col = depth_colour(d, depths)
+                    if xname == "rho":
+                        xl, lam_l, rho_l, xp, lam_p, rho_p = rho_line, lam0, rho_line, rho_pts, lam0, rho_pts
+                        emp = trained[obj, d, "rho"]
+                    else:
+                        xl, lam_l, rho_l, xp, lam_p, rho_p = lam_line, lam_line, rho0, lam_pts, lam_pts, rho0
+                        emp = trained[obj, d, "lam"]
+                    ax.plot(xl, theory.critical_time(obj, d, lam_l, rho_l, eps), color=col, ls=_ls(obj))
+                    ax.plot(xl, theory.critical_time_asymptotic(obj, d, lam_l, rho_l, eps), color=col, ls=":",
+                            lw=1.3)
+                    ax.plot(xp, ode.critical_time(obj, d, lam_p, rho_p, eps), "x", color=col, ms=7, mew=1.5)
+                    ax.plot(xp, emp, "o", mfc="none", mec=col, ms=10, mew=1.3)
+                ax.set_yscale("log")
+                _plain_ticks(ax, "y")
+                if xname == "lam":
+                    ax.set_xscale("log")
+                    _plain_ticks(ax, "x")
+                    ax.set_xlabel(rf"$\lambda$ (cross-covariance), $\rho$ = {rho0:g}")
+                else:
+                    ax.set_xlabel(rf"$\rho$ (regression coefficient), $\lambda$ = {lam0:g}")
+                ax.set_ylabel(r"critical time $t^*$ (gradient-flow time)")
+                ax.set_title(OBJECTIVE_LABEL[obj])
+        methods = _legend_handles([
+            ("exact", dict(color="0.3")), ("asymptotic", dict(color="0.3", ls=":")),
+            ("ODE", dict(color="0.3", marker="x", ls="none", ms=7, mew=1.5)),
+            ("trained network", dict(color="0.3", marker="o", mfc="none", ls="none", ms=9))])
+        axes[0, 1].legend(handles=methods, loc="upper right", frameon=False)
+        axes[1, 1].legend(handles=_depth_handles(depths), loc="upper right", frameon=False)
+        fig.suptitle(rf"Critical times ($\epsilon$ = {eps:g}, $w = w^*/2$): JEPA's $t^*$ falls with $\rho$, "
+                     r"more with depth; MAE's barely moves." "\n" f"Trained networks within {100 * max(errors):.2g}% "
+                     "of the exact values", fontsize=11)
+    return fig
+
+
+# --- 3. order inversion -----------------------------------------------------------------------------------
+
+def order_inversion(fast: bool = False):
+    r"""Feature A (``lam = 1.25, rho = 0.4``) against feature B (``lam = 1, rho = 0.9``).
+
+    Left, middle: ``w/w*`` of both features for MAE and JEPA at depth 5 (lines: exact
+    theory; markers: trained deep linear networks, population loss, gradient descent).
+    Right: ``t*_A / t*_B`` against depth (lines: exact; markers: trained).  Above 1 means
+    B (high ``rho``) is learned first.  ``eps = 1e-3``."""
+    feat = {"A": (1.25, 0.4), "B": (1.0, 0.9)}
+    lam, rho = np.array([feat["A"][0], feat["B"][0]]), np.array([feat["A"][1], feat["B"][1]])
+    eps, show = 3e-3, 4
+    depths = np.arange(1, 6)
+    trained_depths = (show,) if fast else tuple(depths)
+    runs = {}
+    for obj in OBJECTIVES:
+        for d in trained_depths:
+            t_end = 2.5 * theory.critical_time(obj, d, lam, rho, eps).max()
+            runs[obj, d] = _train(obj, d, lam, rho, eps, t_end, lr=0.05 if obj == "jepa" else 0.005,
+                                  loss="population", records=300 if fast else 1200)
+    colours = (FEATURE_COLOURS["lam"], FEATURE_COLOURS["rho"])
+    names = [rf"A: $\lambda$={feat['A'][0]:g}, $\rho$={feat['A'][1]:g}",
+             rf"B: $\lambda$={feat['B'][0]:g}, $\rho$={feat['B'][1]:g}"]
+    with plots.style():
+        fig, axes = plots.new_figure(1, 3, width=3.7, height=3.4)
+        for ax, obj in zip(axes[0, :2], ("mae", "jepa")):
+            res = runs[obj, show]
+            w_star = theory.fixed_point(obj, show, rho)
+            t_star = theory.critical_time(obj, show, lam, rho, eps)
+            ts = np.geomspace(0.4 * t_star.min(), res.times[-1], 400)
+            w = theory.trajectory(obj, show, lam, rho, eps, ts)
+            keep = res.times > ts[0]
+            idx = np.flatnonzero(keep)[:: max(1, keep.sum() // 40)]
+            for k in range(2):
+                ax.plot(ts, w[k] / w_star[k], color=colours[k], ls=_ls(obj), label=names[k])
+                ax.plot(res.times[idx], res.responses[idx, k] / w_star[k], "o", color=colours[k], ms=4, alpha=0.8)
+                ax.axvline(t_star[k], color=colours[k], lw=0.8, ls=":")
+            first = "A" if t_star[0] < t_star[1] else "B"
+            ax.set_xscale("log")
+            _plain_ticks(ax, "x")
+            ax.set_xlabel(TIME_LABEL)
+            ax.set_ylabel(r"response $w(t)\,/\,w^*$")
+            ax.set_title(f"{OBJECTIVE_LABEL[obj]}, L = {show}: {first} first "
+                         f"($t^*_A/t^*_B$ = {t_star[0] / t_star[1]:.2f})")
+        axes[0, 0].legend(handles=axes[0, 0].get_legend_handles_labels()[0][:2] + _legend_handles(
+            [("trained network", dict(color="0.3", marker="o", ls="none", ms=4))]), loc="center right", frameon=False)
+        ax = axes[0, 2]
+        ax.axhline(1.0, color="0.5", lw=0.8)
+        for obj in OBJECTIVES:
+            ratio = [float(np.divide(*theory.critical_time(obj, d, lam, rho, eps))) for d in depths]
+            ax.plot(depths, ratio, color="0.2", ls=_ls(obj), label=f"{OBJECTIVE_LABEL[obj]} (exact)")
+            emp = [np.divide(*runs[obj, d].critical_times()) for d in trained_depths]
+            ax.plot(trained_depths, emp, OBJECTIVE_STYLE[obj]["marker"], mfc="none", mec="0.2", ms=8,
+                    label=f"{OBJECTIVE_LABEL[obj]} (trained)")
+        ax.set_xlabel("encoder depth $L$")
+        ax.set_ylabel(r"$t^*_A\,/\,t^*_B$  (> 1: B, high $\rho$, first)")
+        ax.set_title("order of learning against depth")
+        ax.text(depths[-1], 1.03, "B first", color="0.35", fontsize=8.5, va="bottom", ha="right")
+        ax.text(depths[-1], 0.97, "A first", color="0.35", fontsize=8.5, va="top", ha="right")
+        ax.legend(frameon=False, loc="upper left", fontsize=8)
+        fig.suptitle(rf"Order inversion ($\epsilon$ = {eps:g}): MAE learns the high-$\lambda$ feature A first at "
+                     r"every depth; deep JEPA learns the high-$\rho$ feature B first", fontsize=11)
+    return fig
+
+
+# --- 4. MLP heatmaps --------------------------------------------------------------------------------------
+
+def _progress(responses):
+    """``(gamma_i(t) - gamma_i(0)) / (max_t gamma_i - gamma_i(0))``: 0 at init, 1 at the peak."""
+    g0 = responses[0]
+    return (responses - g0) / np.maximum(np.max(responses, axis=0) - g0, 1e-300)
+
+
+def mlp_heatmaps(fast: bool = False):
+    r"""tanh MLP encoders (depth 4, width = ``d``, balanced init ``eps = 0.016``, sampled
+    minibatches of 256, SGD lr 0.1) on ``same-trend`` and ``reversed-trend`` data with
+    ``lam`` from 1 to 1.25 and ``rho`` from 0.5 to 1 (``d = 40``; 12 when ``fast``).
+
+    Colour: the response ``gamma_i`` (spec section 8, estimated by the train module on a
+    fixed batch of 16384 draws) over its largest value in the panel.  A feature counts as
+    learned when its peak reaches a quarter of that; white dots mark when each learned
+    feature reaches half its own rise ``(gamma_i - gamma_i(0)) / (max gamma_i - gamma_i(0))``,
+    the white line the same for the balanced deep linear theory of the same depth.  Titles:
+    Spearman correlations of the learned features' order with ``lam`` and ``rho``
+    (+1: larger values first)."""
+    dim = 12 if fast else 40
+    depth, eps, lr = 4, 0.016, 0.1
+    t_end = {"jepa": 1100.0, "mae": 22.0}
+    fams = {"same-trend": data.same_trend(dim, (1.0, 1.25), (0.5, 1.0)),
+            "reversed-trend": data.reversed_trend(dim, (1.0, 1.25), (0.5, 1.0))}
+    with plots.style():
+        fig, axes = plots.new_figure(2, 2, width=4.8, height=3.3)
+        for r, (fam, ds) in enumerate(fams.items()):
+            for c, obj in enumerate(OBJECTIVES):
+                res = _train(obj, depth, ds.lam, ds.rho, eps, t_end[obj], lr=lr,
+                             model="mlp", loss="sampled", batch=64 if fast else 256, width=dim, records=60 if fast else 100,
+                             grid="linear", eval_batch=4096 if fast else 16384, chunk=2000)
+                gamma = res.responses / res.responses.max()
+                t_half = _crossing_times(res.steps, _progress(res.responses), 1.0, 0.5)
+                learned = gamma.max(axis=0) >= 0.25
+                w = theory.trajectory(obj, depth, ds.lam, ds.rho, eps, res.times)
+                t_theory = _crossing_times(res.steps, _progress(w.T), 1.0, 0.5)
+                ax = axes[r, c]
+                ax.grid(False)
+                im = ax.imshow(gamma.T, origin="lower", aspect="auto", cmap="cividis", vmin=0, vmax=1,
+                               extent=(0, res.steps[-1], -0.5, dim - 0.5), interpolation="nearest")
+                ax.plot(t_theory, np.arange(dim), "-", color="white", lw=1, alpha=0.7)
+                ax.plot(t_half[learned], np.arange(dim)[learned], "o", color="white", ms=2.5 if dim > 20 else 4)
+                if learned.sum() > 2:
+                    rl = order_correlation(t_half[learned], ds.lam[learned])
+                    rr = order_correlation(t_half[learned], ds.rho[learned])
+                    stats = f"order vs $\\lambda$ {rl:+.2f}, vs $\\rho$ {rr:+.2f}"
+                else:
+                    stats = "fewer than 3 features learned"
+                ax.set_title(f"{OBJECTIVE_LABEL[obj]}, {fam}: {learned.sum()}/{dim} learned; {stats}", fontsize=9)
+                ax.set_xlabel(f"training step (SGD, lr = {lr:g})")
+                ax.set_ylabel(r"feature $i$ ($\lambda_i$ increasing)")
+        fig.colorbar(im, ax=axes[:, -1], shrink=0.8, label=r"response $\gamma_i$ / its largest value in the panel")
+        fig.suptitle(r"tanh MLP encoders (L = 4): $\lambda_i$ rises with $i$, $\rho_i$ rises (same-trend) or falls "
+                     r"(reversed-trend)." "\n"
+                     r"MAE learns every feature, in the order of $\lambda$; JEPA learns the high-$\rho$ ones, in the "
+                     r"order of $\rho$" "\n" r"(dots: half of each learned feature's peak; line: deep linear theory)",
+                     fontsize=10.5)
+    return fig
+
+
+# --- 5. generative models ---------------------------------------------------------------------------------
+
+def _generative_datasets(n):
+    s = np.linspace(1.0, 0.5, n)
+    m = np.linspace(0.1, 3.0, n)
+    static = data.static(s, m, 0.3)
+    a = np.linspace(0.95, 0.3, n)
+    lam = np.linspace(0.9, 1.1, n)
+    dynamic = data.dynamic(a, lam / a)
+    return {"static": (static, m / (s + m), "noise share $m/(s+m)$ of the feature's variance"),
+            "dynamic": (dynamic, a, r"AR(1) coefficient $a$ (slow features: large $a$)")}
+
+
+def generative_models(fast: bool = False):
+    r"""``static`` data (``x = z + n_x``, ``y = z + n_y``; signal ``s`` from 1 to 0.5, noise
+    ``m`` from 0.1 to 3, noise correlation 0.3: the noisier features have the larger
+    variance and ``lam``, and the smaller ``rho``) and ``dynamic`` data (AR(1), ``a`` from
+    0.95 to 0.3 with ``lam = a v`` from 0.9 to 1.1: fast features have the larger variance).
+
+    Top: ``lam`` and ``rho`` per feature.  Bottom: each feature's critical time relative
+    to the first-learned one, exact theory (lines) for depths 1, 2, 3, and deep linear
+    networks trained on minibatches sampled from the generative model (markers, depth 3;
+    same-covariance Gaussian sampler).  ``eps = 0.0064``."""
+    n = 6 if fast else 12
+    depths, eps, trained_depth = (1, 2, 3), 0.0064, 3
+    fams = _generative_datasets(n)
+    with plots.style():
+        fig, axes = plots.new_figure(2, 2, width=4.8, height=3.0, sharex="col",
+                                     gridspec_kw={"height_ratios": (1, 1.8)})
+        for c, (fam, (ds, xv, xlabel)) in enumerate(fams.items()):
+            ax = axes[0, c]
+            ax.plot(xv, ds.lam, "-", color="0.2", marker=".", label=r"$\lambda$ = E[$x_i y_i$]")
+            ax.plot(xv, ds.rho, "-", color="0.6", marker=".", label=r"$\rho = \lambda/\sigma^2$")
+            ax.plot(xv, ds.sigma2, ":", color="0.4", label=r"$\sigma^2$ = Var $x_i$")
+            ax.set_title(f"{fam} data: per-feature moments")
+            ax.legend(frameon=False, fontsize=8, ncols=3, loc="upper center")
+            ax.set_ylim(0, max(ds.sigma2.max(), ds.lam.max()) * 1.35)
+            ax = axes[1, c]
+            orders = {}
+            for obj in OBJECTIVES:
+                for d in depths:
+                    t = theory.critical_time(obj, d, ds.lam, ds.rho, eps)
+                    ax.plot(xv, t / t.min(), color=depth_colour(d, depths), ls=_ls(obj))
+                    orders[obj, d] = order_correlation(t, ds.rho)
+                t = theory.critical_time(obj, trained_depth, ds.lam, ds.rho, eps)
+                res = _train(obj, trained_depth, ds.lam, ds.rho, eps, 1.3 * t.max(),
+                             lr=0.02, max_steps=15_000 if fast else 120_000, records=300 if fast else 800,
+                             loss="population" if fast else "sampled", batch=64)
+                ax.plot(xv, res.critical_times() / t.min(), OBJECTIVE_STYLE[obj]["marker"], mfc="none",
+                        mec=depth_colour(trained_depth, depths), ms=7)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(r"$t^*_i\,/\,\min_j t^*_j$  (1 = learned first)")
+            text = "order vs $\\rho$ (+1: high $\\rho$ first):\n" + "\n".join(
+                f"L={d}: JEPA {orders['jepa', d]:+.2f}, MAE {orders['mae', d]:+.2f}" for d in depths)
+            ax.text(0.02 if c == 0 else 0.98, 0.97, text, transform=ax.transAxes, va="top",
+                    ha="left" if c == 0 else "right", fontsize=8,
+                    bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9))
+        fig.legend(handles=_depth_handles(depths) + _objective_handles() + _legend_handles(
+            [(f"trained network, L = {trained_depth}: JEPA", dict(color=depth_colour(trained_depth, depths),
+                                                                 marker="o", mfc="none", ls="none")),
+             ("MAE", dict(color=depth_colour(trained_depth, depths), marker="s", mfc="none", ls="none"))]),
+            loc="outside lower center", frameon=False, ncols=7)
+        fig.suptitle(r"Generative models: MAE learns the noisy / fast, high-variance features first;" "\n"
+                     r"deep JEPA the clean / slow, high-$\rho$ ones" + f" ($\\epsilon$ = {eps:g})", fontsize=11)
+    return fig
+
+
+# --- 6. linear probe --------------------------------------------------------------------------------------
+
+TIME_NORM_LABEL = r"$t\,/\,t^*_{\rm first}$ (gradient-flow time / first $t^*$)"
+
+
+def probe_accuracy(train_features, train_labels, test_features, test_labels, ridge: float = 1e-6) -> float:
+    """Sign accuracy of a ridge-regression probe ``(F^T F + ridge n I)^{-1} F^T y`` fit on
+    ``train_*`` (labels +-1) and evaluated on ``test_*``."""
+    f = np.asarray(train_features, dtype=np.float64)
+    coef = np.linalg.solve(f.T @ f + ridge * f.shape[0] * np.eye(f.shape[1]), f.T @ np.asarray(train_labels))
+    pred = np.sign(np.asarray(test_features, dtype=np.float64) @ coef)
+    return float(np.mean(pred == np.asarray(test_labels)))
+
+
+def linear_probe(fast: bool = False):
+    r"""Downstream linear probes on encoder checkpoints (deep linear, depth 4, ``eps = 0.0038``,
+    minibatch SGD).  Data: 4 high-``rho`` features (``lam = 1, rho = 0.9``) and 4
+    high-``lam`` features (``lam = 1.3, rho = 0.4``).  Labels: the sign of the sum of the
+    standardised high-``rho`` features, and (control) of the high-``lam`` ones.
+
+    The probe reads the encoder's output through additive Gaussian noise of standard
+    deviation 0.05 (a fixed read-out resolution; without it every invertible linear
+    encoder, the initial one included, would give the same probe accuracy), is fit by
+    least squares on 2000 samples and scored on 4000 fresh ones."""
+    import jax
+
+    depth, eps, noise = 4, 0.0038, 0.05
+    x_min, x_max = 0.3, 4.0  # checkpoints span these multiples of the first critical time
+    k = 4
+    lam = np.array([1.0] * k + [1.3] * k)
+    rho = np.array([0.9] * k + [0.4] * k)
+    ds = data.custom(lam, rho)
+    n_ckpt = 10 if fast else 25
+    n_train, n_test = (1000, 2000) if fast else (2000, 4000)
+    key = jax.random.PRNGKey(7)
+    k_tr, k_te, k_n1, k_n2 = jax.random.split(key, 4)
+    x_tr, _ = ds.sample(k_tr, n_train)
+    x_te, _ = ds.sample(k_te, n_test)
+    x_tr, x_te = np.asarray(x_tr), np.asarray(x_te)
+    xi_tr = noise * np.asarray(jax.random.normal(k_n1, (n_train, ds.dim)))
+    xi_te = noise * np.asarray(jax.random.normal(k_n2, (n_test, ds.dim)))
+    z_tr, z_te = x_tr / np.sqrt(ds.sigma2), x_te / np.sqrt(ds.sigma2)
+    labels = {"rho": (np.sign(z_tr[:, :k].sum(1)), np.sign(z_te[:, :k].sum(1))),
+              "lam": (np.sign(z_tr[:, k:].sum(1)), np.sign(z_te[:, k:].sum(1)))}
+    curves = {}
+    for obj in OBJECTIVES:
+        t_first = float(theory.critical_time(obj, depth, lam, rho, eps).min())
+        lr = 0.05 if obj == "jepa" else 0.005
+        steps = int(np.ceil(x_max * t_first / lr))
+        ckpts = np.unique(np.round(np.geomspace(x_min * t_first / lr, steps, n_ckpt)).astype(int))
+        res = _train(obj, depth, lam, rho, eps, steps * lr, lr=lr, loss="population", records=300,
+                     checkpoints=tuple(int(s) for s in ckpts))
+        times = np.array([lr * s for s in sorted(res.checkpoints)])
+        acc = {g: [] for g in labels}
+        for s in sorted(res.checkpoints):
+            enc = res.checkpoints[s]
+            f_tr = np.asarray(enc(x_tr)) + xi_tr
+            f_te = np.asarray(enc(x_te)) + xi_te
+            for g, (y_tr, y_te) in labels.items():
+                acc[g].append(probe_accuracy(f_tr, y_tr, f_te, y_te))
+        curves[obj] = (times / t_first, {g: np.array(v) for g, v in acc.items()}, res, t_first)
+    with plots.style():
+        fig, axes = plots.new_figure(1, 3, width=3.7, height=3.4)
+        col = depth_colour(depth)
+        titles = {"rho": r"label on the high-$\rho$ features", "lam": r"control: label on the high-$\lambda$ features"}
+        for ax, g in zip(axes[0, :2], ("rho", "lam")):
+            for obj in OBJECTIVES:
+                times, acc, _, _ = curves[obj]
+                ax.plot(times, acc[g], color=col, ls=_ls(obj), marker=OBJECTIVE_STYLE[obj]["marker"], ms=3.5,
+                        label=OBJECTIVE_LABEL[obj])
+            ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+            ax.set_xscale("log")
+            _plain_ticks(ax, "x")
+            ax.set_ylim(0.45, 1.01)
+            ax.set_xlabel(TIME_NORM_LABEL)
+            ax.set_ylabel("probe accuracy (held out)")
+            ax.set_title(titles[g])
+        axes[0, 1].legend(frameon=False, loc="lower right")
+        ax = axes[0, 2]
+        for obj in OBJECTIVES:
+            _, _, res, t_first = curves[obj]
+            keep = res.times >= x_min * t_first
+            for g, cols, colour in (("rho", slice(0, k), FEATURE_COLOURS["rho"]),
+                                    ("lam", slice(k, 2 * k), FEATURE_COLOURS["lam"])):
+                ax.plot(res.times[keep] / t_first, res.responses[keep, cols].mean(1), color=colour, ls=_ls(obj))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_ticks(ax, "x")
+        ax.set_xlabel(TIME_NORM_LABEL)
+        ax.set_ylabel(r"encoder response $\gamma_i$ (group mean)")
+        ax.set_title("what the encoders learned")
+        ax.legend(handles=_objective_handles() + _legend_handles(
+            [(r"high-$\rho$ features", dict(color=FEATURE_COLOURS["rho"], lw=2.5)),
+             (r"high-$\lambda$ features", dict(color=FEATURE_COLOURS["lam"], lw=2.5))]), frameon=False, fontsize=8)
+        fig.suptitle(rf"Linear probes on deep linear encoder checkpoints (L = {depth}): JEPA serves the high-$\rho$ label "
+                     r"first" "\n" r"and keeps the high-$\lambda$ control weak; MAE serves the control first "
+                     r"($t^*_{\rm first}$: JEPA " f"{curves['jepa'][3]:.3g}, MAE {curves['mae'][3]:.3g})", fontsize=10.5)
+    return fig
+
+
+# --- registry and rendering -------------------------------------------------------------------------------
+
+FIGURES = {
+    "ode_dynamics": ode_dynamics,
+    "critical_times": critical_times,
+    "order_inversion": order_inversion,
+    "mlp_heatmaps": mlp_heatmaps,
+    "generative_models": generative_models,
+    "linear_probe": linear_probe,
+}
+
+
+def check_names(names) -> list:
+    """Validate figure names (``None`` = all, in :data:`FIGURES` order)."""
+    if names is None:
+        return list(FIGURES)
+    names = [names] if isinstance(names, str) else list(names)
+    for name in names:
+        if name not in FIGURES:
+            raise spec.SpecError("only", f"unknown figure {name!r} (choose from {', '.join(FIGURES)})")
+    return names
+
+
+def render(names=None, out_dir: str = "figures", *, fast: bool = False, formats=("png", "pdf"), progress=None,
+           dpi: int = 150) -> list:
+    """Build each named figure and write ``out_dir/NAME.<format>`` for every format
+    (atomically, via :func:`jepa_dynamics.plots.save_figure`).  Returns the paths written.
+    A tqdm bar over the figures goes to stderr (``progress=None``: only on a terminal)."""
+    names = check_names(names)
+    for fmt in formats:
+        spec.check_choice(fmt, ("png", "pdf", "svg"), "format")
+    spec.check_writable_dir(out_dir, "out")
+    os.makedirs(out_dir, exist_ok=True)
+    bar = None
+    if progress or (progress is None and sys.stderr.isatty()):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(names), unit="figure", file=sys.stderr, desc="figures")
+    written = []
+    try:
+        for name in names:
+            if bar is not None:
+                bar.set_postfix_str(name)
+            fig = FIGURES[name](fast=fast)
+            for fmt in formats:
+                path = os.path.join(out_dir, f"{name}.{fmt}")
+                plots.save_figure(fig, path, dpi=dpi)
+                written.append(path)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return written
