@@ -424,8 +424,9 @@ def probe_accuracy(train_features, train_labels, test_features, test_labels, rid
 
 
 def linear_probe(fast: bool = False):
-    r"""Downstream linear probes on encoder checkpoints (deep linear, depth 4, ``eps = 0.0038``,
-    minibatch SGD).  Data: 4 high-``rho`` features (``lam = 1, rho = 0.9``) and 4
+    r"""Downstream linear probes on encoder checkpoints (deep linear, depth 4, balanced init
+    ``eps = 0.0038``, gradient descent on the population loss; checkpoints log-spaced from 0.3
+    to 4 times each objective's first critical time, which is the x axis).  Data: 4 high-``rho`` features (``lam = 1, rho = 0.9``) and 4
     high-``lam`` features (``lam = 1.3, rho = 0.4``).  Labels: the sign of the sum of the
     standardised high-``rho`` features, and (control) of the high-``lam`` ones.
 
