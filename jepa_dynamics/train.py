@@ -443,7 +443,7 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
         appender.write_columns([[str(step)] * dim, [repr(config.lr * step)] * dim, features,
                                 records.format_column(resp)])
 
-    def save_state(step):
+    def save_state(state, step):
         _save_atomic(state_path, _state_tree(state, step))
 
     with records.CsvAppender(resp_path, header, RESPONSE_COLUMNS, key=key, resume=resume, name="out") as app:
@@ -454,7 +454,10 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
             if 0 in config.checkpoints:
                 os.makedirs(os.path.dirname(checkpoint_path(out_dir, 0)), exist_ok=True)
                 _save_atomic(checkpoint_path(out_dir, 0), state[0].encoder)
-        last_save, step = _time.monotonic(), start
+        # (done_state, done_step): the last step whose rows and checkpoints are all written.  Ctrl-C
+        # can land anywhere in the loop body, so only that pair is saved on interrupt; rows written
+        # past it are dropped again by the next --resume (_keep_rows).
+        last_save, done_state, done_step = _time.monotonic(), state, start
         try:
             for step, state in _iterate(runner, state, start, progress):
                 if step in rec:
@@ -462,12 +465,13 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
                 if step in config.checkpoints:
                     os.makedirs(os.path.dirname(checkpoint_path(out_dir, step)), exist_ok=True)
                     _save_atomic(checkpoint_path(out_dir, step), state[0].encoder)
+                done_state, done_step = state, step
                 if step == config.steps or step in config.checkpoints or _time.monotonic() - last_save > save_every:
-                    save_state(step)
+                    save_state(state, step)
                     last_save = _time.monotonic()
         except KeyboardInterrupt:
-            save_state(step)
-            raise KeyboardInterrupt(f"interrupted at step {step} of {config.steps}; kept {resp_path} and "
+            save_state(done_state, done_step)
+            raise KeyboardInterrupt(f"interrupted at step {done_step} of {config.steps}; kept {resp_path} and "
                                     f"{state_path}: rerun with --resume to continue") from None
     table = records.read_csv(resp_path)
     steps, responses = analysis.responses_table(table["step"], table["feature"], table["response"], dim)
