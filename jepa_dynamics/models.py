@@ -23,6 +23,8 @@ for MLPs).  Models are pytrees of arrays; the activation is a static field.
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 import numpy as np
@@ -54,7 +56,19 @@ class DeepLinear(eqx.Module):
     layers: tuple
 
     def __call__(self, x):
-        """``x`` of shape ``(..., d_in)`` (rows are samples)."""
+        """``x`` of shape ``(..., d_in)`` (rows are samples).
+
+        Applies whichever association of ``W_L ... W_1 x`` costs fewer multiplies (shapes are
+        static under ``jit``): layer by layer for a few samples, or the end-to-end matrix
+        first when the batch outnumbers the widths (``B * sum(d_a d_{a-1})`` against
+        ``sum(d_a d_{a-1} d_0) + B d_L d_0``).  Same function, same gradients; only the
+        rounding differs."""
+        rows = math.prod(x.shape[:-1])
+        d0 = self.layers[0].shape[1]
+        layer_by_layer = rows * sum(w.shape[0] * w.shape[1] for w in self.layers)
+        product_first = sum(w.shape[0] * w.shape[1] * d0 for w in self.layers[1:]) + rows * self.layers[-1].shape[0] * d0
+        if product_first < layer_by_layer:
+            return x @ self.matrix().T
         for w in self.layers:
             x = x @ w.T
         return x

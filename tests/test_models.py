@@ -46,3 +46,25 @@ def test_random_init_scale_and_dtype():
 def test_random_orthogonal():
     q = np.asarray(models.random_orthogonal(jax.random.PRNGKey(3), 6, 4))
     np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-13)
+
+
+def test_deep_linear_association_does_not_change_the_function():
+    """A large batch goes through the end-to-end matrix first, a small one layer by layer;
+    both must be the plain product W_L ... W_1 x, and give the same gradients."""
+    key = jax.random.PRNGKey(7)
+    k1, k2, k3 = jax.random.split(key, 3)
+    layers = tuple(jax.random.normal(k, (6, 6), jnp.float64) for k in jax.random.split(k1, 4))
+    enc = models.DeepLinear(layers)
+    big = jax.random.normal(k2, (512, 6), jnp.float64)  # product first
+    small = big[:2]  # layer by layer
+    reference = np.asarray(big) @ np.linalg.multi_dot([np.asarray(w) for w in layers[::-1]]).T
+    np.testing.assert_allclose(enc(big), reference, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(enc(small), reference[:2], rtol=1e-12, atol=1e-12)
+
+    def loss(e, x):
+        return jnp.sum(jnp.sin(e(x)))
+
+    g_big = jax.grad(loss)(enc, big)
+    g_rows = [jax.grad(loss)(enc, big[i : i + 2]) for i in range(0, 512, 2)]  # layer by layer
+    for a, *bs in zip(g_big.layers, *(g.layers for g in g_rows)):
+        np.testing.assert_allclose(a, sum(bs), rtol=1e-10, atol=1e-10)
