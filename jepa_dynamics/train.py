@@ -46,7 +46,7 @@ import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-__all__ = ["TrainConfig", "TrainResult", "train", "run_training", "load_encoder", "record_steps",
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "run_training", "load_encoder", "record_steps",
            "MODELS", "INITS", "LOSSES", "OPTIMIZERS", "GRIDS"]
 
 MODELS = ("linear", "mlp")
@@ -258,6 +258,8 @@ class _Runner:
         self.chunk = int(min(config.chunk, gaps.max())) if gaps.size else 1
         self._segment = jax.jit(self._segment_impl)
         self._responses = jax.jit(self._responses_impl)
+        self._finite = jax.jit(lambda model: jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))])))
 
     def _step(self, state, k):
         cfg = self.config
@@ -294,12 +296,23 @@ class _Runner:
         return np.asarray(self._responses(state[0].encoder), dtype=np.float64)
 
     def advance(self, state, start: int, stop: int):
-        """Run steps ``start .. stop - 1`` (``stop - start`` of them) and return the new state."""
+        """Run steps ``start .. stop - 1`` (``stop - start`` of them) and return the new state.
+
+        Raises :class:`TrainingDiverged` if the parameters are no longer finite at ``stop``."""
         while start < stop:
             n = min(self.chunk, stop - start)
             state = self._segment(state, jnp.asarray(start), jnp.asarray(n))
             start += n
+        if not bool(self._finite(state[0])):
+            cfg = self.config
+            raise TrainingDiverged(
+                f"training diverged: the parameters are not finite by step {stop} ({cfg.model} {cfg.objective} "
+                f"depth={cfg.depth} optimizer={cfg.optimizer} lr={cfg.lr:g}); lower --lr")
         return state
+
+
+class TrainingDiverged(RuntimeError):
+    """Gradient steps blew the parameters up to inf/NaN; the message names the run and what to change."""
 
 
 def _progress_bar(config, enabled, initial):

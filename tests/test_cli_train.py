@@ -107,3 +107,15 @@ def test_sigint_then_resume_gives_the_uninterrupted_files(tmp_path):
     for name in ("responses.csv", "summary.csv"):
         body = lambda p: [ln for ln in (p / name).read_text().splitlines() if not ln.startswith("# command")]
         assert body(part) == body(full), name
+
+
+def test_divergence_is_one_line_not_nan_rows(tmp_path, capsys):
+    """Gradient descent with lr far above 2 / curvature blows up; the command must say so
+    (exit 1, one line naming the learning rate) instead of writing NaN summaries."""
+    args = ["train", "--model", "linear", "--objective", "mae", "--depth", "2", "--lam", "1,0.5", "--rho", "0.9,0.4",
+            "--eps", "0.02", "--loss", "population", "--optimizer", "sgd", "--lr", "1000", "--steps", "200",
+            "--no-progress", "--out", str(tmp_path / "run")]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "diverged" in err and "lr=1000" in err and "lower --lr" in err
+    assert not (tmp_path / "run" / "summary.csv").exists()
