@@ -548,7 +548,7 @@ def render(names=None, out_dir: str = "figures", *, fast: bool = False, formats=
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(names), unit="figure", file=sys.stderr, desc="figures")
-    written = []
+    written, done = [], []
     try:
         for name in names:
             if bar is not None:
@@ -558,8 +558,14 @@ def render(names=None, out_dir: str = "figures", *, fast: bool = False, formats=
                 path = os.path.join(out_dir, f"{name}.{fmt}")
                 plots.save_figure(fig, path, dpi=dpi)
                 written.append(path)
+            done.append(name)
             if bar is not None:
                 bar.update(1)
+    except KeyboardInterrupt:
+        left = [n for n in names if n not in done]
+        kept = ", ".join(done) if done else "none"
+        raise KeyboardInterrupt(f"interrupted: finished figures kept in {out_dir} ({kept}); "
+                                f"rerun with --only {','.join(left)}") from None
     finally:
         if bar is not None:
             bar.close()
