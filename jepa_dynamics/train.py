@@ -30,7 +30,6 @@ a resumed run equals an uninterrupted one bit for bit.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time as _time

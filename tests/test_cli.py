@@ -11,26 +11,13 @@ import time
 
 import numpy as np
 import pytest
-from scipy.integrate import quad
 
 from jepa_dynamics import records
 from jepa_dynamics.cli import main
+from reference import quad_critical_time
 
 SWEEP_COLUMNS = ["objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point",
                  "critical_time", "critical_time_asymptotic"]
-
-
-def quad_critical_time(objective, depth, lam, rho, eps, fraction):
-    """t_star by scipy quadrature of dt = dw / (dw/dt), in log w, from the spec's ODE."""
-    p = (3.0 if objective == "jepa" else 2.0) - 1.0 / depth
-    sigma2 = lam / rho
-    w_star = rho**depth if objective == "jepa" else rho ** (depth / (depth + 1.0))
-
-    def dt_dz(z):
-        w = np.exp(z)
-        return w / (depth * (lam * w**p - sigma2 * w**3))
-
-    return quad(dt_dz, np.log(eps), np.log(fraction * w_star), epsabs=0, epsrel=1e-12, limit=500)[0]
 
 
 def run_cli(*args, check=True):

@@ -17,33 +17,16 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from scipy.integrate import quad, solve_ivp
+from scipy.integrate import solve_ivp
 from scipy.stats import special_ortho_group
 
 from jepa_dynamics import ode, spec, theory
+from reference import OBJECTIVES, quad_time, rhs_by_hand, w_star_by_hand
 from jepa_dynamics._jax import jax
 
 import jax.numpy as jnp  # noqa: E402
 
-OBJECTIVES = ("jepa", "mae")
 NT = 41  # time points of every ode.trajectory call (one compiled shape)
-
-
-def w_star_by_hand(objective, depth, rho):
-    return rho**depth if objective == "jepa" else rho ** (depth / (depth + 1))
-
-
-def rhs_by_hand(objective, depth, lam, rho, w):
-    """dw/dt of theory-spec section 5, written out here."""
-    p = (3.0 if objective == "jepa" else 2.0) - 1.0 / depth
-    return depth * (lam * w**p - lam / rho * w**3)
-
-
-def quad_time(objective, depth, lam, rho, eps, w):
-    """t(w) by quadrature of dt = dz / (dz/dt), z = ln w."""
-    val, _ = quad(lambda z: 1.0 / rhs_by_hand(objective, depth, lam, rho, math.exp(z)) * math.exp(z),
-                  math.log(eps), math.log(w), epsabs=0.0, epsrel=1e-13, limit=500)
-    return val
 
 
 def mixed_error(objective, depth, lam, rho, ts, w_got, w_ref):

@@ -15,34 +15,9 @@ from hypothesis import given, settings, strategies as st
 from scipy.integrate import quad
 
 from jepa_dynamics import spec, theory
+from reference import OBJECTIVES, quad_time, rhs_by_hand, w_star_by_hand
 
-OBJECTIVES = ("jepa", "mae")
 DEPTHS = tuple(range(1, 9))
-
-
-def quad_time(objective, depth, lam, rho, eps, w):
-    """Time from ``w(0) = eps`` to ``w`` by quadrature of ``dt = u / (du/dt) d(ln u)``,
-    with ``du/dt`` written out from theory-spec section 5 (not taken from the code)."""
-    s2 = lam / rho
-
-    def dt_dlnu(z):
-        u = math.exp(z)
-        if objective == "jepa":
-            return u / (u ** (2 * depth) * (lam - s2 * u))
-        return u / (u**depth * (lam - s2 * u ** (depth + 1)))
-
-    a, b = math.log(eps) / depth, math.log(w) / depth
-    val, _ = quad(dt_dlnu, a, b, epsabs=0.0, epsrel=1e-13, limit=500)
-    return val
-
-
-def rhs_by_hand(objective, depth, lam, rho, w):
-    p = (3.0 if objective == "jepa" else 2.0) - 1.0 / depth
-    return depth * (lam * w**p - lam / rho * w**3)
-
-
-def w_star_by_hand(objective, depth, rho):
-    return rho**depth if objective == "jepa" else rho ** (depth / (depth + 1))
 
 
 # 1. fixed points ---------------------------------------------------------------------
