@@ -199,10 +199,17 @@ class TrainResult:
     model: models.Model
     target: object
     checkpoints: dict
+    crossing_times: Optional[np.ndarray] = None
 
     def critical_times(self, w_star=None) -> np.ndarray:
         """Empirical critical times at ``fraction * w_star`` (default: the deep linear theory's
-        ``w_star`` at the run's depth, for every model)."""
+        ``w_star`` at the run's depth, for every model).
+
+        Linear encoders at the default level: the crossing tracked at every training step
+        (``crossing_times``), so the answer does not depend on the recording grid.  Otherwise
+        the recorded responses, interpolated (:func:`jepa_dynamics.analysis.critical_times`)."""
+        if w_star is None and self.crossing_times is not None:
+            return self.crossing_times
         return analysis.critical_times(self.times, self.responses, _w_star(self.config, self.dataset, self.responses)
                                        if w_star is None else w_star, self.config.fraction)
 
@@ -246,11 +253,17 @@ class _Runner:
         model = _init_model(config, init_key, self.dataset.dim)
         self.optimizer = _optimizer(config)
         target = model.encoder if config.ema > 0 else None
-        self.initial = (model, self.optimizer.init(model), target)
         self.cov = tuple(jnp.asarray(a, dtype) for a in self.dataset.covariances())
         self.x_eval = None
         if config.model != "linear":
             self.x_eval, _ = self.dataset.sample(eval_key, config.eval_batch, dtype)
+        # Linear encoders: the crossing of fraction * w_star is tracked at every step inside the
+        # scan, so the empirical critical time does not depend on the recording grid.
+        self.level = jnp.asarray(config.fraction * _w_star(config, self.dataset), dtype)
+        r0 = jnp.asarray(self._responses_impl(model.encoder), dtype)
+        first = jnp.where(r0 >= self.level, 0, -1).astype(jnp.int64)
+        crossing = (first, r0, r0, r0)  # (first step at or above the level, previous, before, at the crossing)
+        self.initial = (model, self.optimizer.init(model), target, crossing)
         boundaries = set(record_steps(config).tolist()) | set(config.checkpoints) | {config.steps}
         self.boundaries = np.array(sorted(boundaries), dtype=np.int64)
         gaps = np.diff(self.boundaries)
@@ -262,7 +275,7 @@ class _Runner:
 
     def _step(self, state, k):
         cfg = self.config
-        model, opt_state, target = state
+        model, opt_state, target, crossing = state
         if cfg.loss == "population":
             batch = self.cov
         else:
@@ -276,7 +289,25 @@ class _Runner:
         model = eqx.apply_updates(model, updates)
         if target is not None:
             target = objectives.ema_update(target, model.encoder, cfg.ema)
-        return model, opt_state, target
+        if cfg.model == "linear":
+            first, prev, before, at = crossing
+            r = analysis.responses_linear(model.encoder.matrix()).astype(prev.dtype)
+            now = (first < 0) & (r >= self.level)
+            crossing = (jnp.where(now, k + 1, first), r, jnp.where(now, prev, before), jnp.where(now, r, at))
+        return model, opt_state, target, crossing
+
+    def crossing_times(self, state) -> np.ndarray | None:
+        """Linear encoders: ``t_star`` per feature from the step-by-step tracker, interpolated
+        linearly in time between the steps just before and at the crossing (``nan`` if not
+        reached, ``0`` if the response starts at or above the level); ``None`` for MLPs."""
+        if self.config.model != "linear":
+            return None
+        first, _, before, at = (np.asarray(a) for a in state[3])
+        level = np.broadcast_to(np.asarray(self.level, np.float64), first.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(first > 0, (level - before) / (at - before), 0.0)
+        steps = np.where(first > 0, first - 1 + frac, 0.0)
+        return np.where(first >= 0, self.config.lr * steps, np.nan)
 
     def _segment_impl(self, state, start, n):
         def body(carry, i):
@@ -354,7 +385,7 @@ def train(config: TrainConfig, *, progress=False) -> TrainResult:
             ckpts[b] = state[0].encoder
     steps = np.asarray(steps, dtype=np.int64)
     return TrainResult(config, runner.dataset, steps, config.lr * steps.astype(np.float64), np.stack(rows),
-                       state[0], state[2], ckpts)
+                       state[0], state[2], ckpts, runner.crossing_times(state))
 
 
 # --- files ------------------------------------------------------------------------------------------------
@@ -373,8 +404,7 @@ def _save_atomic(path, tree):
 
 
 def _state_tree(state, step):
-    model, opt_state, target = state
-    return (model, opt_state, target, jnp.asarray(step, dtype=jnp.int64))
+    return (*state, jnp.asarray(step, dtype=jnp.int64))
 
 
 def checkpoint_path(out_dir: str, step: int) -> str:
@@ -444,7 +474,7 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
     state, start = runner.initial, 0
     if resume and os.path.exists(state_path) and os.path.exists(resp_path):
         loaded = eqx.tree_deserialise_leaves(state_path, _state_tree(runner.initial, 0))
-        state, start = loaded[:3], int(loaded[3])
+        state, start = loaded[:4], int(loaded[4])
         _keep_rows(resp_path, dim * int(np.sum(rec_steps <= start)))
     else:
         resume = False
@@ -488,7 +518,7 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
     table = records.read_csv(resp_path)
     steps, responses = analysis.responses_table(table["step"], table["feature"], table["response"], dim)
     result = TrainResult(config, ds, steps, config.lr * steps.astype(np.float64), responses, state[0], state[2],
-                         {})
+                         {}, runner.crossing_times(state))
     write_summary(result, os.path.join(out_dir, "summary.csv"), command)
     from .plots import save_figure
 
@@ -514,8 +544,10 @@ def write_summary(result: TrainResult, path: str, command: str) -> None:
         "fixed_point": "w_star of the balanced deep linear theory at this depth (for mlp: a reference only)",
         "critical_time_theory": f"exact t_star at fraction={cfg.fraction!r} of w_star, in gradient-flow time "
                                 "(balanced deep linear theory)",
-        "critical_time_empirical": "first crossing of fraction * fixed_point by the recorded responses, linearly "
-                                   "interpolated in time; nan = not reached within the run",
+        "critical_time_empirical": ("first crossing of fraction * fixed_point, linearly interpolated in time "
+                                    + ("between the training steps around it (tracked at every step)"
+                                       if cfg.model == "linear" else "between the recorded responses around it")
+                                    + "; nan = not reached within the run"),
         "time": TIME_NOTE,
     }
     header = records.provenance_lines(command, notes)
