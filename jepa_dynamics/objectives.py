@@ -13,7 +13,8 @@ The JEPA target is chosen by the caller (see :func:`target_encoder`):
 
 * stop-gradient (``tau = 0``): ``f_tgt = sg(f)``, the current encoder with no gradient;
 * EMA (``tau`` in ``(0, 1)``): a separate encoder, updated after every optimiser step
-  by ``f_tgt <- tau f_tgt + (1 - tau) f`` (:func:`ema_update`); with ``tau = 0`` that
+  by ``f_tgt <- tau f_tgt + (1 - tau) f`` (:func:`ema_update`; for a deep linear encoder on
+  the end-to-end matrix, ``Wtgt <- tau Wtgt + (1 - tau) Wbar``); with ``tau = 0`` that
   update makes ``f_tgt`` the current encoder, i.e. the stop-gradient copy;
 * ``stop_gradient=False``: ``f_tgt = f`` with gradients flowing through the target,
   which lets the loss be minimised by collapse (``f -> 0``).
@@ -32,6 +33,7 @@ moments ``sxx = E[x_i^2]``, ``sxy = E[x_i y_i]``, ``syy = E[y_i^2]``, as vectors
 
 from __future__ import annotations
 
+from . import models
 from ._jax import jax
 
 import jax.numpy as jnp  # noqa: E402
@@ -42,6 +44,7 @@ __all__ = [
     "jepa_sampled",
     "mae_sampled",
     "target_encoder",
+    "ema_target",
     "ema_update",
     "loss",
 ]
@@ -83,8 +86,24 @@ def target_encoder(model, ema_target=None, *, stop_gradient: bool = True):
     return model.encoder
 
 
+def ema_target(encoder):
+    """The initial EMA target for ``encoder``: for a deep linear encoder the end-to-end
+    matrix ``Wbar`` as a one-layer :class:`~jepa_dynamics.models.DeepLinear` (the spec's
+    ``Wtgt``), for any other encoder a copy of its parameters."""
+    if isinstance(encoder, models.DeepLinear):
+        return models.DeepLinear((encoder.matrix(),))
+    return encoder
+
+
 def ema_update(target, encoder, tau):
-    """``f_tgt <- tau f_tgt + (1 - tau) f`` leaf by leaf (array leaves only)."""
+    """``f_tgt <- tau f_tgt + (1 - tau) f``.
+
+    Deep linear encoders (spec section 2): on the end-to-end matrix,
+    ``Wtgt <- tau Wtgt + (1 - tau) Wbar`` (an average of products, which layer-wise
+    averages would not give for ``L >= 2``).  Other encoders: leaf by leaf on the
+    parameters, the usual EMA of BYOL / I-JEPA."""
+    if isinstance(encoder, models.DeepLinear):
+        return models.DeepLinear((tau * target.matrix() + (1.0 - tau) * encoder.matrix(),))
     return jax.tree_util.tree_map(lambda t, w: tau * t + (1.0 - tau) * w, target, encoder)
 
 

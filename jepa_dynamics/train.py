@@ -252,7 +252,7 @@ class _Runner:
         dtype = config.jnp_dtype
         model = _init_model(config, init_key, self.dataset.dim)
         self.optimizer = _optimizer(config)
-        target = model.encoder if config.ema > 0 else None
+        target = objectives.ema_target(model.encoder) if config.ema > 0 else None
         self.cov = tuple(jnp.asarray(a, dtype) for a in self.dataset.covariances())
         self.x_eval = None
         if config.model != "linear":

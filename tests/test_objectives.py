@@ -64,8 +64,22 @@ def test_stop_gradient_blocks_the_target_path():
 
 
 def test_ema_update():
-    t = models.balanced(jax.random.PRNGKey(0), 2, 2, 0.04).encoder
-    e = models.balanced(jax.random.PRNGKey(1), 2, 2, 0.09).encoder
-    out = objectives.ema_update(t, e, 0.25)
-    for o, a, b in zip(out.layers, t.layers, e.layers):
-        np.testing.assert_allclose(np.asarray(o), 0.25 * np.asarray(a) + 0.75 * np.asarray(b))
+    """Deep linear: the spec's Wtgt <- tau Wtgt + (1 - tau) Wbar on the end-to-end matrix (an
+    average of products, not a product of layer averages); MLP: parameter by parameter."""
+    k = jax.random.split(jax.random.PRNGKey(0), 3)
+    e0 = models.random_init(k[0], 3, 2, 0.7).encoder
+    e1 = models.random_init(k[1], 3, 2, 0.7).encoder
+    t = objectives.ema_target(e0)
+    np.testing.assert_allclose(np.asarray(t.matrix()), np.asarray(e0.layers[1] @ e0.layers[0]), rtol=1e-14)
+    out = objectives.ema_update(t, e1, 0.25)
+    wbar0 = np.asarray(e0.layers[1]) @ np.asarray(e0.layers[0])
+    wbar1 = np.asarray(e1.layers[1]) @ np.asarray(e1.layers[0])
+    np.testing.assert_allclose(np.asarray(out.matrix()), 0.25 * wbar0 + 0.75 * wbar1, rtol=1e-13)
+    layerwise = (0.25 * np.asarray(e0.layers[1]) + 0.75 * np.asarray(e1.layers[1])) @ (
+        0.25 * np.asarray(e0.layers[0]) + 0.75 * np.asarray(e1.layers[0]))
+    assert np.max(np.abs(layerwise - np.asarray(out.matrix()))) > 1e-3  # the two rules differ
+    m0 = models.random_init(k[2], 3, 2, 0.7, model="mlp", width=5).encoder
+    m1 = models.random_init(k[0], 3, 2, 0.7, model="mlp", width=5).encoder
+    mout = objectives.ema_update(objectives.ema_target(m0), m1, 0.25)
+    for o, a, b in zip(mout.layers, m0.layers, m1.layers):
+        np.testing.assert_allclose(np.asarray(o), 0.25 * np.asarray(a) + 0.75 * np.asarray(b), rtol=1e-14)
