@@ -222,7 +222,7 @@ def trajectory(objective: str, depth, lam, rho, eps, ts, *, rtol=1e-10, atol=1e-
     if ts.ndim != 1 or ts.size == 0 or np.any(np.diff(ts) <= 0):
         raise spec.SpecError("ts", "must be a non-empty, strictly increasing 1-D array of times")
     # eps below w_star (the fraction-free condition) is all a trajectory needs.
-    depth_c = np.vectorize(spec.check_depth, otypes=[np.int64])(depth) if np.ndim(depth) else spec.check_depth(depth)
+    depth_c = spec.check_depths(depth)
     lam_c, rho_c = spec.check_lam(lam), spec.check_rho(rho)
     eps_c = spec.check_eps(eps, objective, depth_c, rho_c, 1.0)
     shape = np.broadcast_shapes(np.shape(depth_c), lam_c.shape, rho_c.shape, eps_c.shape)

@@ -68,6 +68,13 @@ def check_depth(depth, name: str = "depth") -> int:
     return check_int(depth, name, 1)
 
 
+def check_depths(depth):
+    """:func:`check_depth` for a scalar or, element by element, an array (``int64``)."""
+    if np.ndim(depth):
+        return np.vectorize(check_depth, otypes=[np.int64])(depth)
+    return check_depth(depth)
+
+
 def check_positive_int(value, name: str) -> int:
     return check_int(value, name, 1)
 

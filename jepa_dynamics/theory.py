@@ -148,19 +148,13 @@ def _time_to_unchecked(objective: str, depth, lam, rho, eps, w):
     return _by_depth(one, depth, rho, eps, w) / lam
 
 
-def _check_depth(depth):
-    if np.ndim(depth):
-        return np.vectorize(spec.check_depth, otypes=[np.int64])(depth)
-    return spec.check_depth(depth)
-
-
 def validate(objective: str, depth, lam, rho, eps, fraction=0.5):
     """Check one problem or a broadcastable grid of them (see :mod:`jepa_dynamics.spec`).
 
     Returns ``(depth, lam, rho, eps, fraction)`` as int / float64 arrays; raises
     :class:`~jepa_dynamics.spec.SpecError` (a ``ValueError``) naming the first bad value."""
     spec.check_objective(objective)
-    depth = _check_depth(depth)
+    depth = spec.check_depths(depth)
     lam = spec.check_lam(lam)
     rho = spec.check_rho(rho)
     fraction = spec.check_unit_interval(fraction, "fraction")
@@ -174,7 +168,7 @@ def time_to(objective: str, depth, lam, rho, eps, w):
     Requires ``eps <= w < w_star``: the response rises monotonically from ``eps``
     towards ``w_star`` and reaches it only as ``t -> infinity``."""
     spec.check_objective(objective)
-    depth = _check_depth(depth)
+    depth = spec.check_depths(depth)
     lam, rho = spec.check_lam(lam), spec.check_rho(rho)
     w_star = fixed_point(objective, depth, rho)
     eps = spec.check_eps(eps, objective, depth, rho, 1.0)
@@ -245,7 +239,7 @@ def critical_time_limit_constant(objective: str, depth, lam, rho, fraction=0.5):
     ``u_star^{1-L}/lam [ -x^{1-L}/(L-1) + F(x) - F(0) ]`` (``ln x`` for ``L = 1``),
     with ``x = fraction^{1/L}`` (JEPA) or ``fraction^{1/L}`` of ``u_star`` (MAE)."""
     spec.check_objective(objective)
-    depth = _check_depth(depth)
+    depth = spec.check_depths(depth)
     lam, rho = spec.check_lam(lam), spec.check_rho(rho)
     fraction = spec.check_unit_interval(fraction, "fraction")
 
@@ -273,7 +267,7 @@ def trajectory(objective: str, depth, lam, rho, eps, ts):
     Inversion is a vectorised bisection on ``logit(x)``, ``x = u / u_star``, to full
     float64 resolution (100 halvings)."""
     spec.check_objective(objective)
-    depth = _check_depth(depth)
+    depth = spec.check_depths(depth)
     lam, rho = spec.check_lam(lam), spec.check_rho(rho)
     eps = spec.check_eps(eps, objective, depth, rho, 1.0)  # start below w_star
     ts = spec.check_nonnegative(ts, "ts")
