@@ -241,6 +241,8 @@ def check_writable(path: str, name: str = "out") -> str:
     The check writes and removes a probe file, so it holds for root and read-only
     file systems alike."""
     path = os.fspath(path)
+    if not path:
+        raise SpecError(name, "a file name is required")
     if os.path.isdir(path):
         raise SpecError(name, f"cannot write {path}: it is a folder")
     folder = os.path.dirname(os.path.abspath(path))
@@ -265,6 +267,8 @@ def check_writable(path: str, name: str = "out") -> str:
 def check_writable_dir(path: str, name: str = "out") -> str:
     """An output folder: it must be creatable and writable."""
     path = os.fspath(path)
+    if not path:
+        raise SpecError(name, "a folder name is required")
     if os.path.exists(path) and not os.path.isdir(path):
         raise SpecError(name, f"cannot write into {path}: it is a file, not a folder")
     try:

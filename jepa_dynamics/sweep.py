@@ -80,6 +80,13 @@ class Grid:
                   for obj in self.objective for d in self.depth for r in self.rho]
         _, obj, d, r = min(limits, key=lambda item: item[0])
         spec.check_eps(max(self.eps), obj, d, r, min(self.fraction))
+        # t_star falls with lam and eps: the smallest of both give the longest times, which must
+        # fit in float64 (raises SpecError naming the row otherwise) -- checked before any output
+        for obj in self.objective:
+            depth = np.repeat(self.depth, len(self.rho))
+            rho = np.tile(self.rho, len(self.depth))
+            theory.critical_time_unchecked(obj, depth, min(self.lam), rho, min(self.eps), min(self.fraction))
+            theory.critical_time_asymptotic(obj, depth, min(self.lam), rho, min(self.eps), min(self.fraction))
 
     @property
     def shape(self) -> tuple:
@@ -115,13 +122,14 @@ def compute_rows(grid: Grid, start: int, stop: int, method: str = "exact", **ode
             continue
         args = (obj, depth[m], lam[m], rho[m], eps[m])
         fixed[m] = spec.fixed_point(obj, depth[m], rho[m])
+        # first: it is cheap and names a float64 overflow before any integration starts
+        t_asym[m] = theory.critical_time_asymptotic(*args, fraction[m])
         if method == "exact":
             t_star[m] = theory.critical_time_unchecked(*args, fraction[m])
         else:
             from . import ode
 
             t_star[m] = ode.critical_time(*args, fraction[m], **ode_options)
-        t_asym[m] = theory.critical_time_asymptotic(*args, fraction[m])
     return {"objective": np.asarray(grid.objective)[io], "depth": depth, "lam": lam, "rho": rho,
             "sigma2": lam / rho, "eps": eps, "fraction": fraction, "fixed_point": fixed,
             "critical_time": t_star, "critical_time_asymptotic": t_asym}

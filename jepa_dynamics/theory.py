@@ -145,7 +145,23 @@ def _time_to_unchecked(objective: str, depth, lam, rho, eps, w):
             return _jepa_scaled(d, log_x0, log_x, log_rho)
         return _mae_scaled(d, log_x0, log_x, log_ustar)
 
-    return _by_depth(one, depth, rho, eps, w) / lam
+    with np.errstate(over="ignore"):
+        return _finite_or_raise(_by_depth(one, depth, rho, eps, w) / lam, objective, depth, lam, rho, eps)
+
+
+def _finite_or_raise(t, objective, depth, lam, rho, eps):
+    """``t`` if every entry is a finite float64, else a one-line error naming the first row."""
+    t = np.asarray(t)
+    bad = ~np.isfinite(t)
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        d, lam_, rho_, eps_ = (np.broadcast_to(np.asarray(a), t.shape).ravel()[i] for a in (depth, lam, rho, eps))
+        raise spec.SpecError(
+            "eps",
+            f"the time to learn overflows float64 for objective={objective} depth={int(d)} lam={lam_:.6g} "
+            f"rho={rho_:.6g} eps={eps_:.6g} (the plateau lasts ~eps^-(2-1/L) / lam); use a larger eps or lam",
+        )
+    return t
 
 
 def validate(objective: str, depth, lam, rho, eps, fraction=0.5):
@@ -229,7 +245,8 @@ def critical_time_asymptotic(objective: str, depth, lam, rho, eps, fraction=0.5,
             return (0.5 * np.log(rho_) - log_eps) / lam_
         return np.exp((1 - d) / d * log_eps) / ((d - 1) * lam_)
 
-    return _by_depth(one, depth, lam, rho, eps)
+    with np.errstate(over="ignore"):
+        return _finite_or_raise(_by_depth(one, depth, lam, rho, eps), objective, depth, lam, rho, eps)
 
 
 def critical_time_limit_constant(objective: str, depth, lam, rho, fraction=0.5):

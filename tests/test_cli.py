@@ -80,6 +80,8 @@ def test_sweep_ode_agrees_with_exact(tmp_path):
         (["--dpth", "2"], "--dpth"),
         (["--lam", "1,,2"], "--lam"),
         (["--lam", "abc"], "--lam"),
+        (["--eps", "1e-300"], "--eps"),  # t_star would overflow float64
+        (["--eps", "1e-300", "--method", "ode"], "--eps"),
     ],
 )
 def test_sweep_bad_input_is_one_line(tmp_path, capsys, flags, needle):
@@ -95,6 +97,11 @@ def test_eps_message_says_how_small(tmp_path, capsys):
                  "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
     assert "must be below fraction * w_star = 0.03125" in err
+
+
+def test_empty_output_name(capsys):
+    assert main(["sweep", "--out", ""]) == 2
+    assert capsys.readouterr().err == "jepa-dynamics sweep: error: --out: a file name is required\n"
 
 
 def test_unwritable_output(tmp_path, capsys):
