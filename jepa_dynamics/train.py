@@ -169,7 +169,9 @@ class TrainConfig:
             raise spec.SpecError("checkpoints", f"steps must lie in [0, steps={self.steps}], got {checkpoints[-1]}")
         put("checkpoints", checkpoints)
         ds = self.dataset()
-        spec.check_eps(self.eps, self.objective, self.depth, ds.rho, self.fraction)
+        # eps below fraction * w_star, and the theory's critical times (the summary's reference)
+        # finite in float64: both checked now rather than after the run
+        theory.critical_time(self.objective, self.depth, ds.lam, ds.rho, self.eps, self.fraction)
         put("eps", float(self.eps))
 
     def dataset(self) -> data.Dataset:

@@ -64,6 +64,13 @@ def test_dist_family_mlp_sampled(tmp_path):
     (["--lam", "1", "--rho", "0.9", "--ema", "1"], "--ema: must be in [0, 1)"),
     (["--lam", "1", "--rho", "0.9", "--steps", "-5"], "--steps: must be a positive integer"),
     (["--dist", "nope"], "--dist: unknown value"),
+    (["--lam", "1", "--rho", "0.9", "--depth", "2", "--eps", "1e-300"], "--eps: the time to learn overflows float64"),
+    (["--lam", "1", "--rho", "0.9", "--lr", "nan"], "--lr: must be finite"),
+    (["--lam", "1", "--rho", "0.9", "--depth", "0"], "--depth: must be a positive integer"),
+    (["--lam", "1", "--rho", "0", "--depth", "2"], "--rho: must be > 0"),
+    (["--lam", "-1", "--rho", "0.5"], "--lam: must be > 0"),
+    (["--lam", "1", "--rho", "0.9", "--optimizer", "sgdd"], "--optimizer: unknown value 'sgdd'"),
+    (["--lam", "1", "--rho", "0.9", "--lrate", "0.1"], "unrecognized arguments: --lrate 0.1"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     argv = ["train", *args, "--out", str(tmp_path / "x")]
