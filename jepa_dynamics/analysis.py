@@ -25,6 +25,7 @@ __all__ = [
     "responses_linear",
     "responses_from_samples",
     "critical_times",
+    "interpolate_crossing",
     "learning_order",
     "rank_correlation",
     "order_correlation",
@@ -74,15 +75,24 @@ def critical_times(times, responses, w_star, fraction=0.5):
         if k == 0:
             out[i] = times[0]
             continue
-        r0, r1 = resp[k - 1, i], resp[k, i]
-        out[i] = times[k - 1] + (level[i] - r0) / (r1 - r0) * (times[k] - times[k - 1])
+        out[i] = interpolate_crossing(times[k - 1], times[k], resp[k - 1, i], resp[k, i], level[i])
     return out
+
+
+def interpolate_crossing(t_before, t_at, r_before, r_at, level):
+    """The time at which a response going from ``r_before`` (at ``t_before``, below ``level``)
+    to ``r_at`` (at ``t_at``, at or above it) reaches ``level``, linear in time."""
+    return t_before + (level - r_before) / (r_at - r_before) * (t_at - t_before)
+
+
+def _never_last(t_star):
+    """``t_star`` with never-learned (``nan``) features moved to ``+inf``."""
+    return np.where(np.isnan(t_star), np.inf, np.asarray(t_star, dtype=np.float64))
 
 
 def learning_order(t_star):
     """Feature indices from first learned to last (never-learned ``nan`` features last)."""
-    t = np.where(np.isnan(t_star), np.inf, np.asarray(t_star, dtype=np.float64))
-    return np.argsort(t, kind="stable")
+    return np.argsort(_never_last(t_star), kind="stable")
 
 
 def rank_correlation(a, b) -> float:
@@ -96,8 +106,7 @@ def rank_correlation(a, b) -> float:
 def order_correlation(t_star, values) -> float:
     """Rank correlation between how early each feature is learned (``-t_star``; never-learned
     features count as last) and ``values``: ``+1`` = larger ``values`` learned first."""
-    t = np.where(np.isnan(t_star), np.inf, np.asarray(t_star, dtype=np.float64))
-    return rank_correlation(-t, values)
+    return rank_correlation(-_never_last(t_star), values)
 
 
 def responses_table(step, feature, response, dim: int | None = None):

@@ -212,7 +212,7 @@ class TrainResult:
         the recorded responses, interpolated (:func:`jepa_dynamics.analysis.critical_times`)."""
         if w_star is None and self.crossing_times is not None:
             return self.crossing_times
-        return analysis.critical_times(self.times, self.responses, _w_star(self.config, self.dataset, self.responses)
+        return analysis.critical_times(self.times, self.responses, _w_star(self.config, self.dataset)
                                        if w_star is None else w_star, self.config.fraction)
 
 
@@ -225,7 +225,7 @@ def record_steps(config: TrainConfig) -> np.ndarray:
     return np.unique(np.round(grid).astype(np.int64))
 
 
-def _w_star(config, dataset, responses=None):
+def _w_star(config, dataset):
     """The reference level: the balanced deep linear theory's ``w_star`` at the run's depth
     (for MLPs too: a bias-free tanh MLP is linear around its small initialisation)."""
     return spec.fixed_point(config.objective, config.depth, dataset.rho)
@@ -304,12 +304,11 @@ class _Runner:
         reached, ``0`` if the response starts at or above the level); ``None`` for MLPs."""
         if self.config.model != "linear":
             return None
-        first, _, before, at = (np.asarray(a) for a in state[3])
+        first, _, before, at = (np.asarray(a, np.float64) for a in state[3])
         level = np.broadcast_to(np.asarray(self.level, np.float64), first.shape)
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(first > 0, (level - before) / (at - before), 0.0)
-        steps = np.where(first > 0, first - 1 + frac, 0.0)
-        return np.where(first >= 0, self.config.lr * steps, np.nan)
+            step = np.where(first > 0, analysis.interpolate_crossing(first - 1, first, before, at, level), 0.0)
+        return np.where(first >= 0, self.config.lr * step, np.nan)
 
     def _segment_impl(self, state, start, n):
         def body(carry, i):
