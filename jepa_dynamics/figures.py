@@ -29,11 +29,10 @@ linear_probe       linear-probe accuracy over training on encoder checkpoints, f
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 
-from . import data, plots, spec, theory
+from . import data, plots, records, spec, theory
 from .analysis import critical_times as _crossing_times
 from .analysis import order_correlation
 from .plots import FEATURE_COLOURS, OBJECTIVE_LABEL, OBJECTIVE_STYLE, TIME_LABEL, depth_colour, shade
@@ -543,30 +542,23 @@ def render(names=None, out_dir: str = "figures", *, fast: bool = False, formats=
         spec.check_choice(fmt, ("png", "pdf", "svg"), "format")
     spec.check_writable_dir(out_dir, "out")
     os.makedirs(out_dir, exist_ok=True)
-    bar = None
-    if progress or (progress is None and sys.stderr.isatty()):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(names), unit="figure", file=sys.stderr, desc="figures")
+    bar = records.progress_bar(len(names), enabled=progress, desc="figures", unit="figure")
     written, done = [], []
     try:
         for name in names:
-            if bar is not None:
-                bar.set_postfix_str(name)
+            bar.set_postfix_str(name)
             fig = FIGURES[name](fast=fast)
             for fmt in formats:
                 path = os.path.join(out_dir, f"{name}.{fmt}")
                 plots.save_figure(fig, path, dpi=dpi)
                 written.append(path)
             done.append(name)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     except KeyboardInterrupt:
         left = [n for n in names if n not in done]
         kept = ", ".join(done) if done else "none"
         raise KeyboardInterrupt(f"interrupted: finished figures kept in {out_dir} ({kept}); "
                                 f"rerun with --only {','.join(left)}") from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return written

@@ -34,6 +34,7 @@ __all__ = [
     "CsvAppender",
     "write_csv_atomic",
     "read_csv",
+    "progress_bar",
 ]
 
 
@@ -149,6 +150,17 @@ def write_csv_atomic(path: str, header: Sequence[str], columns: Sequence[str],
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def progress_bar(total: int, *, desc: str, unit: str, enabled=None, initial: int = 0, leave: bool = True):
+    """The package's tqdm bar, on stderr.  ``enabled=None`` shows it only when stderr is a
+    terminal; a disabled bar still takes ``update``/``close`` calls (as no-ops)."""
+    from tqdm.auto import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not enabled, leave=leave,
+                file=sys.stderr, dynamic_ncols=True)
 
 
 def read_csv(path: str) -> dict[str, np.ndarray]:

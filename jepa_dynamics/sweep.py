@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass
 import numpy as np
 
@@ -151,15 +150,6 @@ def _format_block(grid: Grid, cols: dict, start: int, stop: int) -> list:
     return out
 
 
-def _progress(total: int, initial: int, enabled, desc: str):
-    from tqdm import tqdm
-
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, unit="row", unit_scale=True, desc=desc, disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True)
-
-
 def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = False, progress=None,
               command: str | None = None, block: int | None = None, **ode_options) -> int:
     """Compute every row of ``grid`` and stream it to the CSV ``out``.
@@ -179,7 +169,7 @@ def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = Fal
     if start > total:
         writer.close()
         raise spec.SpecError("out", f"cannot resume {out}: it holds {start} rows, more than the {total} of this sweep")
-    bar = _progress(total, start, progress, f"sweep ({method})")
+    bar = records.progress_bar(total, initial=start, enabled=progress, desc=f"sweep ({method})", unit="row")
     done = start
     try:
         while done < total:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time as _time
 from dataclasses import dataclass
 from typing import Optional
@@ -346,28 +345,21 @@ class TrainingDiverged(RuntimeError):
     """Gradient steps blew the parameters up to inf/NaN; the message names the run and what to change."""
 
 
-def _progress_bar(config, enabled, initial):
-    if enabled is False or (enabled is None and not sys.stderr.isatty()):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=config.steps, initial=initial, unit="step", file=sys.stderr, leave=False,
-                desc=f"train {config.model} {config.objective} L={config.depth}")
 
 
 def _iterate(runner, state, start, progress):
     """Yield ``(step, state)`` at every boundary after ``start``, advancing between them."""
-    bar = _progress_bar(runner.config, progress, start)
+    cfg = runner.config
+    bar = records.progress_bar(cfg.steps, initial=start, enabled=progress, leave=False, unit="step",
+                               desc=f"train {cfg.model} {cfg.objective} L={cfg.depth}")
     try:
         for b in runner.boundaries[runner.boundaries > start].tolist():
             state = runner.advance(state, start, b)
-            if bar is not None:
-                bar.update(b - start)
+            bar.update(b - start)
             start = b
             yield b, state
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 def train(config: TrainConfig, *, progress=False) -> TrainResult:
