@@ -42,8 +42,9 @@ still on their plateau move ``eps^(2-1/L)`` times slower).  What we measured (se
 Critical time per mode (spec section 10's generalised definition, applied to the
 response to a mode ``gamma_i`` of :mod:`jepa_dynamics.modes`): ``gamma_inf`` = the
 response at the end of the run (the limit, when the run has converged: the
-``converged`` flag says so); the mode is *learned* iff ``gamma_inf`` exceeds its
-initial value by ``LEARNED_RATIO``; then ``t*`` = first time ``gamma_i(t) >= fraction
+``converged`` flag says so); the mode is *learned* iff it starts below the level that
+defines its critical time, ``gamma(0) < fraction gamma_inf`` (spec section 6's
+``eps < fraction w_star``; a mode that decays, collapses or stays put is not); then ``t*`` = first time ``gamma_i(t) >= fraction
 gamma_inf``.  The crossing is located on every accepted solver step, by cubic Hermite
 interpolation of ``gamma_i`` and ``d gamma_i / dt`` between the two steps around it
 (error ``O(h^4)``, ~1e-10 relative at the default tolerances), not on the output grid.
@@ -66,10 +67,9 @@ import diffrax as dfx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 __all__ = ["INITS", "MatrixConfig", "MatrixResult", "initial_state", "pack", "unpack", "vector_field", "integrate",
-           "crossing_times", "end_to_end", "conserved", "MatrixSolverError", "LEARNED_RATIO"]
+           "crossing_times", "end_to_end", "conserved", "MatrixSolverError"]
 
 INITS = ("balanced", "aligned", "random", "given")
-LEARNED_RATIO = 2.0  # learned iff gamma_inf >= LEARNED_RATIO * gamma(0)
 _SEGMENT_STEPS = 8192  # step buffer of one diffeqsolve
 
 
@@ -345,13 +345,15 @@ def crossing_times(ts, gamma, dgamma, level):
 
 
 def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes=None, invariants: bool = False,
-              callback=None) -> MatrixResult:
+              callback=None, resume: dict | None = None) -> MatrixResult:
     """Integrate the matrix gradient flow from ``t = 0`` and record it at ``times``.
 
     ``cov = (Sxx, Sxy, Syy)`` (validated here); ``times`` increasing, ``times[0] = 0``;
     ``state`` (an array as :func:`pack` makes) overrides the initial state (else :func:`initial_state` from ``config``
     and ``given``); ``modes`` defaults to :func:`jepa_dynamics.modes.decompose` of the data.
-    ``callback(k, t_k, state_k)`` is called after each output time (progress, checkpoints).
+    ``callback(k, t_k, snapshot)`` is called after each output time ``k >= 1``: ``snapshot()``
+    returns a dict of NumPy arrays from which ``resume=`` continues the same run exactly
+    (the step records, the recorded ``Wbar``, the state and the controller's last step).
     Raises :class:`MatrixSolverError` on a non-finite state or when ``config.max_steps``
     is spent (naming what to change)."""
     sxx, sxy, syy = modes_mod.check_covariances(*cov)
@@ -375,8 +377,24 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
     wbars = [np.asarray(end_to_end(state[:-2]))]
     invs = [[np.asarray(c) for c in conserved(state)]] if invariants else None
     rec_t, rec_g, rec_dg = [np.zeros(1)], [gamma0[None]], [np.full((1, d), np.nan)]  # slope at 0: secant
-    t_now, dt0, steps, converged = 0.0, None, 0, False
-    for k in range(1, times.size):
+    t_now, dt0, steps, converged, k_start = 0.0, None, 0, False, 1
+    if resume is not None:
+        k_start = int(resume["k"]) + 1
+        state, t_now, steps = np.asarray(resume["state"]), float(resume["t_now"]), int(resume["steps"])
+        dt0 = None if not np.isfinite(resume["dt0"]) else float(resume["dt0"])
+        speed, converged = float(resume["speed"]), bool(resume["converged"])
+        wbars = list(np.asarray(resume["wbar"]))
+        rec_t, rec_g, rec_dg = [np.asarray(resume["rec_t"])], [np.asarray(resume["rec_g"])], [np.asarray(resume["rec_dg"])]
+        if len(wbars) != k_start or invariants:
+            raise spec.SpecError("resume", "the saved run does not fit these times (or invariants were asked for)")
+
+    def snapshot(k):
+        return {"k": np.asarray(k), "state": state, "t_now": np.asarray(t_now), "steps": np.asarray(steps),
+                "dt0": np.asarray(np.nan if dt0 is None else dt0), "speed": np.asarray(speed),
+                "converged": np.asarray(converged), "wbar": np.stack(wbars), "rec_t": np.concatenate(rec_t),
+                "rec_g": np.concatenate(rec_g), "rec_dg": np.concatenate(rec_dg)}
+
+    for k in range(k_start, times.size):
         t_next = times[k]
         while t_now < t_next and not converged:
             if speed * t_now < config.rest_tol:
@@ -409,12 +427,12 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
         if invariants:
             invs.append([np.asarray(c) for c in conserved(state)])
         if callback is not None:
-            callback(k, float(times[k]), state)
+            callback(k, float(times[k]), lambda k=k: snapshot(k))
     ts_all, g_all, dg_all = (np.concatenate(a) for a in (rec_t, rec_g, rec_dg))
     wbar = np.stack(wbars)
     resp = modes_mod.responses(wbar, modes)
     gamma_inf = resp[-1]
-    learned = gamma_inf >= LEARNED_RATIO * gamma0
+    learned = config.fraction * gamma_inf > gamma0
     t_star = np.where(learned, crossing_times(ts_all, g_all, dg_all, config.fraction * gamma_inf), np.nan)
     converged = converged or speed * t_now < 1e-6
     return MatrixResult(times=times, wbar=wbar, responses=resp, modes=modes, gamma0=gamma0, gamma_inf=gamma_inf,
