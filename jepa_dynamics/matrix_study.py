@@ -23,8 +23,8 @@ networks, as the data departs from commuting:
 * :func:`gd_critical_times` -- a trained network (the package's models and losses,
   plain gradient descent on the population loss, float64): per-mode ``t*``.
 * :func:`random_init_alignment` -- small random init: per mode, the alignment time
-  (the response vector ``Wbar Sxx q_i`` first within 0.9 cosine of its final
-  direction) against the rise time ``t*``, and a per-mode effective initial condition
+  (the response vector ``Wbar Sxx q_i`` first within 0.9 cosine of the direction it
+  rises along) against the rise time ``t*``, and a per-mode effective initial condition
   (the theory restarted at alignment from the response reached then).
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 
 from . import analysis, data, matrix, modes as modes_mod, theory
 
-__all__ = ["svd_basis", "basis_critical_times", "mode_table", "departure_sweep", "gd_critical_times", "random_init_alignment", "summarise"]
+__all__ = ["study", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep", "gd_critical_times", "random_init_alignment", "summarise"]
 
 
 def _times(t_max, num=400):
@@ -178,8 +178,9 @@ def end_to_end_np(layers):
 
 def random_init_alignment(objective: str, depth: int, cov, *, scale: float, seed: int = 0, cosine: float = 0.9,
                           num_times: int = 600, t_max=None) -> dict:
-    """Small random init (i.i.d. ``N(0, scale^2/d)`` entries): per mode the alignment time, the engine's
-    ``t*``, the per-feature theory from ``eps = scale^L`` and from ``gamma_i(0)``, and the theory
+    """Small random init (i.i.d. ``N(0, scale^2/d)`` entries): per mode the alignment time (the first
+    record where the response vector ``Wbar Sxx q_i`` is within ``cosine`` of the direction it has
+    at ``t*``, i.e. the output direction it rises along), the engine's ``t*``, the per-feature theory from ``eps = scale^L`` and from ``gamma_i(0)``, and the theory
     restarted at the alignment time from the response reached then (``t_align + t_theory(gamma(t_align))``)."""
     m = modes_mod.decompose(cov[0], cov[1])
     eps_nominal = scale**depth
@@ -187,20 +188,57 @@ def random_init_alignment(objective: str, depth: int, cov, *, scale: float, seed
     t_max = 3.0 * matrix.default_t_max(matrix.MatrixConfig(objective, depth, eps=eps_nominal), m) \
         if t_max is None else t_max
     res = matrix.integrate(config, cov, _times(t_max, num_times), modes=m)
-    vecs = res.wbar @ (cov[0] @ m.q)  # (T, d, modes): response vectors
-    final = vecs[-1] / np.maximum(np.linalg.norm(vecs[-1], axis=0), 1e-300)
-    cos = np.sum(vecs * final[None], axis=1) / np.maximum(np.linalg.norm(vecs, axis=1), 1e-300)
+    vecs = res.wbar @ (cov[0] @ m.q)  # (T, d, modes): response vectors Wbar Sxx q_i
     t_align = np.full(m.dim, np.nan)
     restart = np.full(m.dim, np.nan)
-    for i in range(m.dim):
-        hit = np.flatnonzero(cos[:, i] >= cosine)
-        if hit.size and res.learned[i]:
-            k = hit[0]
-            t_align[i] = res.times[k]
-            g = res.responses[k, i]
-            th = matrix.theory_critical_times(config, m, eps=np.where(np.arange(m.dim) == i, g, np.inf))[i]
-            restart[i] = t_align[i] + th if np.isfinite(th) else (t_align[i] if g >= config.fraction *
-                                                                  res.gamma_inf[i] else np.nan)
+    for i in np.flatnonzero(res.learned & np.isfinite(res.t_star)):
+        # the output direction the mode rises along: its response vector at the record nearest t*
+        ref = vecs[np.argmin(np.abs(res.times - res.t_star[i])), :, i]
+        ref = ref / np.linalg.norm(ref)
+        cos = vecs[:, :, i] @ ref / np.maximum(np.linalg.norm(vecs[:, :, i], axis=1), 1e-300)
+        k = int(np.flatnonzero(cos >= cosine)[0])
+        t_align[i] = res.times[k]
+        eps_i = np.where(np.arange(m.dim) == i, res.responses[k, i], np.inf)
+        th = matrix.theory_critical_times(config, m, eps=eps_i)[i]
+        restart[i] = t_align[i] + th if np.isfinite(th) else t_align[i]
     return {"t_matrix": res.t_star, "t_align": t_align, "theory": matrix.theory_critical_times(config, m),
             "effective": matrix.theory_critical_times(config, m, eps=res.gamma0), "restart": restart,
             "learned": res.learned, "gamma0": res.gamma0, "lam": m.lam, "rho": m.rho, "result": res}
+
+
+def study(fast: bool = False, progress=None) -> dict:
+    """Every number of the study (``figures.matrix_study`` draws it; notebook 08 prints it).
+
+    Depth 2, balanced init, ``eps = 0.01``; ``lam`` 1 -> 2 and ``rho`` 0.9 -> 0.3 over the
+    features (``lagged``: ``a`` 0.95 -> 0.3, ``v`` 0.5 -> 2).  ``fast``: ``d = 3`` throughout
+    (one compiled solver), three mixings, one seed, the ``mixed`` family; full: ``d = 8``, seven mixings, three seeds, three
+    families.  Trained networks: ``d = 6``, ``eps = 0.05``, mixing 0.3 and 0.7, plain GD with
+    ``lr = t*_min / 4000``, run as long as the engine (its limit is read off its last record).  Random init: ``d = 6``, mixing 0.5, scale 0.1."""
+    dim = 3 if fast else 8
+    mixings = [0.0, 0.5, 1.0] if fast else [0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
+    seeds = [0] if fast else [0, 1, 2]
+    families = ["mixed"] if fast else ["mixed", "symmetric", "lagged"]
+    rows = []
+    for family in families:
+        for objective in ("jepa", "mae"):
+            rows += departure_sweep(objective, 2, dim, mixings, seeds, family=family, progress=progress)
+    trained = []
+    d_net = dim if fast else 6
+    for mix in ([0.5] if fast else [0.3, 0.7]):
+        ds = data.mixed(np.linspace(1.0, 2.0, d_net), np.linspace(0.9, 0.3, d_net), mix, seed=0)
+        for objective in ("jepa", "mae"):
+            config = matrix.MatrixConfig(objective, 2, eps=0.05)
+            table = mode_table(config, ds.covariances())
+            t_first = float(np.nanmin(table["t_matrix"]))
+            lr = t_first / (1000 if fast else 4000)
+            steps = int(np.ceil(table["result"].times[-1] / lr))  # to the engine's t_max: both settle
+            t_net, _, _ = gd_critical_times(objective, 2, ds.covariances(), matrix.initial_state(config, d_net), lr,
+                                            steps, records=1000 if fast else 4000)
+            trained.append({"objective": objective, "mixing": mix, "t_matrix": table["t_matrix"], "t_network": t_net,
+                            "theory": table["theory"], "lr": lr})
+    d_rand = dim if fast else 6
+    ds = data.mixed(np.linspace(1.0, 2.0, d_rand), np.linspace(0.9, 0.3, d_rand), 0.5, seed=0)
+    random = {obj: random_init_alignment(obj, 2, ds.covariances(), scale=0.1, seed=1,
+                                         num_times=300 if fast else 800) for obj in ("jepa", "mae")}
+    return {"rows": rows, "trained": trained, "random": random, "dim": dim, "mixings": mixings, "seeds": seeds,
+            "families": families}
