@@ -565,7 +565,7 @@ def matrix_study(fast: bool = False, results=None):
             ax.set_xlabel("mixing (0 = commuting)")
             ax.set_title(title)
         axes[0, 1].set_yscale("log")
-        axes[0, 1].set_ylabel("median relative t* error")
+        axes[0, 1].set_ylabel("median relative t* error (floor 1e-4)")
         axes[0, 2].set_ylabel("Spearman(predicted, engine order)")
         axes[0, 2].set_ylim(-1.05, 1.05)
         axes[0, 2].legend(handles=_objective_handles() + _legend_handles(

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import analysis, data, matrix, modes as modes_mod, theory
 
-__all__ = ["study", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep", "gd_critical_times", "random_init_alignment", "summarise"]
+__all__ = ["study", "study_table", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep", "gd_critical_times", "random_init_alignment", "summarise"]
 
 
 def _times(t_max, num=400):
@@ -242,3 +242,38 @@ def study(fast: bool = False, progress=None) -> dict:
                                          num_times=300 if fast else 800) for obj in ("jepa", "mae")}
     return {"rows": rows, "trained": trained, "random": random, "dim": dim, "mixings": mixings, "seeds": seeds,
             "families": families}
+
+
+def study_table(res: dict) -> str:
+    """The study's numbers as text: per family, objective and mixing, the median (over seeds) of each
+    predictor's median relative ``t*`` error and of its order correlation; then the trained networks
+    and the random-init predictors."""
+    lines = [f"{'family':<10}{'obj':<5}{'mixing':>7}{'nonorth':>9}{'comm':>7}{'asym':>7} | "
+             f"{'err theory':>10}{'effective':>10}{'svd':>8} | {'order th':>8}{'eff':>6}{'svd':>6}"]
+    rows = res["rows"]
+    for family in res["families"]:
+        for obj in ("jepa", "mae"):
+            for mix in res["mixings"]:
+                sel = [r for r in rows if r["family"] == family and r["objective"] == obj and r["mixing"] == mix]
+
+                def med(key):
+                    return float(np.nanmedian([r[key] for r in sel]))
+                lines.append(f"{family:<10}{obj:<5}{mix:>7.2f}{med('nonorthogonality'):>9.3f}{med('commutator'):>7.3f}"
+                             f"{med('asymmetry'):>7.3f} | {med('err_theory'):>10.3f}{med('err_effective'):>10.3f}"
+                             f"{med('err_svd'):>8.3f} | {med('order_theory'):>8.2f}{med('order_effective'):>6.2f}"
+                             f"{med('order_svd'):>6.2f}")
+    lines.append("")
+    lines.append("trained networks (plain GD, population loss) against the engine, max |t*_net / t*_matrix - 1|; "
+                 "theory's median error for scale:")
+    for tr in res["trained"]:
+        net = np.nanmax(np.abs(tr["t_network"] / tr["t_matrix"] - 1))
+        th = np.nanmedian(np.abs(tr["theory"] / tr["t_matrix"] - 1))
+        lines.append(f"  {tr['objective']} mixing {tr['mixing']:.2f}: network {net:.2e}, theory {th:.3f} (lr {tr['lr']:.3g})")
+    lines.append("")
+    lines.append("small random init (scale 0.1, mixing 0.5): per mode t_align / t*, and |t*_pred / t*_matrix - 1|")
+    for obj, r in res["random"].items():
+        lines.append(f"  {obj}: t_align/t* = {np.array2string(r['t_align'] / r['t_matrix'], precision=2)}")
+        for p in ("theory", "effective", "restart"):
+            err = np.abs(r[p] / r["t_matrix"] - 1)
+            lines.append(f"    {p:<9} median {np.nanmedian(err):.3f}  max {np.nanmax(err):.3f}")
+    return "\n".join(lines)
