@@ -520,9 +520,11 @@ _FAMILY_MARKER = {"mixed": "o", "symmetric": "D", "lagged": "v"}
 
 
 def _by_mixing(rows, family, objective, key):
+    from .matrix_study import nanmedian
+
     sel = [r for r in rows if r["family"] == family and r["objective"] == objective]
     mix = sorted({r["mixing"] for r in sel})
-    return np.array(mix), np.array([np.nanmedian([r[key] for r in sel if r["mixing"] == m]) for m in mix])
+    return np.array(mix), np.array([nanmedian([r[key] for r in sel if r["mixing"] == m]) for m in mix])
 
 
 def matrix_study(fast: bool = False, results=None):

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import analysis, data, matrix, modes as modes_mod, theory
 
-__all__ = ["study", "study_table", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep", "gd_critical_times", "random_init_alignment", "summarise"]
+__all__ = ["study", "study_table", "nanmedian", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep", "gd_critical_times", "random_init_alignment", "summarise"]
 
 
 def _times(t_max, num=400):
@@ -244,6 +244,19 @@ def study(fast: bool = False, progress=None) -> dict:
             "families": families}
 
 
+def nanmedian(values) -> float:
+    """Median of the finite values; ``nan`` (without a warning) when there are none."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(np.median(arr)) if arr.size else float("nan")
+
+
+def _nanmax(values) -> float:
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(np.max(arr)) if arr.size else float("nan")
+
+
 def study_table(res: dict) -> str:
     """The study's numbers as text: per family, objective and mixing, the median (over seeds) of each
     predictor's median relative ``t*`` error and of its order correlation; then the trained networks
@@ -257,7 +270,7 @@ def study_table(res: dict) -> str:
                 sel = [r for r in rows if r["family"] == family and r["objective"] == obj and r["mixing"] == mix]
 
                 def med(key):
-                    return float(np.nanmedian([r[key] for r in sel]))
+                    return nanmedian([r[key] for r in sel])
                 lines.append(f"{family:<10}{obj:<5}{mix:>7.2f}{med('nonorthogonality'):>9.3f}{med('commutator'):>7.3f}"
                              f"{med('asymmetry'):>7.3f} | {med('err_theory'):>10.3f}{med('err_effective'):>10.3f}"
                              f"{med('err_svd'):>8.3f} | {med('order_theory'):>8.2f}{med('order_effective'):>6.2f}"
@@ -266,14 +279,15 @@ def study_table(res: dict) -> str:
     lines.append("trained networks (plain GD, population loss) against the engine, max |t*_net / t*_matrix - 1|; "
                  "theory's median error for scale:")
     for tr in res["trained"]:
-        net = np.nanmax(np.abs(tr["t_network"] / tr["t_matrix"] - 1))
-        th = np.nanmedian(np.abs(tr["theory"] / tr["t_matrix"] - 1))
-        lines.append(f"  {tr['objective']} mixing {tr['mixing']:.2f}: network {net:.2e}, theory {th:.3f} (lr {tr['lr']:.3g})")
+        net = _nanmax(np.abs(tr["t_network"] / tr["t_matrix"] - 1))
+        th = nanmedian(np.abs(tr["theory"] / tr["t_matrix"] - 1))
+        lines.append(f"  {tr['objective']} mixing {tr['mixing']:.2f}: network {net:.2e}, theory {th:.3f} "
+                     f"(lr {tr['lr']:.3g})")
     lines.append("")
     lines.append("small random init (scale 0.1, mixing 0.5): per mode t_align / t*, and |t*_pred / t*_matrix - 1|")
     for obj, r in res["random"].items():
         lines.append(f"  {obj}: t_align/t* = {np.array2string(r['t_align'] / r['t_matrix'], precision=2)}")
         for p in ("theory", "effective", "restart"):
             err = np.abs(r[p] / r["t_matrix"] - 1)
-            lines.append(f"    {p:<9} median {np.nanmedian(err):.3f}  max {np.nanmax(err):.3f}")
+            lines.append(f"    {p:<9} median {nanmedian(err):.3f}  max {_nanmax(err):.3f}")
     return "\n".join(lines)
