@@ -388,11 +388,15 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
         if len(wbars) != k_start or invariants:
             raise spec.SpecError("resume", "the saved run does not fit these times (or invariants were asked for)")
 
-    def snapshot(k):
-        return {"k": np.asarray(k), "state": state, "t_now": np.asarray(t_now), "steps": np.asarray(steps),
-                "dt0": np.asarray(np.nan if dt0 is None else dt0), "speed": np.asarray(speed),
-                "converged": np.asarray(converged), "wbar": np.stack(wbars), "rec_t": np.concatenate(rec_t),
-                "rec_g": np.concatenate(rec_g), "rec_dg": np.concatenate(rec_dg)}
+    def snapshot(mark):
+        """The run as it stood at output ``mark["k"]`` (lists are append-only and arrays are replaced,
+        never changed in place, so a mark stays consistent whatever happened since)."""
+        n = mark["n"]
+        return {"k": np.asarray(mark["k"]), "state": mark["state"], "t_now": np.asarray(mark["t_now"]),
+                "steps": np.asarray(mark["steps"]), "dt0": np.asarray(np.nan if mark["dt0"] is None else mark["dt0"]),
+                "speed": np.asarray(mark["speed"]), "converged": np.asarray(mark["converged"]),
+                "wbar": np.stack(wbars[: mark["k"] + 1]), "rec_t": np.concatenate(rec_t[:n]),
+                "rec_g": np.concatenate(rec_g[:n]), "rec_dg": np.concatenate(rec_dg[:n])}
 
     for k in range(k_start, times.size):
         t_next = times[k]
@@ -427,7 +431,9 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
         if invariants:
             invs.append([np.asarray(c) for c in conserved(state)])
         if callback is not None:
-            callback(k, float(times[k]), lambda k=k: snapshot(k))
+            mark = {"k": k, "n": len(rec_t), "state": state, "t_now": t_now, "dt0": dt0, "steps": steps,
+                    "speed": speed, "converged": converged}
+            callback(k, float(times[k]), lambda mark=mark: snapshot(mark))
     ts_all, g_all, dg_all = (np.concatenate(a) for a in (rec_t, rec_g, rec_dg))
     wbar = np.stack(wbars)
     resp = modes_mod.responses(wbar, modes)
