@@ -135,3 +135,15 @@ def test_bad_config():
         matrix.MatrixConfig("jepa", 2, init="orthogonal")
     with pytest.raises(spec.SpecError, match="^weight_decay:"):
         matrix.MatrixConfig("jepa", 2, weight_decay=-1)
+
+
+def test_ema_target_critical_times_of_spec_section_10():
+    """Spec section 10's verified EMA example (L=2, lam=0.8, rho=0.6, balanced u0=0.1): t* = 550.6
+    (kappa=100), 555.4 (kappa=1), 630.4 (kappa=0.05); a one-feature matrix flow is that system."""
+    lam, rho = 0.8, 0.6
+    cov = (np.array([[lam / rho]]), np.array([[lam]]), np.array([[lam / rho]]))
+    for kappa, t_star in ((100.0, 550.6), (1.0, 555.4), (0.05, 630.4)):
+        res = matrix.integrate(matrix.MatrixConfig("jepa", 2, eps=0.01, ema_rate=kappa), cov,
+                               np.array([0.0, 300.0, 1000.0, 3000.0]))
+        assert res.t_star[0] == pytest.approx(t_star, abs=0.05)
+        assert res.gamma_inf[0] == pytest.approx(rho**2, rel=1e-9)
