@@ -165,20 +165,13 @@ def gd_critical_times(objective: str, depth: int, cov, y0, lr: float, steps: int
             return mdl, mdl.encoder.matrix()
         return jax.lax.scan(chunk, mdl, None, length=steps // every)[1]
 
-    wbar = np.concatenate([np.asarray(end_to_end_np(layers))[None], np.asarray(run(model))])
+    wbar = np.concatenate([np.asarray(matrix.end_to_end(layers))[None], np.asarray(run(model))])
     m = modes_mod.decompose(cov[0], cov[1])
     resp = modes_mod.responses(wbar, m)
     times = lr * every * np.arange(wbar.shape[0])
     learned = fraction * resp[-1] > resp[0]
     t_star = np.where(learned, analysis.critical_times(times, resp, resp[-1], fraction), np.nan)
     return t_star, times, resp
-
-
-def end_to_end_np(layers):
-    out = layers[0]
-    for w in layers[1:]:
-        out = w @ out
-    return out
 
 
 def random_init_alignment(objective: str, depth: int, cov, *, scale: float, seed: int = 0, cosine: float = 0.9,
