@@ -21,15 +21,20 @@ still on their plateau move ``eps^(2-1/L)`` times slower).  What we measured (se
 
 * **Plateau**: an adaptive explicit solver (Tsit5, PID controller) in plain time already
   takes steps proportional to the distance to the blow-up of ``dw/dt ~ w^p``, i.e.
-  geometrically growing steps: ~100 steps per e-fold of growth of the response at
-  ``rtol=1e-10``, whatever the plateau's length (measured: ~300 steps for three modes at
-  ``L = 1..4``).  A log-time or Sundman clock changes
-  nothing here (the controller already does it).
+  geometrically growing steps, whatever the plateau's length.  A log-time clock
+  (``t = e^tau - 1``) changes nothing (measured, ``benchmarks/bench_matrix_clock.py``,
+  three modes, JEPA: 4185 vs 4252 steps at ``L = 2, eps = 1e-3``; 7923 vs 7995 at
+  ``L = 4``; 316,661 vs 316,736 at ``L = 4, eps = 1e-4``), and a Sundman clock on the
+  global rate ``||dtheta/dt|| / ||theta||`` is far worse (it ran out of 100,000 steps in
+  every case: once one mode has settled, the rate falls, ``dt/ds`` grows, and that
+  mode's relaxation becomes stiff in ``s``).
 * **Stiffness after the rise**: explicit steps are then bounded by the largest
   relaxation rate (``~3.5 / kappa_max``), so the cost grows like the time span between
   the first and the last rise.  Implicit solvers (Kvaerno5) remove that bound but need
   the ``((L+1) d^2)^2`` Jacobian, 3.4 GB at ``d = 64, L = 4``: not an option at the sizes
-  asked for.  So the engine is explicit Tsit5 in time.  Past convergence it stops
+  asked for (scipy LSODA, which builds it by finite differences, did not finish the
+  ``d = 64`` benchmark in 600 s).  So the engine is explicit Tsit5 in time; the step counts
+  above are almost all spent between the first rise and ``T`` (stability-bound steps).  Past convergence it stops
   integrating once every mode is at rest (``max_i |d gamma_i/dt| / gamma_i * t`` below
   ``rest_tol``: at the current rates nothing would move by ``rest_tol`` in as long again;
   a mode still on its plateau has this ``~1``) and holds the state fixed.  (Near a stable
