@@ -11,8 +11,9 @@ with an EMA target, ``Wtgt``.  With ``A = V Wbar``, ``Wbar = W_L ... W_1``:
 with target ``T = sg(Wbar)`` (stop-gradient) or ``T = Wtgt``.  Every trained matrix
 follows ``dtheta/dt = -dLoss/dtheta - beta theta`` (``beta`` = ``weight_decay``); the
 EMA target follows ``dWtgt/dt = kappa (Wbar - Wtgt)`` (``kappa`` = ``ema_rate``, in
-1/time).  The gradients are the population losses' derivative, written out (:func:`_flow`); a test holds it to autodiff of
-:mod:`jepa_dynamics.objectives` (the code the trained networks minimise).
+1/time).  The gradients are the population losses' derivative, written out
+(:func:`_flow`); a test holds it to autodiff of :mod:`jepa_dynamics.objectives` (the code
+the trained networks minimise).
 
 Numerics.  The plateau lasts ``~eps^-(2-1/L)`` time units, the rise ``O(1)``, and after a
 mode has risen the flow is stiff (its relaxation rate is ``O(lam)`` while the modes
@@ -49,10 +50,11 @@ response to a mode ``gamma_i`` of :mod:`jepa_dynamics.modes`): ``gamma_inf`` = t
 response at the end of the run (the limit, when the run has converged: the
 ``converged`` flag says so); the mode is *learned* iff it starts below the level that
 defines its critical time, ``gamma(0) < fraction gamma_inf`` (spec section 6's
-``eps < fraction w_star``; a mode that decays, collapses or stays put is not); then ``t*`` = first time ``gamma_i(t) >= fraction
-gamma_inf``.  The crossing is located on every accepted solver step, by cubic Hermite
-interpolation of ``gamma_i`` and ``d gamma_i / dt`` between the two steps around it
-(error ``O(h^4)``, ~1e-10 relative at the default tolerances), not on the output grid.
+``eps < fraction w_star``; a mode that decays, collapses or stays put is not); then
+``t*`` = first time ``gamma_i(t) >= fraction gamma_inf``.  The crossing is located on
+every accepted solver step, by cubic Hermite interpolation of ``gamma_i`` and
+``d gamma_i / dt`` between the two steps around it (error ``O(h^4)``, ~1e-10 relative at
+the default tolerances), not on the output grid.
 
 All work is float64.
 """
@@ -389,7 +391,7 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
         dt0 = None if not np.isfinite(resume["dt0"]) else float(resume["dt0"])
         speed, converged = float(resume["speed"]), bool(resume["converged"])
         wbars = list(np.asarray(resume["wbar"]))
-        rec_t, rec_g, rec_dg = [np.asarray(resume["rec_t"])], [np.asarray(resume["rec_g"])], [np.asarray(resume["rec_dg"])]
+        rec_t, rec_g, rec_dg = ([np.asarray(resume[k])] for k in ("rec_t", "rec_g", "rec_dg"))
         if len(wbars) != k_start or invariants:
             raise spec.SpecError("resume", "the saved run does not fit these times (or invariants were asked for)")
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from . import analysis, data, matrix, modes as modes_mod, theory
 
-__all__ = ["study", "study_table", "nanmedian", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep", "gd_critical_times", "random_init_alignment", "summarise"]
+__all__ = ["study", "study_table", "nanmedian", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep",
+           "gd_critical_times", "random_init_alignment", "summarise"]
 
 
 def _times(t_max, num=400):
@@ -178,7 +179,8 @@ def random_init_alignment(objective: str, depth: int, cov, *, scale: float, seed
                           num_times: int = 600, t_max=None) -> dict:
     """Small random init (i.i.d. ``N(0, scale^2/d)`` entries): per mode the alignment time (the first
     record where the response vector ``Wbar Sxx q_i`` is within ``cosine`` of the direction it has
-    at ``t*``, i.e. the output direction it rises along), the engine's ``t*``, the per-feature theory from ``eps = scale^L`` and from ``gamma_i(0)``, and the theory
+    at ``t*``, i.e. the output direction it rises along), the engine's ``t*``, the per-feature
+    theory from ``eps = scale^L`` and from ``gamma_i(0)``, and the theory
     restarted at the alignment time from the response reached then (``t_align + t_theory(gamma(t_align))``)."""
     m = modes_mod.decompose(cov[0], cov[1])
     eps_nominal = scale**depth
@@ -209,9 +211,10 @@ def study(fast: bool = False, progress=None) -> dict:
 
     Depth 2, balanced init, ``eps = 0.01``; ``lam`` 1 -> 2 and ``rho`` 0.9 -> 0.3 over the
     features (``lagged``: ``a`` 0.95 -> 0.3, ``v`` 0.5 -> 2).  ``fast``: ``d = 3`` throughout
-    (one compiled solver), three mixings, one seed, the ``mixed`` family; full: ``d = 8``, seven mixings, three seeds, three
-    families.  Trained networks: ``d = 6``, ``eps = 0.05``, mixing 0.3 and 0.7, plain GD with
-    ``lr = t*_min / 4000``, run as long as the engine (its limit is read off its last record).  Random init: ``d = 6``, mixing 0.5, scale 0.1."""
+    (one compiled solver), three mixings, one seed, the ``mixed`` family; full: ``d = 8``, seven
+    mixings, three seeds, three families.  Trained networks: ``d = 6``, ``eps = 0.05``, mixing 0.3 and 0.7, plain GD with
+    ``lr = t*_min / 4000``, run as long as the engine (its limit is read off its last record).
+    Random init: ``d = 6``, mixing 0.5, scale 0.1."""
     dim = 3 if fast else 8
     mixings = [0.0, 0.5, 1.0] if fast else [0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
     seeds = [0] if fast else [0, 1, 2]
