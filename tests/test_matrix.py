@@ -2,6 +2,8 @@
 losses, the Du-Hu-Lee conservation laws along solutions, the exact per-feature critical times on
 diagonal and rotated commuting data, and trained networks (plain GD) on non-commuting data."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -76,23 +78,21 @@ def test_diagonal_and_rotated_data_give_the_exact_critical_times(depth):
             np.testing.assert_allclose(res.gamma_inf, spec.fixed_point(objective, depth, m.rho), rtol=1e-9)
 
 
-def _gd_wbar(objective, depth, y0, cov, lr, checkpoints):
-    """Plain gradient descent on the package's population loss (models + objectives), float64."""
+@partial(jax.jit, static_argnums=(0,))
+def _gd_steps(objective, model, cov, lr, n):
+    """``n`` steps of plain gradient descent on the package's population loss (models + objectives)."""
+    grad = jax.grad(lambda m: objectives.loss(objective, "population", m, cov))
+    return jax.lax.fori_loop(0, n, lambda _, m: jax.tree_util.tree_map(lambda p, g: p - lr * g, m, grad(m)), model)
+
+
+def _gd_wbar(objective, y0, cov, lr, checkpoints):
+    """``Wbar`` of a deep linear network trained by plain GD (float64) at the step ``checkpoints``."""
     layers, v, _ = matrix.unpack(y0)
     model = models.Model(models.DeepLinear(tuple(jnp.asarray(w) for w in layers)), models.DeepLinear((jnp.asarray(v),)))
     cov = tuple(jnp.asarray(c) for c in cov)
-    grad = jax.grad(lambda m: objectives.loss(objective, "population", m, cov))
-
-    @jax.jit
-    def run(model, n):
-        def body(_, m):
-            g = grad(m)
-            return jax.tree_util.tree_map(lambda p, q: p - lr * q, m, g)
-        return jax.lax.fori_loop(0, n, body, model)
-
     out, done = [], 0
     for k in checkpoints:
-        model = run(model, k - done)
+        model = _gd_steps(objective, model, cov, jnp.asarray(lr), jnp.asarray(k - done))
         done = k
         out.append(np.asarray(model.encoder.matrix()))
     return np.stack(out)
@@ -110,8 +110,8 @@ def test_matrix_flow_matches_trained_networks(objective):
     steps = np.array([1000, 3000, 6000, 10000])
     times = np.concatenate([[0.0], lr * steps])
     res = matrix.integrate(config, ds.covariances(), times, state=y0)
-    coarse = _gd_wbar(objective, 2, y0, ds.covariances(), lr, steps)
-    fine = _gd_wbar(objective, 2, y0, ds.covariances(), lr / 2, 2 * steps)
+    coarse = _gd_wbar(objective, y0, ds.covariances(), lr, steps)
+    fine = _gd_wbar(objective, y0, ds.covariances(), lr / 2, 2 * steps)
     gd = 2 * fine - coarse
     assert np.max(np.abs(res.wbar[-1] - res.wbar[0])) > 0.1 * np.max(np.abs(res.wbar[-1]))  # it learned
     for k in range(len(steps)):
