@@ -33,7 +33,13 @@ __all__ = [
     "format_column",
     "CsvAppender",
     "write_csv_atomic",
+    "write_csv_blocks",
     "read_csv",
+    "read_csv_rows",
+    "read_key",
+    "key_differences",
+    "ensure_folder",
+    "check_size",
     "progress_bar",
 ]
 
@@ -73,49 +79,180 @@ def _rows_text(columns: Sequence[Sequence[str]]) -> str:
     return "".join(",".join(row) + "\n" for row in zip(*columns))
 
 
+_CHECK_BLOCK = 1 << 16
+_TORN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz.,+-_")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def key_differences(old: dict, new: dict, where: str) -> list[str]:
+    """``"--steps: the run in r has 20000, this command 40000"`` for each key that differs."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, "(absent)"), new.get(k, "(absent)")
+        if a != b:
+            text = lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
+            out.append(f"{_flag(k)}: {where} has {text(a)}, this command {text(b)}")
+    return out
+
+
+def read_key(path: str):
+    """The JSON ``# grid:`` line of a CSV written by this package (``None`` if it has none);
+    reads only the ``#`` lines.  Raises :class:`~jepa_dynamics.spec.SpecError` (``resume``) when
+    the header is not text."""
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.startswith(b"#"):
+                return None
+            if raw.startswith(b"# grid: "):
+                try:
+                    return json.loads(raw[8:].decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    raise spec.SpecError("resume", f"cannot resume {path}: its '# grid:' line is damaged; "
+                                                   "rerun without --resume to start over") from None
+    return None
+
+
+def ensure_folder(path: str) -> None:
+    """Create the folder that will hold the file ``path`` (called after all inputs are checked)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
 class CsvAppender:
     """Append rows to a CSV with a provenance header, flushing each block.
 
     ``resume=True`` continues an existing file written with the same ``key``
-    (a JSON-able description of the job, stored as the ``# grid:`` line): a torn
-    last line is cut off and :attr:`done` says how many complete data rows are
-    kept.  A mismatching key raises :class:`~jepa_dynamics.spec.SpecError`.
+    (a JSON-able description of the job, stored as the ``# grid:`` line).  The file is
+    read in blocks (bounded memory), never all at once.  Every complete row is passed to
+    ``check(first_index, lines)``, which returns the index (in ``lines``) of the first row
+    that is not the job's row at that position, or ``None``.  A torn last line (a kill
+    mid-write) is cut off.  Anything else that is not the job's row -- another job's
+    rows, duplicates, text that is not UTF-8 -- raises
+    :class:`~jepa_dynamics.spec.SpecError` naming the file, the row and the fix, with the
+    file untouched; ``repair=True`` instead cuts the file at that row (:attr:`repaired`
+    then says what was dropped).  :attr:`done` is the number of rows kept.  Nothing is
+    modified before every check has passed.
     """
 
     def __init__(self, path: str, header: Sequence[str], columns: Sequence[str], *, key=None,
-                 resume: bool = False, name: str = "out"):
+                 resume: bool = False, name: str = "out", check=None, repair: bool = False, progress=None):
         self.path = spec.check_writable(path, name)
         self.columns = list(columns)
+        self.repaired = None
         key_line = f"# grid: {json.dumps(key, sort_keys=True)}" if key is not None else None
         self.done = 0
         if resume and os.path.exists(path) and os.path.getsize(path) > 0:
-            self.done = self._recover(key_line, name)
+            self.done, keep = self._recover(key, key_line, check, repair, progress)
+            if keep != os.path.getsize(path):
+                with open(path, "r+b") as f:
+                    f.truncate(keep)
             self._file = open(path, "a", encoding="utf-8", newline="")
         else:
+            ensure_folder(path)
             self._file = open(path, "w", encoding="utf-8", newline="")
             lines = list(header) + ([key_line] if key_line else []) + [",".join(self.columns)]
             self._file.write("\n".join(lines) + "\n")
             self._file.flush()
 
-    def _recover(self, key_line, name) -> int:
-        with open(self.path, "rb") as f:
-            data = f.read()
-        lines = data.split(b"\n")
-        # everything after the last newline is a torn row: drop it
-        keep = data[: data.rfind(b"\n") + 1] if lines[-1] else data
-        text_lines = keep.decode("utf-8").splitlines()
-        comments = [ln for ln in text_lines if ln.startswith("#")]
-        if key_line is not None and key_line not in comments:
-            raise spec.SpecError(
-                name, f"cannot resume {self.path}: it was written for other parameters (rerun without --resume)"
-            )
-        body = [ln for ln in text_lines if not ln.startswith("#")]
-        if not body or body[0] != ",".join(self.columns):
-            raise spec.SpecError(name, f"cannot resume {self.path}: its column header is missing or different")
-        if len(keep) != len(data):
-            with open(self.path, "r+b") as f:
-                f.truncate(len(keep))
-        return len(body) - 1
+    def _refuse(self, problem: str):
+        raise spec.SpecError("resume", f"cannot resume {self.path}: {problem}")
+
+    def _recover(self, key, key_line, check, repair, progress) -> tuple[int, int]:
+        """``(rows kept, byte length kept)``; reads the file once, in blocks."""
+        path = self.path
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            comments, raw = [], f.readline()
+            while raw.startswith(b"#"):
+                comments.append(raw.rstrip(b"\n"))
+                raw = f.readline()
+            try:
+                comments = [c.decode("utf-8") for c in comments]
+            except UnicodeDecodeError:
+                self._refuse("its '#' header lines are not UTF-8 text, so it was not written by this command; "
+                             "rerun without --resume to start over")
+            if key_line is not None and key_line not in comments:
+                old = read_key(path)
+                diff = key_differences(old, key, f"the file") if isinstance(old, dict) else []
+                detail = f" ({'; '.join(diff)})" if diff else ""
+                self._refuse(f"it was written for other parameters{detail}; rerun without --resume to start over")
+            if raw.rstrip(b"\n") != ",".join(self.columns).encode() or not raw.endswith(b"\n"):
+                self._refuse("its column header is missing or different; rerun without --resume to start over")
+            keep = f.tell()
+            done = 0
+            bar = progress_bar(size, initial=keep, enabled=progress, desc="checking rows", unit="B", leave=False)
+            bad = None  # (row index, what was found)
+            try:
+                while bad is None:
+                    block = f.readlines(1 << 22)
+                    if not block:
+                        break
+                    torn = b"" if block[-1].endswith(b"\n") else block.pop()
+                    bad = self._check_block(block, done, check)
+                    if bad is None:
+                        done += len(block)
+                        keep += sum(map(len, block))
+                        bar.update(sum(map(len, block)))
+                    else:
+                        i = bad[0] - done
+                        done += i
+                        keep += sum(map(len, block[:i]))
+                        break
+                    if torn:
+                        if not self._torn_ok(torn):
+                            bad = (done, self._show(torn))
+                        break
+            finally:
+                bar.close()
+        if bad is not None:
+            row, found = bad
+            if not repair:
+                self._refuse(f"data row {row + 1} is not this job's row {row + 1} (found {found}); the {row} rows "
+                             f"before it are. Rerun with --resume --repair to cut the file there and compute the "
+                             f"rest, or without --resume to start over")
+            self.repaired = (row, found)
+        return done, keep
+
+    @staticmethod
+    def _show(raw: bytes) -> str:
+        try:
+            text = raw.decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError:
+            return "bytes that are not UTF-8 text"
+        return repr(text if len(text) <= 60 else text[:57] + "...")
+
+    @staticmethod
+    def _torn_ok(raw: bytes) -> bool:
+        """A torn last line: a prefix of a row this package writes (ASCII, no more fields)."""
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+        return set(text) <= _TORN_CHARS
+
+    def _check_block(self, block: list, start: int, check):
+        try:
+            lines = b"".join(block).decode("utf-8").split("\n")[:-1]
+        except UnicodeDecodeError:
+            for i, raw in enumerate(block):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad = self._check_block(block[:i], start, check)
+                    return bad if bad is not None else (start + i, "bytes that are not UTF-8 text")
+        width = len(self.columns)
+        for i, ln in enumerate(lines):
+            if ln.count(",") != width - 1:
+                bad = i
+                break
+        else:
+            bad = None
+        if check is not None:
+            first = check(start, lines if bad is None else lines[:bad])
+            bad = first if first is not None else bad
+        return None if bad is None else (start + bad, self._show(block[bad]))
 
     def write_columns(self, columns: Sequence[Sequence[str]]) -> None:
         """Append rows given column-wise as lists of already formatted strings."""
@@ -141,15 +278,84 @@ def write_csv_atomic(path: str, header: Sequence[str], columns: Sequence[str],
     """Write a whole CSV at once via a temporary file and ``os.replace``.
 
     ``data`` holds one sequence per column (floats are written with :func:`format_column`)."""
+    write_csv_blocks(path, header, columns, [[format_column(col) for col in data]], name=name)
+
+
+def write_csv_blocks(path: str, header: Sequence[str], columns: Sequence[str], blocks: Iterable,
+                     name: str = "out") -> None:
+    """Write a CSV from an iterable of blocks (each a list of already formatted text columns),
+    via a temporary file and ``os.replace``: memory holds one block, a reader never sees half a
+    file, and an interrupted write leaves any old ``path`` as it was."""
     spec.check_writable(path, name)
-    formatted = [format_column(col) for col in data]
+    ensure_folder(path)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write("\n".join(list(header) + [",".join(columns)]) + "\n")
-        f.write(_rows_text(formatted))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write("\n".join(list(header) + [",".join(columns)]) + "\n")
+            for block in blocks:
+                f.write(_rows_text(block))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+LARGE_OUTPUT = 10 * 1024**3  # bytes: above this a command asks for --allow-large even when the disk has room
+MEMORY_SHARE = 0.5  # a command may plan to use at most this share of the memory available now
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000.0
+    raise AssertionError
+
+
+def free_disk(path: str) -> int:
+    """Free bytes on the file system that will hold ``path`` (its nearest existing folder)."""
+    import shutil
+
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return shutil.disk_usage(folder).free
+
+
+def available_memory() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (``None`` where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_size(what: str, *, path: str | None = None, out_bytes: float = 0.0, mem_bytes: float = 0.0,
+               allow_large: bool = False) -> None:
+    """Refuse (``SpecError`` naming ``--allow-large``) a job whose estimated output is above the
+    free disk or :data:`LARGE_OUTPUT`, or whose estimated peak memory is above
+    :data:`MEMORY_SHARE` of the memory available; ``allow_large=True`` goes ahead anyway."""
+    if allow_large:
+        return
+    fix = "shrink it, or pass --allow-large to go ahead"
+    if path is not None and out_bytes > 0:
+        free = free_disk(path)
+        if out_bytes > free:
+            raise spec.SpecError("allow_large", f"{what} would write about {human_bytes(out_bytes)} to {path}, more "
+                                                f"than the {human_bytes(free)} free there; {fix}")
+        if out_bytes > LARGE_OUTPUT:
+            raise spec.SpecError("allow_large", f"{what} would write about {human_bytes(out_bytes)} to {path} "
+                                                f"({human_bytes(free)} free there); {fix}")
+    avail = available_memory()
+    if avail is not None and mem_bytes > MEMORY_SHARE * avail:
+        raise spec.SpecError("allow_large", f"{what} would need about {human_bytes(mem_bytes)} of memory, with "
+                                            f"{human_bytes(avail)} available; {fix}")
 
 
 def progress_bar(total: int, *, desc: str, unit: str, enabled=None, initial: int = 0, leave: bool = True):
@@ -161,6 +367,34 @@ def progress_bar(total: int, *, desc: str, unit: str, enabled=None, initial: int
         enabled = sys.stderr.isatty()
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not enabled, leave=leave,
                 file=sys.stderr, dynamic_ncols=True)
+
+
+def read_csv_rows(path: str, rows) -> dict[str, np.ndarray]:
+    """Like :func:`read_csv`, but only the data rows at the sorted positions ``rows`` (0-based),
+    streaming the file: memory grows with ``len(rows)``, not with the file."""
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    picked, names, k, i = [], None, 0, 0
+    with open(path, encoding="utf-8") as f:
+        for ln in f:
+            if ln.startswith("#") or not ln.strip():
+                continue
+            if names is None:
+                names = ln.rstrip("\n").split(",")
+                continue
+            if k < rows.size and rows[k] == i:
+                picked.append(ln.rstrip("\n").split(","))
+                k += 1
+                if k == rows.size:
+                    break
+            i += 1
+    out: dict[str, np.ndarray] = {}
+    for j, column in enumerate(names or []):
+        values = [row[j] for row in picked]
+        try:
+            out[column] = np.array([float(v) for v in values])
+        except ValueError:
+            out[column] = np.array(values)
+    return out
 
 
 def read_csv(path: str) -> dict[str, np.ndarray]:

@@ -173,6 +173,7 @@ def validate(objective: str, depth, lam, rho, eps, fraction=0.5):
     depth = spec.check_depths(depth)
     lam = spec.check_lam(lam)
     rho = spec.check_rho(rho)
+    spec.check_sigma2(lam, rho)
     fraction = spec.check_unit_interval(fraction, "fraction")
     eps = spec.check_eps(eps, objective, depth, rho, fraction)
     return depth, lam, rho, eps, fraction
