@@ -7,7 +7,7 @@ block is flushed as soon as it is computed, and an interrupted sweep resumes whe
 it stopped (``resume=True``) with no row lost or repeated.  :func:`run_simulate`
 writes trajectories ``w(t)``.
 
-Columns of a sweep (``theory-spec.md`` names): ``objective, depth, lam, rho,
+Columns of a sweep (names of ``docs/theory.md``): ``objective, depth, lam, rho,
 sigma2, eps, fraction, fixed_point, critical_time, critical_time_asymptotic``.
 ``critical_time`` is gradient-flow time (exact closed form with
 ``method="exact"``, diffrax integration with ``method="ode"``);

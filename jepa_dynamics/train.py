@@ -5,7 +5,7 @@ in memory and returns a :class:`TrainResult`; :func:`run_training` runs it into 
 folder (what ``jepa-dynamics train`` does):
 
 * ``responses.csv`` -- ``step, time, feature, response``: the per-feature responses
-  (``theory-spec.md`` section 8; :mod:`jepa_dynamics.analysis`) on the recording grid,
+  (``docs/theory.md``; :mod:`jepa_dynamics.analysis`) on the recording grid,
   appended and flushed as training goes;
 * ``summary.csv`` -- one row per feature: ``lam, rho``, the deep linear theory's
   ``fixed_point`` and ``critical_time_theory``, the ``critical_time_empirical`` read off
@@ -16,7 +16,7 @@ folder (what ``jepa-dynamics train`` does):
   and step, from which ``resume=True`` continues with no row lost or repeated.
 
 Time.  ``optimizer="sgd"`` is plain gradient descent, ``theta <- theta - lr grad``, so
-step ``k`` is gradient-flow time ``t = lr * k`` (spec section 4).  For ``adam`` the
+step ``k`` is gradient-flow time ``t = lr * k`` (``docs/theory.md``).  For ``adam`` the
 ``time`` column is still ``lr * k``, but it is *not* gradient-flow time.
 
 Loop.  One ``jax.jit`` of a ``lax.scan`` over ``chunk`` steps, with a step count
@@ -691,7 +691,7 @@ def unreached_note(result: TrainResult) -> Optional[str]:
 
 def theory_columns(config: TrainConfig, dataset: data.Dataset):
     """``(fixed_point, critical_time_theory)`` per feature: the balanced deep linear theory
-    (spec sections 5-6) at the run's depth -- the reference for MLPs too, which it only
+    (``docs/theory.md``) at the run's depth -- the reference for MLPs too, which it only
     approximates (near their small initialisation)."""
     w_star = spec.fixed_point(config.objective, config.depth, dataset.rho)
     t_star = theory.critical_time(config.objective, config.depth, dataset.lam, dataset.rho, config.eps,
@@ -735,11 +735,17 @@ def response_figure(result: TrainResult, max_features: int = 10):
     if cfg.model == "linear":
         ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
         theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
+    w_star, t_star = theory_columns(cfg, ds)
     for j, (i, c) in enumerate(zip(idx, colours)):
         label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
-        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.7, label=label)
+        # markers under the theory's line (zorder), so that the line stays visible where they agree
+        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.45, zorder=2,
+                label=label)
         if theory_w is not None:
-            ax.plot(ts, theory_w[j], "-", lw=1.2, color=c)
+            ax.plot(ts, theory_w[j], "-", lw=1.4, color=c, zorder=3)
+        if t_star[i] <= t[-1]:  # the theory's t* (fraction * w_star crossed): a dotted line and a cross
+            ax.axvline(t_star[i], color=c, ls=":", lw=0.9, zorder=1)
+            ax.plot([t_star[i]], [cfg.fraction * w_star[i]], "x", ms=7, mew=1.5, color=c, zorder=4)
     if cfg.grid == "log":
         ax.set_xscale("log")
     xlabel = TIME_LABEL if cfg.optimizer == "sgd" else "lr x step (adam: not gradient-flow time)"
@@ -747,6 +753,6 @@ def response_figure(result: TrainResult, max_features: int = 10):
     ax.set_ylabel(r"response $\gamma_i$")
     lines = "lines: balanced gradient-flow theory; " if theory_w is not None else ""
     ax.set_title(f"{cfg.model} {cfg.objective.upper()} L={cfg.depth}, {cfg.optimizer}, {cfg.loss} loss\n"
-                 f"{lines}markers: trained", fontsize=9)
+                 f"{lines}markers: trained; x and dotted: theory's t*", fontsize=9)
     ax.legend(fontsize=6, loc="best")
     return fig
