@@ -106,8 +106,10 @@ def _run_sweep(args, argv) -> int:
     _check_plot(args.plot)
     if args.repair and not args.resume:
         raise spec.SpecError("repair", "only goes with --resume")
+    # the provenance line leaves out --resume/--repair: a resumed sweep's file equals an uninterrupted one's
+    command = records.command_line([a for a in argv if a not in ("--resume", "--repair")])
     run_sweep(grid, args.out, method=args.method, resume=args.resume, progress=args.progress,
-              command=records.command_line(argv), repair=args.repair, allow_large=args.allow_large,
+              command=command, repair=args.repair, allow_large=args.allow_large,
               report=_note("sweep"))
     print(args.out)
     if args.plot:

@@ -157,6 +157,8 @@ class CsvAppender:
             self._file.flush()
 
     def _refuse(self, problem: str):
+        if "rerun without --resume" not in problem:
+            problem += "; or rerun without --resume to start over"
         raise spec.SpecError("resume", f"cannot resume {self.path}: {problem}")
 
     def _recover(self, key, key_line, check, repair, progress) -> tuple[int, int]:
@@ -165,6 +167,10 @@ class CsvAppender:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             comments, raw = [], f.readline()
+            if not raw.startswith(b"# jepa-dynamics"):
+                self._refuse("its first line is not '# jepa-dynamics ...', so this package did not write it")
+            if raw.endswith(b"\r\n"):
+                self._refuse("it has Windows (CRLF) line endings; convert it back (e.g. dos2unix)")
             while raw.startswith(b"#"):
                 comments.append(raw.rstrip(b"\n"))
                 raw = f.readline()
@@ -204,6 +210,9 @@ class CsvAppender:
                         if not self._torn_ok(torn):
                             bad = (done, self._show(torn))
                         break
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(f"interrupted while checking the rows of {path}, which is unchanged; "
+                                        "rerun with --resume to continue") from None
             finally:
                 bar.close()
         if bad is not None:

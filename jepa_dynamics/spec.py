@@ -55,6 +55,14 @@ def check_objective(objective: str) -> str:
 def check_int(value, name: str, minimum: int = 1) -> int:
     """A whole number ``>= minimum`` (``1``: "a positive integer", ``0``: "a non-negative integer")."""
     kind = "a positive integer" if minimum == 1 else ("a non-negative integer" if minimum == 0 else f"an integer >= {minimum}")
+    exact = None  # the exact whole number, where float() would round it (text or int above 2**53)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        exact = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        exact = int(value.strip())
+    if exact is not None and abs(exact) > MAX_INT:
+        raise SpecError(name, f"must be at most 2**53 = {MAX_INT} (larger whole numbers are not exact in float64), "
+                              f"got {value!r}")
     try:
         as_float = float(value)
     except (TypeError, ValueError):

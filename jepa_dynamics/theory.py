@@ -297,7 +297,8 @@ def trajectory(objective: str, depth, lam, rho, eps, ts):
         log_rho = np.log(rho_)[:, None]
         log_ustar = log_rho if objective == "jepa" else log_rho / (d + 1)
         log_x0 = np.log(eps_)[:, None] / d - log_ustar
-        target = lam_[:, None] * ts[None, :]
+        with np.errstate(over="ignore"):  # lam * t past float64: far beyond the plateau, bisects to w_star
+            target = lam_[:, None] * ts[None, :]
         scaled = _jepa_scaled if objective == "jepa" else _mae_scaled
         third = log_rho if objective == "jepa" else log_ustar
         lo = np.broadcast_to(log_x0 - np.log1p(-np.exp(log_x0)), target.shape).copy()  # logit(x0)
