@@ -79,8 +79,56 @@ def _rows_text(columns: Sequence[Sequence[str]]) -> str:
     return "".join(",".join(row) + "\n" for row in zip(*columns))
 
 
-_CHECK_BLOCK = 1 << 16
 _TORN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz.,+-_")
+
+
+_ROW_BYTES = np.zeros(256, dtype=bool)
+_ROW_BYTES[np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyz.,+-_\n", np.uint8)] = True
+
+
+class Rows:
+    """A block of complete CSV lines as bytes, split into fields with NumPy (no object per
+    field, so millions of rows are checked in seconds).
+
+    ``first_bad``: the first line that is not ``width`` fields of the characters this package
+    writes (lower-case ASCII letters, digits, ``. + - _``), or ``None``.  For the lines before
+    it, :meth:`field` gives one column as fixed-width bytes and lengths."""
+
+    def __init__(self, data: bytes, width: int):
+        self.data = np.frombuffer(data, dtype=np.uint8)
+        self.ends = np.flatnonzero(self.data == 10)
+        self.n = self.ends.size
+        self.starts = np.concatenate([[0], self.ends[:-1] + 1])
+        commas = np.flatnonzero(self.data == 44)
+        per_line = np.bincount(np.searchsorted(self.ends, commas), minlength=self.n)[: self.n]
+        bad = per_line != width - 1
+        strange = np.flatnonzero(~_ROW_BYTES[self.data])
+        if strange.size:
+            bad[np.minimum(np.searchsorted(self.ends, strange), self.n - 1)] = True
+        first = np.flatnonzero(bad)
+        self.first_bad = int(first[0]) if first.size else None
+        k = self.n if self.first_bad is None else self.first_bad
+        self.k = k  # lines whose fields are known
+        seps = commas[: (width - 1) * k].reshape(k, width - 1)
+        self._from = np.column_stack([self.starts[:k], seps + 1])
+        self._to = np.column_stack([seps, self.ends[:k]])
+
+    def line(self, i: int) -> bytes:
+        return self.data[self.starts[i]: self.ends[i] + 1].tobytes()
+
+    def lengths(self, j: int) -> np.ndarray:
+        """Lengths of field ``j`` of the first :attr:`k` lines."""
+        return self._to[:, j] - self._from[:, j]
+
+    def field(self, j: int, width: int):
+        """``(text, length)`` of field ``j`` of the first :attr:`k` lines: ``text`` as ``S<width>``
+        bytes (cut at ``width``), ``length`` the field's full length."""
+        lo, hi = self._from[:, j], self._to[:, j]
+        length = hi - lo
+        offsets = np.arange(width)
+        take = np.minimum(lo[:, None] + offsets[None, :], self.data.size - 1)
+        text = np.where(offsets[None, :] < length[:, None], self.data[take], 0).astype(np.uint8)
+        return np.ascontiguousarray(text).view(f"S{width}").ravel(), length
 
 
 def _flag(name: str) -> str:
@@ -125,9 +173,10 @@ class CsvAppender:
 
     ``resume=True`` continues an existing file written with the same ``key``
     (a JSON-able description of the job, stored as the ``# grid:`` line).  The file is
-    read in blocks (bounded memory), never all at once.  Every complete row is passed to
-    ``check(first_index, lines)``, which returns the index (in ``lines``) of the first row
-    that is not the job's row at that position, or ``None``.  A torn last line (a kill
+    read in blocks (bounded memory), never all at once.  Each block of complete rows must be
+    rows of ``len(columns)`` fields of the characters the package writes (:class:`Rows`), and
+    is passed as a :class:`Rows` to ``check(first_index, rows)``, which returns the index (in
+    the block) of the first row that is not the job's row at that position, or ``None``.  A torn last line (a kill
     mid-write) is cut off.  Anything else that is not the job's row -- another job's
     rows, duplicates, text that is not UTF-8 -- raises
     :class:`~jepa_dynamics.spec.SpecError` naming the file, the row and the fix, with the
@@ -191,25 +240,31 @@ class CsvAppender:
             bar = progress_bar(size, initial=keep, enabled=progress, desc="checking rows", unit="B", leave=False)
             bad = None  # (row index, what was found)
             try:
-                while bad is None:
-                    block = f.readlines(1 << 22)
-                    if not block:
+                carry = b""
+                while True:
+                    chunk = f.read(1 << 22)
+                    data = carry + chunk
+                    cut = data.rfind(b"\n") + 1
+                    if not chunk:  # end of file: what is left after the last newline is a torn line
+                        if data and not self._torn_ok(data):
+                            bad = (done, self._show(data))
                         break
-                    torn = b"" if block[-1].endswith(b"\n") else block.pop()
-                    bad = self._check_block(block, done, check)
-                    if bad is None:
-                        done += len(block)
-                        keep += sum(map(len, block))
-                        bar.update(sum(map(len, block)))
-                    else:
-                        i = bad[0] - done
-                        done += i
-                        keep += sum(map(len, block[:i]))
+                    carry = data[cut:]
+                    if not cut:
+                        continue
+                    rows = Rows(data[:cut], len(self.columns))
+                    first = rows.first_bad
+                    if check is not None:
+                        found = check(done, rows)
+                        first = found if first is None else (first if found is None else min(first, found))
+                    if first is not None:
+                        bad = (done + first, self._show(rows.line(first)))
+                        keep += int(rows.starts[first])
+                        done += first
                         break
-                    if torn:
-                        if not self._torn_ok(torn):
-                            bad = (done, self._show(torn))
-                        break
+                    done += rows.n
+                    keep += cut
+                    bar.update(cut)
             except KeyboardInterrupt:
                 raise KeyboardInterrupt(f"interrupted while checking the rows of {path}, which is unchanged; "
                                         "rerun with --resume to continue") from None
@@ -240,28 +295,6 @@ class CsvAppender:
         except UnicodeDecodeError:
             return False
         return set(text) <= _TORN_CHARS
-
-    def _check_block(self, block: list, start: int, check):
-        try:
-            lines = b"".join(block).decode("utf-8").split("\n")[:-1]
-        except UnicodeDecodeError:
-            for i, raw in enumerate(block):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    bad = self._check_block(block[:i], start, check)
-                    return bad if bad is not None else (start + i, "bytes that are not UTF-8 text")
-        width = len(self.columns)
-        for i, ln in enumerate(lines):
-            if ln.count(",") != width - 1:
-                bad = i
-                break
-        else:
-            bad = None
-        if check is not None:
-            first = check(start, lines if bad is None else lines[:bad])
-            bad = first if first is not None else bad
-        return None if bad is None else (start + bad, self._show(block[bad]))
 
     def write_columns(self, columns: Sequence[Sequence[str]]) -> None:
         """Append rows given column-wise as lists of already formatted strings."""

@@ -180,6 +180,10 @@ def damaged(full, case):
         return full + rows[-1]
     if case == "a value edited to text":
         return b"".join(head + rows[:5] + [rows[5].replace(b",", b",abc,", 1).replace(b",", b"", 1)] + rows[6:])
+    if case == "letters in a computed column":
+        cells = rows[5].split(b",")
+        cells[8] = b"abc"
+        return b"".join(head + rows[:5] + [b",".join(cells)] + rows[6:])
     if case == "a row deleted":
         return b"".join(head + rows[:5] + rows[6:10])
     if case == "two rows swapped":
@@ -204,6 +208,7 @@ def damaged(full, case):
 DAMAGE = {
     "extra row past the end": "data row 25 is not this job's row 25",
     "a value edited to text": "data row 6",
+    "letters in a computed column": "data row 6",
     "a row deleted": "data row 6",
     "two rows swapped": "data row 6",
     "windows line endings": "Windows (CRLF) line endings",
