@@ -181,7 +181,8 @@ def _add_train(sub) -> None:
     p.add_argument("--dist", help="data family instead of --lam/--rho: same-trend, reversed-trend, static, dynamic")
     p.add_argument("--dim", default="100", help="number of features of --dist (default: 100)")
     p.add_argument("--eps", default="0.01", help="initial response, below fraction * w_star (default: 0.01)")
-    p.add_argument("--init", default="balanced", help="balanced (every layer eps^(1/depth) times an orthogonal matrix; docs/theory.md) or random "
+    p.add_argument("--init", default="balanced",
+                   help="balanced (every layer eps^(1/depth) times an orthogonal matrix; docs/theory.md) or random "
                         "(default: balanced)")
     p.add_argument("--init-scale", help="random init: each factor's scale (default: eps**(1/depth))")
     p.add_argument("--loss", default="population", help="population (exact, linear) or sampled (default: population)")

@@ -6,8 +6,11 @@ then one header row of column names.  No timestamps: the same command gives a
 byte-identical file.
 
 * :class:`CsvAppender` streams rows, flushing after each block, and can resume a
-  file: it checks that the provenance ``# grid:`` line matches, drops a torn last
-  line, and reports how many complete rows are already there.
+  file: it checks that the provenance ``# grid:`` line matches (naming every key that
+  differs), reads the rows in blocks (bounded memory) and checks each one (:class:`Rows`,
+  vectorised on bytes), drops a torn last line, and refuses -- changing nothing -- a file
+  with rows that are not the job's.
+* :func:`check_size` refuses a job whose estimated output or memory is too large.
 * :func:`write_csv_atomic` writes a whole file through a temporary file and
   ``os.replace``, so a reader never sees half a file.
 * :func:`format_column` turns a float array into the shortest strings that read
@@ -186,14 +189,20 @@ class CsvAppender:
     """
 
     def __init__(self, path: str, header: Sequence[str], columns: Sequence[str], *, key=None,
-                 resume: bool = False, name: str = "out", check=None, repair: bool = False, progress=None):
+                 resume: bool = False, name: str = "out", check=None, repair: bool = False, progress=None,
+                 what: str = "job"):
         self.path = spec.check_writable(path, name)
+        self.what = what
         self.columns = list(columns)
         self.repaired = None
         key_line = f"# grid: {json.dumps(key, sort_keys=True)}" if key is not None else None
         self.done = 0
         if resume and os.path.exists(path) and os.path.getsize(path) > 0:
-            self.done, keep = self._recover(key, key_line, check, repair, progress)
+            try:
+                self.done, keep = self._recover(key, key_line, check, repair, progress)
+            except KeyboardInterrupt:  # nothing has been changed yet
+                raise KeyboardInterrupt(f"interrupted while checking the rows of {path}, which is unchanged; "
+                                        "rerun with --resume to continue") from None
             if keep != os.path.getsize(path):
                 with open(path, "r+b") as f:
                     f.truncate(keep)
@@ -265,16 +274,13 @@ class CsvAppender:
                     done += rows.n
                     keep += cut
                     bar.update(cut)
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt(f"interrupted while checking the rows of {path}, which is unchanged; "
-                                        "rerun with --resume to continue") from None
             finally:
                 bar.close()
         if bad is not None:
             row, found = bad
             if not repair:
-                self._refuse(f"data row {row + 1} is not this job's row {row + 1} (found {found}); the {row} rows "
-                             f"before it are. Rerun with --resume --repair to cut the file there and compute the "
+                self._refuse(f"data row {row + 1} is not this {self.what}'s row {row + 1} (found {found}); the "
+                             f"{row} rows before it are. Rerun with --resume --repair to cut the file there and compute the "
                              f"rest, or without --resume to start over")
             self.repaired = (row, found)
         return done, keep

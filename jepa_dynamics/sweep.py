@@ -251,7 +251,7 @@ def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = Fal
     records.check_size(f"this sweep ({total} rows)", path=out, out_bytes=sweep_bytes(grid) - have,
                        allow_large=allow_large)
     writer = records.CsvAppender(out, header, SWEEP_COLUMNS, key=grid.key(method), resume=resume,
-                                 check=row_checker(grid), repair=repair, progress=progress)
+                                 check=row_checker(grid), repair=repair, progress=progress, what="sweep")
     start = writer.done
     if writer.repaired is not None and report is not None:
         row, found = writer.repaired

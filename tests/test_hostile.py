@@ -206,7 +206,7 @@ def damaged(full, case):
 
 
 DAMAGE = {
-    "extra row past the end": "data row 25 is not this job's row 25",
+    "extra row past the end": "data row 25 is not this sweep's row 25",
     "a value edited to text": "data row 6",
     "letters in a computed column": "data row 6",
     "a row deleted": "data row 6",
