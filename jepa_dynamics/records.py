@@ -82,20 +82,16 @@ def _rows_text(columns: Sequence[Sequence[str]]) -> str:
     return "".join(",".join(row) + "\n" for row in zip(*columns))
 
 
-_TORN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz.,+-_")
-
-
-_ROW_BYTES = np.zeros(256, dtype=bool)
-_ROW_BYTES[np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyz.,+-_\n", np.uint8)] = True
 
 
 class Rows:
     """A block of complete CSV lines as bytes, split into fields with NumPy (no object per
     field, so millions of rows are checked in seconds).
 
-    ``first_bad``: the first line that is not ``width`` fields of the characters this package
-    writes (lower-case ASCII letters, digits, ``. + - _``), or ``None``.  For the lines before
-    it, :meth:`field` gives one column as fixed-width bytes and lengths."""
+    ``first_bad``: the first line that does not have ``width`` fields or is not UTF-8 text
+    (``None`` if none); :attr:`k` lines come before it.  For those, :meth:`field` and
+    :meth:`lengths` give one column as fixed-width bytes; the block is also a sequence of
+    those ``k`` lines as ``str`` (for checks written line by line)."""
 
     def __init__(self, data: bytes, width: int):
         self.data = np.frombuffer(data, dtype=np.uint8)
@@ -105,19 +101,49 @@ class Rows:
         commas = np.flatnonzero(self.data == 44)
         per_line = np.bincount(np.searchsorted(self.ends, commas), minlength=self.n)[: self.n]
         bad = per_line != width - 1
-        strange = np.flatnonzero(~_ROW_BYTES[self.data])
-        if strange.size:
-            bad[np.minimum(np.searchsorted(self.ends, strange), self.n - 1)] = True
+        odd = np.flatnonzero((self.data >= 128) | ((self.data < 32) & (self.data != 10)))
+        for i in np.unique(np.searchsorted(self.ends, odd)).tolist():  # rare: decode those lines
+            if not bad[i]:
+                try:
+                    text = self.line(i).decode("utf-8")
+                    bad[i] = any(c < " " and c != "\n" for c in text)
+                except UnicodeDecodeError:
+                    bad[i] = True
         first = np.flatnonzero(bad)
         self.first_bad = int(first[0]) if first.size else None
         k = self.n if self.first_bad is None else self.first_bad
         self.k = k  # lines whose fields are known
-        seps = commas[: (width - 1) * k].reshape(k, width - 1)
+        seps = commas[: (width - 1) * k].reshape(k, width - 1) if k else np.zeros((0, width - 1), np.int64)
+        if self.first_bad is not None and k:  # the separators of the good lines only
+            line_of = np.searchsorted(self.ends, commas)
+            seps = commas[line_of < k].reshape(k, width - 1)
         self._from = np.column_stack([self.starts[:k], seps + 1])
         self._to = np.column_stack([seps, self.ends[:k]])
 
+    def __len__(self) -> int:
+        return self.k
+
+    def __getitem__(self, i: int) -> str:
+        if not -self.k <= i < self.k:
+            raise IndexError(i)
+        return self.line(i % self.k).decode("utf-8").rstrip("\n")
+
+    def __iter__(self):
+        return (self[i] for i in range(self.k))
+
     def line(self, i: int) -> bytes:
         return self.data[self.starts[i]: self.ends[i] + 1].tobytes()
+
+    def bytes_outside(self, columns, allowed: np.ndarray) -> np.ndarray:
+        """Indices (among the first :attr:`k` lines) of lines with a byte outside ``allowed``
+        (a boolean table of 256) in any of the fields ``columns``; vectorised on the bytes."""
+        mark = np.zeros(self.data.size + 1, dtype=np.int64)
+        for j in columns:
+            mark[self._from[:, j]] += 1  # fields never overlap, so plain fancy adds are exact
+            mark[self._to[:, j]] -= 1
+        inside = np.cumsum(mark[:-1]) > 0
+        wrong = np.flatnonzero(inside & ~allowed[self.data])
+        return np.unique(np.searchsorted(self.ends, wrong))
 
     def lengths(self, j: int) -> np.ndarray:
         """Lengths of field ``j`` of the first :attr:`k` lines."""
@@ -293,14 +319,16 @@ class CsvAppender:
             return "bytes that are not UTF-8 text"
         return repr(text if len(text) <= 60 else text[:57] + "...")
 
-    @staticmethod
-    def _torn_ok(raw: bytes) -> bool:
-        """A torn last line: a prefix of a row this package writes (ASCII, no more fields)."""
+    def _torn_ok(self, raw: bytes) -> bool:
+        """A torn last line: text that could begin a row (UTF-8, printable, no more fields); a
+        cut in the middle of a multi-byte character is allowed."""
+        import codecs
+
         try:
-            text = raw.decode("ascii")
+            text = codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
         except UnicodeDecodeError:
             return False
-        return set(text) <= _TORN_CHARS
+        return text.isprintable() and text.count(",") < len(self.columns)
 
     def write_columns(self, columns: Sequence[Sequence[str]]) -> None:
         """Append rows given column-wise as lists of already formatted strings."""

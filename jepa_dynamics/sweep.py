@@ -36,8 +36,7 @@ _GRID_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction")
 _SWEEP_GRID_POSITIONS = (0, 1, 2, 3, 5, 6)  # where each grid axis sits among SWEEP_COLUMNS
 _FLOAT_TEXT = 24  # characters of the longest float repr ("-1.2345678901234567e-300")
 _NUMBER_BYTES = np.zeros(256, dtype=bool)
-_NUMBER_BYTES[np.frombuffer(b"0123456789.e+-\0", np.uint8)] = True
-_NUMBER_WORDS = np.array([b"inf", b"-inf", b"nan"], dtype=f"S{_FLOAT_TEXT + 1}")
+_NUMBER_BYTES[np.frombuffer(b"0123456789.e+-infa", np.uint8)] = True
 
 _EXACT_BLOCK = 1 << 16
 _ODE_BLOCK = 512  # one compiled ODE bucket (see ode._BUCKETS) per block, small enough to keep work on Ctrl-C
@@ -179,8 +178,8 @@ def row_checker(grid: Grid):
     """``check(start, rows)`` for :class:`~jepa_dynamics.records.CsvAppender`: the index of the
     first row of the block ``rows`` (:class:`~jepa_dynamics.records.Rows`) that is not the
     sweep's row at its position: its six grid columns must be the grid's text (compared as
-    bytes, vectorised), its four computed columns number text (1 to 24 of ``0-9 . e + -``, or
-    ``inf``, ``-inf``, ``nan``); a row past the grid's end is not its row."""
+    bytes, vectorised), its four computed columns number text (1 to 24 of ``0-9 . e + -`` and
+    the letters of ``inf`` and ``nan``); a row past the grid's end is not its row."""
     tables = []
     for table in _text_tables(grid):
         encoded = [t.encode() for t in table]
@@ -191,19 +190,19 @@ def row_checker(grid: Grid):
     def check(start: int, rows):
         k = rows.k
         stop = min(total, start + k)
-        bad = [stop - start] if stop - start < rows.n else []
+        bad = [stop - start] if stop - start < k else []
         m = stop - start
         if m > 0:
             for pos, (text, length, width), index in zip(_SWEEP_GRID_POSITIONS, tables, grid.indices(start, stop)):
                 got, got_len = rows.field(pos, width)
                 wrong = np.flatnonzero((got[:m] != text[index]) | (got_len[:m] != length[index]))
                 bad += wrong[:1].tolist()
-            for pos in (4, 7, 8, 9):  # number text: digits . e + - (at most a float's 24), or inf / nan
-                got, got_len = rows.field(pos, _FLOAT_TEXT + 1)
-                raw = got[:m].view(np.uint8).reshape(m, _FLOAT_TEXT + 1)
-                ok = (got_len[:m] > 0) & (got_len[:m] <= _FLOAT_TEXT) & np.all(_NUMBER_BYTES[raw], axis=1)
-                ok |= np.isin(got[:m], _NUMBER_WORDS)
-                bad += np.flatnonzero(~ok)[:1].tolist()
+            # number text: 1 to 24 of 0-9 . e + - (inf and nan spelt with i n f a)
+            wrong = rows.bytes_outside((4, 7, 8, 9), _NUMBER_BYTES)
+            bad += wrong[wrong < m][:1].tolist()
+            for pos in (4, 7, 8, 9):
+                length = rows.lengths(pos)[:m]
+                bad += np.flatnonzero((length == 0) | (length > _FLOAT_TEXT))[:1].tolist()
         return min(bad) if bad else None
 
     return check
