@@ -408,3 +408,30 @@ def test_ctrl_c_while_resume_checks_rows_leaves_the_file_untouched(tmp_path):
     else:  # the check was done before the signal: the refusal of row 160001
         assert "jepa-dynamics sweep: error: --resume: cannot resume" in last, last
     assert path.read_bytes() == text
+
+
+def test_csv_appender_line_checks_and_torn_utf8(tmp_path):
+    """A check written line by line (as train-grid's) sees the block as str lines; a torn last
+    line cut inside a multi-byte character is dropped; non-UTF-8 bytes are refused untouched."""
+    path = tmp_path / "t.csv"
+    header = ["# jepa-dynamics test"]
+    with records.CsvAppender(str(path), header, ["a", "b"], key={"k": 1}) as app:
+        app.write_columns([["x", "y", "z"], ["café", "2", "3"]])
+    data = path.read_bytes()
+    seen = []
+
+    def check(start, lines):
+        for i, ln in enumerate(lines):
+            seen.append(ln)
+            if ln.split(",")[0] not in ("x", "y", "z"):
+                return i
+        return None
+
+    path.write_bytes(data + "w,caf".encode() + "é".encode()[:1])  # torn inside the é
+    with records.CsvAppender(str(path), header, ["a", "b"], key={"k": 1}, resume=True, check=check) as app:
+        assert app.done == 3
+    assert seen == ["x,café", "y,2", "z,3"] and path.read_bytes() == data
+    path.write_bytes(data + b"q,\xff\n")
+    with pytest.raises(Exception, match="data row 4 .*not UTF-8 text"):
+        records.CsvAppender(str(path), header, ["a", "b"], key={"k": 1}, resume=True, check=check)
+    assert path.read_bytes() == data + b"q,\xff\n"
