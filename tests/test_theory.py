@@ -303,7 +303,12 @@ def test_property_exact_trajectory_rises_monotonically_inside_bounds(p):
     # w(t_star) = w_star / 2, up to a relative error 1e-10 in w or in t: the rise is so
     # steep (t w' / w up to ~1e14 here) that float64 time alone limits w pointwise
     slope = abs(rhs_by_hand(objective, depth, lam, rho, w[4]))
-    assert abs(w[4] - 0.5 * w_star) <= 1e-10 * (w[4] + t_star * slope)
+    close_in_w = abs(w[4] - 0.5 * w_star) <= 1e-10 * (w[4] + t_star * slope)
+    # where the whole rise is shorter than float64's resolution of t (t_star ~ 1e14 and more), w[4] can
+    # land past the rise, where the slope is 0: then the crossing must lie within 1e-10 of t_star in t
+    before, after = theory.trajectory(objective, depth, lam, rho, eps, t_star * np.array([1 - 1e-10, 1 + 1e-10]))
+    close_in_t = before <= 0.5 * w_star <= after
+    assert close_in_w or close_in_t
 
 
 @settings(max_examples=40, deadline=None)
