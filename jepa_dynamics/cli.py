@@ -208,6 +208,81 @@ def _run_figures(args, argv) -> int:
     return 0
 
 
+# --- spectrum --------------------------------------------------------------------------------------------
+
+def _add_spectrum(sub) -> None:
+    p = sub.add_parser("spectrum", help="modes of two views of real data and the predicted JEPA / MAE orders",
+                       description="Empirical covariances of two views (--views FILE.npz with arrays x, y of shape "
+                                   "(n, d), or a bundled --dataset), their modes (generalised eigenvectors of "
+                                   "(sym(Sxy), Sxx)), and each mode's predicted critical time for JEPA and MAE; "
+                                   "writes DIR/modes.csv, DIR/covariances.npz and DIR/spectrum.png.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--views", help=".npz file with arrays x and y of shape (n, d)")
+    src.add_argument("--dataset", help="bundled offline data: digits (two augmentations of sklearn's digits) or "
+                                       "patches (neighbouring patches of scikit-image's images)")
+    g = p.add_argument_group("dataset options (--dataset only)")
+    g.add_argument("--n", help="number of pairs (default: digits 17970, patches 100000)")
+    g.add_argument("--seed", help="seed of the pairs (default: 0)")
+    g.add_argument("--noise", help="digits: pixel noise standard deviation, pixels in [0, 1] (default: 0.1)")
+    g.add_argument("--shift", help="digits: largest shift in pixels of each view (default: 1)")
+    g.add_argument("--patch", help="patches: patch side in pixels, d = patch^2 (default: 8)")
+    g.add_argument("--offset", help="patches: target offset dr,dc in pixels (default: 0,patch)")
+    g.add_argument("--images", help="patches: comma-separated scikit-image names (default: camera,astronaut,brick,"
+                                    "grass,gravel,coins,moon,chelsea,coffee)")
+    p.add_argument("--depth", default="1,2,3,4", help="encoder depths L, comma-separated (default: 1,2,3,4)")
+    p.add_argument("--eps", default="1e-3", help="initial response eps of the balanced init (default: 1e-3)")
+    p.add_argument("--fraction", default="0.5", help="t_star is when w = fraction * w_star (default: 0.5)")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_progress_flags(p)
+    _SPECTRUM_EXTRA_FLAGS(p)
+
+
+def _SPECTRUM_EXTRA_FLAGS(p) -> None:  # the training / probe flags (added below)
+    pass
+
+
+_DATASET_OPTIONS = {"n": int, "seed": int, "noise": float, "shift": int, "patch": int, "offset": "pair",
+                    "images": str}
+
+
+def _views_from_args(args):
+    from . import views
+
+    given = {k: getattr(args, k) for k in _DATASET_OPTIONS if getattr(args, k) is not None}
+    if args.views is not None:
+        if given:
+            raise spec.SpecError(next(iter(given)), "dataset options go with --dataset, not --views")
+        return views.from_npz(args.views)
+    spec.check_choice(args.dataset, views.DATASETS, "dataset")
+    own = {"digits": ("n", "seed", "noise", "shift"), "patches": ("n", "seed", "patch", "offset", "images")}
+    opts = {}
+    for k, text in given.items():
+        if k not in own[args.dataset]:
+            raise spec.SpecError(k, f"is not an option of --dataset {args.dataset}")
+        kind = _DATASET_OPTIONS[k]
+        if kind == "pair":
+            opts[k] = spec.parse_list(text, k, int)
+            if len(opts[k]) != 2:
+                raise spec.SpecError(k, f"must be two integers dr,dc, got {text!r}")
+        elif kind is str:
+            opts[k] = tuple(spec.parse_list(text, k, str))
+        else:
+            opts[k] = spec.parse_list(text, k, kind)[0]
+    return views.make(args.dataset, **opts)
+
+
+def _run_spectrum(args, argv) -> int:
+    from .spectrum import check_eps_fraction, run_spectrum
+
+    depths = [spec.check_depth(d) for d in spec.parse_list(args.depth, "depth", int)]
+    eps, fraction = check_eps_fraction(spec.parse_list(args.eps, "eps")[0], spec.parse_list(args.fraction, "fraction")[0])
+    spec.check_writable_dir(args.out, "out")
+    v = _views_from_args(args)
+    run_spectrum(v, depths, eps, args.out, fraction=fraction, command=records.command_line(argv),
+                 progress=args.progress)
+    return 0
+
+
 # --- registry --------------------------------------------------------------------------------------------
 
 COMMANDS = {
@@ -215,6 +290,7 @@ COMMANDS = {
     "simulate": (_add_simulate, _run_simulate),
     "train": (_add_train, _run_train),
     "figures": (_add_figures, _run_figures),
+    "spectrum": (_add_spectrum, _run_spectrum),
 }
 
 
