@@ -11,6 +11,7 @@ run)``.  Errors are one line on stderr and a non-zero exit, never a traceback:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -234,11 +235,23 @@ def _add_spectrum(sub) -> None:
     p.add_argument("--fraction", default="0.5", help="t_star is when w = fraction * w_star (default: 0.5)")
     p.add_argument("--out", required=True, help="output folder")
     _add_progress_flags(p)
-    _SPECTRUM_EXTRA_FLAGS(p)
-
-
-def _SPECTRUM_EXTRA_FLAGS(p) -> None:  # the training / probe flags (added below)
-    pass
+    t = p.add_argument_group("training on the views (--train): deep linear JEPA / MAE, full matrices, minibatch GD")
+    t.add_argument("--train", action="store_true", help="also train and compare the observed order of the modes "
+                                                        "with the predicted one (DIR/training.csv, orders.csv, "
+                                                        "responses.csv)")
+    t.add_argument("--objective", default="jepa,mae", help="objectives to train (default: jepa,mae)")
+    t.add_argument("--train-modes", default="8", help="compare the K modes predicted first (default: 8)")
+    t.add_argument("--batch", default="256", help="minibatch size (default: 256)")
+    t.add_argument("--lr", help="learning rate (default: --lr-factor x the GD stability bound)")
+    t.add_argument("--lr-factor", default="0.3", help="default lr as a fraction of the stability bound (0.3)")
+    t.add_argument("--steps", help="steps (default: 1.5 x the predicted t_star of the K-th mode / lr)")
+    t.add_argument("--max-steps", default="300000", help="refuse runs needing more steps (default: 300000)")
+    t.add_argument("--records", default="200", help="log-spaced records of Wbar per run (default: 200)")
+    t.add_argument("--train-seed", default="0", help="seed of the init and minibatches (default: 0)")
+    t.add_argument("--probe", action="store_true", help="digits: logistic probes on the labels over training, "
+                                                        "all / top-variance / bottom-variance inputs (probe.csv)")
+    t.add_argument("--probe-noise", default="0.05", help="probe read-out noise, in units of the data's RMS "
+                                                         "(default: 0.05)")
 
 
 _DATASET_OPTIONS = {"n": int, "seed": int, "noise": float, "shift": int, "patch": int, "offset": "pair",
@@ -272,14 +285,65 @@ def _views_from_args(args):
 
 
 def _run_spectrum(args, argv) -> int:
-    from .spectrum import check_eps_fraction, run_spectrum
+    from . import spectrum
 
     depths = [spec.check_depth(d) for d in spec.parse_list(args.depth, "depth", int)]
-    eps, fraction = check_eps_fraction(spec.parse_list(args.eps, "eps")[0], spec.parse_list(args.fraction, "fraction")[0])
+    eps, fraction = spectrum.check_eps_fraction(spec.parse_list(args.eps, "eps")[0],
+                                                spec.parse_list(args.fraction, "fraction")[0])
     spec.check_writable_dir(args.out, "out")
+    if args.probe and not args.train:
+        raise spec.SpecError("probe", "probes read the trained encoders: add --train")
+    if args.probe and args.dataset != "digits":
+        raise spec.SpecError("probe", "needs labels: only --dataset digits has them")
     v = _views_from_args(args)
-    run_spectrum(v, depths, eps, args.out, fraction=fraction, command=records.command_line(argv),
-                 progress=args.progress)
+    train_options = None
+    if args.train:
+        one = lambda name, kind=float: (None if getattr(args, name) is None  # noqa: E731
+                                        else spec.parse_list(getattr(args, name), name, kind)[0])
+        objectives_ = [spec.check_objective(o) for o in spec.parse_list(args.objective, "objective", str)]
+        train_options = dict(eps=eps, fraction=fraction, modes=one("train_modes", int), batch=one("batch", int),
+                             lr=one("lr"), lr_factor=one("lr_factor"), steps=one("steps", int),
+                             max_steps=one("max_steps", int), records=one("records", int),
+                             seed=one("train_seed", int))
+        probe_noise = float(spec.check_nonnegative(one("probe_noise"), "probe_noise"))
+    command = records.command_line(argv)
+    cov, m = spectrum.compute(v, progress=args.progress)
+    table = spectrum.mode_table(m, depths, eps, fraction)
+    configs = None
+    if args.train:
+        from . import realtrain
+
+        configs = realtrain.plan_all(m, depths, objectives_, **train_options)  # refuse before writing
+    header = spectrum.provenance(command, cov, m, depths, eps, fraction)
+    spectrum.write_spectrum(cov, m, table, args.out, header)
+    if configs is None:
+        return 0
+    x, y = v.arrays()
+    x, y = x - cov.mean_x, y - cov.mean_y
+    train_header = header + [f"# {k}: {text}" for k, text in realtrain.TRAIN_NOTES.items()]
+    runs = {}
+    try:
+        for key, cfg in configs.items():
+            runs[key] = realtrain.train_views(cfg, m, x, y, progress=args.progress)
+            realtrain.write_runs(runs, m, args.out, train_header)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted; kept the {len(runs)} finished run(s) in {args.out}") from None
+    if args.probe:
+        from . import probes, views
+
+        images, labels = views.digits_images()
+        images = images - images.mean(0)
+        sxx_clean = images.T @ images / len(images)
+        data = probes.split(images, labels, seed=0)
+        base = probes.subspace_baseline(data, sxx_clean)
+        curves = realtrain.run_probes(runs, data, sxx_clean, noise=probe_noise)
+        top, _ = probes.principal_subspaces(sxx_clean)
+        notes = [f"# probe: multinomial logistic regression on standardised features, 60/40 seeded split of the "
+                 f"1797 clean digits; read-out noise {probe_noise} x RMS of the data",
+                 f"# subspaces: top = the {top.shape[1]} leading principal components of the clean digits "
+                 f"(90% of the variance), bottom = the other {64 - top.shape[1]}",
+                 f"# baseline_inputs: {json.dumps(base, sort_keys=True)}"]
+        realtrain.write_probes(curves, runs, os.path.join(args.out, "probe.csv"), header + notes)
     return 0
 
 

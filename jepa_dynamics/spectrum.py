@@ -34,8 +34,8 @@ import numpy as np
 from . import modes as modes_mod
 from . import records, spec, theory, views as views_mod
 
-__all__ = ["MODE_COLUMNS", "predicted_times", "ranks", "mode_table", "run_spectrum", "spectrum_figure",
-           "check_eps_fraction"]
+__all__ = ["MODE_COLUMNS", "predicted_times", "ranks", "mode_table", "compute", "provenance", "write_spectrum",
+           "run_spectrum", "spectrum_figure", "check_eps_fraction"]
 
 MODE_COLUMNS = ("depth", "mode", "lam", "rho", "sigma2", "variance_share", "critical_time_jepa",
                 "critical_time_mae", "rank_jepa", "rank_mae")
@@ -113,25 +113,24 @@ def _provenance(command, cov: views_mod.Covariances, m, depths, eps, fraction, e
     return records.provenance_lines(command, params)
 
 
-def run_spectrum(views: views_mod.Views, depths, eps: float, out_dir: str, *, fraction: float = 0.5,
-                 command: str | None = None, progress=None):
-    """Covariances, modes and the predicted orders of ``views`` into ``out_dir``:
-    ``modes.csv``, ``covariances.npz`` (``sxx, sxy, syy, mean_x, mean_y, n``; readable by
-    :func:`jepa_dynamics.modes.load_covariances`) and ``spectrum.png``.
-
-    Everything is validated and computed before the first file is written; each file is
-    written through a temporary file.  Returns ``(covariances, modes, table)``."""
-    depths = [spec.check_depth(d) for d in np.atleast_1d(depths)]
-    eps, fraction = check_eps_fraction(eps, fraction)
-    spec.check_writable_dir(out_dir, "out")
-    command = command or f"jepa_dynamics.spectrum.run_spectrum({views.source!r}, depths={depths}, eps={eps!r})"
+def compute(views: views_mod.Views, *, progress=None):
+    """``(covariances, modes)`` of ``views`` (one streamed pass, then the decomposition)."""
     cov = views_mod.covariances(views, progress=progress)
-    m = modes_mod.decompose(cov.sxx, cov.sxy, name=views.name)
-    table = mode_table(m, depths, eps, fraction)
+    return cov, modes_mod.decompose(cov.sxx, cov.sxy, name=views.name)
+
+
+def provenance(command, cov, m, depths, eps, fraction, extra=None):
+    """The ``#`` lines of every file ``spectrum`` writes (source, data, departure, notes)."""
+    return _provenance(command, cov, m, depths, eps, fraction, extra)
+
+
+def write_spectrum(cov, m, table, out_dir: str, header) -> None:
+    """``modes.csv``, ``covariances.npz`` and ``spectrum.png`` into ``out_dir`` (each through a
+    temporary file)."""
     fig = spectrum_figure(table, m, title=_title(cov))
     os.makedirs(out_dir, exist_ok=True)
-    records.write_csv_atomic(os.path.join(out_dir, "modes.csv"), _provenance(command, cov, m, depths, eps, fraction),
-                             MODE_COLUMNS, [table[k] for k in MODE_COLUMNS])
+    records.write_csv_atomic(os.path.join(out_dir, "modes.csv"), header, MODE_COLUMNS,
+                             [table[k] for k in MODE_COLUMNS])
     path = os.path.join(out_dir, "covariances.npz")
     tmp = f"{path}.tmp-{os.getpid()}.npz"
     np.savez(tmp, sxx=cov.sxx, sxy=cov.sxy, syy=cov.syy, mean_x=cov.mean_x, mean_y=cov.mean_y, n=cov.n)
@@ -139,6 +138,23 @@ def run_spectrum(views: views_mod.Views, depths, eps: float, out_dir: str, *, fr
     from .plots import save_figure
 
     save_figure(fig, os.path.join(out_dir, "spectrum.png"))
+
+
+def run_spectrum(views: views_mod.Views, depths, eps: float, out_dir: str, *, fraction: float = 0.5,
+                 command: str | None = None, progress=None):
+    """Covariances, modes and the predicted orders of ``views`` into ``out_dir``:
+    ``modes.csv``, ``covariances.npz`` (``sxx, sxy, syy, mean_x, mean_y, n``; readable by
+    :func:`jepa_dynamics.modes.load_covariances`) and ``spectrum.png``.
+
+    Everything is validated and computed before the first file is written.  Returns
+    ``(covariances, modes, table)``."""
+    depths = [spec.check_depth(d) for d in np.atleast_1d(depths)]
+    eps, fraction = check_eps_fraction(eps, fraction)
+    spec.check_writable_dir(out_dir, "out")
+    command = command or f"jepa_dynamics.spectrum.run_spectrum({views.source!r}, depths={depths}, eps={eps!r})"
+    cov, m = compute(views, progress=progress)
+    table = mode_table(m, depths, eps, fraction)
+    write_spectrum(cov, m, table, out_dir, provenance(command, cov, m, depths, eps, fraction))
     return cov, m, table
 
 

@@ -53,7 +53,7 @@ import numpy as np
 
 from . import records, spec
 
-__all__ = ["Views", "Covariances", "from_npz", "digits", "patches", "make", "covariances", "DATASETS",
+__all__ = ["Views", "Covariances", "from_npz", "digits", "digits_images", "patches", "make", "covariances", "DATASETS",
            "PATCH_IMAGES", "BLOCK"]
 
 DATASETS = ("digits", "patches")
@@ -276,6 +276,14 @@ def digits(n: int | None = None, *, noise: float = 0.1, shift: int = 1, seed: in
               "views": "two independent augmentations of load_digits()/16: a shift uniform in "
                        f"{{-{shift}..{shift}}}^2 (zero fill), then N(0, noise^2) pixel noise"}
     return _generated("digits", n, h * w, block, params, bunch.target[idx_all])
+
+
+def digits_images():
+    """The clean digits as rows, ``(1797, 64)`` float64 in ``[0, 1]``, and their labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return bunch.images.reshape(len(bunch.images), -1).astype(np.float64) / 16.0, bunch.target.copy()
 
 
 def _grey_image(name: str) -> np.ndarray:
