@@ -26,7 +26,8 @@ scope, and the learning rate defaults to ``lr_factor`` times the smallest of the
 gradient-descent stability bounds of spec section 10 over the scope (JEPA
 ``2 / (lam rho^(2L-1))``, MAE ``2 / ((L+1) sigma2 u*^(2L))``, ``u* = rho^(1/(L+1))``) and
 of the same curvature with ``sigma2`` replaced by the largest eigenvalue of ``Sxx``
-(:func:`stability_bound`).
+(:func:`stability_bound`), and at most ``1 / min_steps`` of the first predicted critical time
+(so gradient descent resolves the first rise: at least ``min_steps`` steps before it).
 Reported per run: Spearman's correlation between observed and predicted critical times over
 the scope (modes not reached count as last; :func:`jepa_dynamics.analysis.order_correlation`)
 and each mode's ratio ``t_observed / t_predicted``.
@@ -64,6 +65,7 @@ class RealTrainConfig:
     lr: float | None = None
     steps: int | None = None
     lr_factor: float = 0.3
+    min_steps: int = 100
     t_factor: float = 1.5
     max_steps: int = 300_000
     records: int = 200
@@ -79,6 +81,7 @@ class RealTrainConfig:
         put("batch", spec.check_positive_int(self.batch, "batch"))
         put("records", spec.check_positive_int(self.records, "records"))
         put("max_steps", spec.check_positive_int(self.max_steps, "max_steps"))
+        put("min_steps", spec.check_positive_int(self.min_steps, "min_steps"))
         put("seed", spec.check_nonnegative_int(self.seed, "train_seed"))
         put("lr_factor", float(spec.check_positive(self.lr_factor, "lr_factor")))
         put("t_factor", float(spec.check_positive(self.t_factor, "t_factor")))
@@ -119,6 +122,7 @@ def plan(config: RealTrainConfig, m: modes_mod.Modes):
     if lr is None:
         sxx_max = float(np.linalg.eigvalsh(m.sxx)[-1])
         lr = config.lr_factor * stability_bound(config.objective, config.depth, m.lam[scope], m.rho[scope], sxx_max)
+        lr = min(lr, float(t_pred[scope].min()) / config.min_steps)  # resolve the first rise in time
     steps = config.steps
     if steps is None:
         steps = int(np.ceil(config.t_factor * t_pred[scope].max() / lr))
