@@ -196,17 +196,19 @@ class _Loop:
         self.chunk = chunk
         self.segment = jax.jit(self._segment)
 
-    def _step(self, carry, k):
+    def _step(self, carry, k, x, y):
         model, opt_state = carry
         idx = jax.random.randint(jax.random.fold_in(self.data_key, k), (self.config.batch,), 0, self.n)
-        batch = (self.x[idx], self.y[idx])
+        batch = (x[idx], y[idx])
         grads = jax.grad(lambda mdl: objectives.loss(self.config.objective, "sampled", mdl, batch))(model)
         updates, opt_state = self.optimizer.update(grads, opt_state, model)
         return eqx.apply_updates(model, updates), opt_state
 
-    def _segment(self, carry, start, n):
+    def _segment(self, carry, start, n, x, y):
+        # the pairs are arguments, not closed-over constants: baked into the program they would
+        # make compilation slow and the executable as large as the data
         def body(c, i):
-            return jax.lax.cond(i < n, lambda c_: self._step(c_, start + i), lambda c_: c_, c), None
+            return jax.lax.cond(i < n, lambda c_: self._step(c_, start + i, x, y), lambda c_: c_, c), None
 
         carry, _ = jax.lax.scan(body, carry, jnp.arange(self.chunk))
         return carry
@@ -228,7 +230,7 @@ def train_views(config: RealTrainConfig, m: modes_mod.Modes, x, y, *, progress=N
         for stop in grid[1:].tolist():
             while start < stop:
                 n = min(chunk, stop - start)
-                carry = loop.segment(carry, jnp.asarray(start), jnp.asarray(n))
+                carry = loop.segment(carry, jnp.asarray(start), jnp.asarray(n), loop.x, loop.y)
                 start += n
             w = np.asarray(carry[0].encoder.matrix())
             if not np.all(np.isfinite(w)):
