@@ -96,8 +96,17 @@ def recovery(out_dir, lam, rho, s2, syy, rot, n):
 
 
 def main():
+    """``--big`` adds the n = 10^6, d = 256 run; earlier entries of spectrum.json are kept
+    (and the ones measured now replaced)."""
+    import json
+
     big = "--big" in sys.argv
-    result = {"machine": machine(), "load_before": load()}
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "spectrum.json")
+    result = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            result = json.load(f)
+    result.update({"machine": machine(), "load_before": load()})
     with tempfile.TemporaryDirectory(prefix="jd-bench-spectrum-") as tmp:
         n, d = 100_000, 64
         path = os.path.join(tmp, "views.npz")

@@ -8,10 +8,12 @@ accumulator at a time).
 Sources:
 
 * :func:`from_npz` -- an ``.npz`` file with arrays ``x`` and ``y`` of shape ``(n, d)``.
-  Members stored uncompressed (``np.savez``) are memory-mapped in place (``np.load``'s
-  ``mmap_mode`` does not reach into ``.npz`` archives, so the member's offset is read from
-  the zip header); compressed members (``np.savez_compressed``) are decompressed block by
-  block as they are read.  Either way the file is never read whole.
+  Members stored uncompressed (``np.savez``) are read in place, any block of rows at any
+  offset (``np.load``'s ``mmap_mode`` does not reach into ``.npz`` archives, so the member's
+  offset is read from the zip header; plain reads rather than a memory map, so the resident
+  memory is one block, not the pages of the file touched so far); compressed members
+  (``np.savez_compressed``) are decompressed block by block as they are read.  Either way the
+  file is never read whole.
 * :func:`digits` -- scikit-learn's bundled ``load_digits`` (1797 labelled 8x8 images,
   ``d = 64``), pixels scaled to ``[0, 1]``.  Pair ``k`` uses image ``k mod 1797`` (so every
   image appears equally often); each view is an independent random augmentation of it:
@@ -157,8 +159,13 @@ def _open_member(path: str, zf: zipfile.ZipFile, name: str, label: str):
             local = raw.read(30)
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         offset = info.header_offset + 30 + name_len + extra_len + header_len
-        mm = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="C")
-        return shape, (lambda a, b: mm[a:b]), False
+        row = int(shape[1]) * dtype.itemsize
+
+        def read_rows(a, b):  # random access by plain reads: no mapping, so the RSS stays one block
+            return np.fromfile(path, dtype=dtype, count=(b - a) * int(shape[1]), offset=offset + a * row).reshape(
+                b - a, int(shape[1]))
+
+        return shape, read_rows, False
     if fortran:  # rows are not contiguous: read it whole (rare; np.save writes C order)
         with zf.open(name) as f:
             _npz_header(f)

@@ -34,7 +34,7 @@ def test_streamed_covariances_match_two_pass(tmp_path, save):
     np.testing.assert_array_equal(ya, y[:100])
 
 
-def test_stored_npz_is_memory_mapped(tmp_path):
+def test_stored_npz_is_read_in_place(tmp_path):
     path = tmp_path / "v.npz"
     x = np.arange(40.0).reshape(10, 4) ** 1.5
     np.savez(path, x=x, y=x[::-1].copy())
