@@ -209,6 +209,56 @@ def _run_figures(args, argv) -> int:
     return 0
 
 
+# --- matrix ----------------------------------------------------------------------------------------------
+
+def _add_matrix(sub) -> None:
+    p = sub.add_parser("matrix", help="full-matrix gradient flow for any covariance (modes vs the per-feature theory)",
+                       description="Integrate the matrix gradient flow of deep linear JEPA or MAE (spec section 11) "
+                                   "for covariances from a file or a family; write DIR/summary.csv, "
+                                   "DIR/responses.csv, DIR/end_to_end.npz and DIR/plot.png.")
+    p.add_argument("--objective", required=True, help="jepa or mae")
+    p.add_argument("--depth", required=True, help="encoder depth L")
+    p.add_argument("--cov", help="npz file with sxx, sxy (= E[x y^T]) and syy")
+    p.add_argument("--dist", help="covariance family instead of --cov: rotated, mixed, lagged")
+    p.add_argument("--dim", help="dimension d of --dist")
+    p.add_argument("--mixing", help="--dist mixed / lagged: 0 (commuting) to 1 (default: 0.5)")
+    p.add_argument("--seed", default="0", help="seed of the family's rotations and of the init (default: 0)")
+    p.add_argument("--eps", required=True, help="init scale: Wbar(0) = eps I (balanced), eps Q^T (aligned)")
+    p.add_argument("--init", default="balanced", help="balanced, aligned or random (default: balanced)")
+    p.add_argument("--init-scale", help="random init: each matrix's scale (default: eps**(1/depth))")
+    p.add_argument("--ema-rate", help="JEPA EMA target rate kappa (1/time); default: stop-gradient target")
+    p.add_argument("--weight-decay", default="0", help="weight decay beta on every layer and V (default: 0)")
+    p.add_argument("--fraction", default="0.5", help="critical time at fraction * gamma_inf (default: 0.5)")
+    p.add_argument("--t-max", help="last time (default: 2 x the latest theory t* + 40 relaxation times)")
+    p.add_argument("--num-times", default="200", help="number of output times after t = 0, half log-, half evenly spaced (default: 200)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    _add_progress_flags(p)
+
+
+def _run_matrix(args, argv) -> int:
+    from .matrix import MatrixConfig
+    from .matrix_run import load_dataset, run_matrix
+
+    def num(text, name, kind=float):
+        return spec.parse_list(text, name, kind)[0] if text is not None else None
+
+    if args.init not in ("balanced", "aligned", "random"):
+        spec.check_choice(args.init, ("balanced", "aligned", "random"), "init")
+    config = MatrixConfig(objective=args.objective, depth=num(args.depth, "depth", int), eps=num(args.eps, "eps"),
+                          init=args.init, init_scale=num(args.init_scale, "init_scale"), seed=num(args.seed, "seed", int),
+                          ema_rate=num(args.ema_rate, "ema_rate"), weight_decay=num(args.weight_decay, "weight_decay"),
+                          fraction=num(args.fraction, "fraction"))
+    if args.init_scale is not None and args.init != "random":
+        raise spec.SpecError("init_scale", "applies to --init random only")
+    if args.dist is not None:
+        spec.check_choice(args.dist, ("rotated", "mixed", "lagged"), "dist")
+    mixing = num(args.mixing, "mixing")
+    sxx, sxy, syy, source = load_dataset(args.cov, args.dist, num(args.dim, "dim", int), mixing, config.seed)
+    command = records.command_line([a for a in argv if a != "--resume"])
+    run_matrix(config, (sxx, sxy, syy), args.out, t_max=num(args.t_max, "t_max"),
+               num_times=num(args.num_times, "num_times", int), resume=args.resume, progress=args.progress,
+               command=command, source=source)
 # --- spectrum --------------------------------------------------------------------------------------------
 
 def _add_spectrum(sub) -> None:
@@ -354,6 +404,7 @@ COMMANDS = {
     "simulate": (_add_simulate, _run_simulate),
     "train": (_add_train, _run_train),
     "figures": (_add_figures, _run_figures),
+    "matrix": (_add_matrix, _run_matrix),
     "spectrum": (_add_spectrum, _run_spectrum),
 }
 

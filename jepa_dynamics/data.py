@@ -21,6 +21,28 @@ runs inside the jitted training loop).
   ``Var n = m``, ``corr(n_x, n_y) = c``: ``lam = s + c m``, ``sigma2 = syy = s + m``.
 * :func:`dynamic` -- stationary AR(1), ``x = s_t``, ``y = s_{t+1} = a s_t + noise``
   with stationary variance ``v``: ``lam = a v``, ``sigma2 = syy = v``, ``rho = a``.
+
+Full-matrix families (spec section 11; :class:`MatrixDataset`, full ``d x d`` second
+moments, sampled as one Gaussian from the joint covariance).  Each is seeded: one
+``seed`` fixes every random rotation.
+
+* :func:`rotated` -- diagonal ``(lam, rho)`` data rotated by one Haar orthogonal ``O``:
+  ``Sxx = O diag(sigma2) O^T``, ``Sxy = O diag(lam) O^T``, ``Syy = O diag(syy) O^T``.
+  ``Sxx`` and ``Sxy`` commute, ``Sxy`` is symmetric: the modes are ``O``'s columns.
+* :func:`mixed` -- the views' spectra rotated differently: per-feature pairs
+  ``(a_i, b_i)`` with the moments of :func:`custom`, ``x = O_x a``, ``y = O_y b`` with
+  ``O_y = O_x expm(mixing K)``, ``K = logm(R)`` for a Haar rotation ``R``:
+  ``Sxy = O_x diag(lam) O_y^T``.  ``mixing = 0`` is :func:`rotated`; ``mixing = 1``
+  rotates ``y``'s features by a full random rotation.  Non-commuting and asymmetric
+  for ``mixing > 0``; the joint covariance is PSD by construction.
+  ``symmetric=True`` instead keeps ``Sxy`` symmetric but rotates it away from ``Sxx``:
+  ``Sxy = O_y diag(lam) O_y^T``, ``Syy = Sxy^T Sxx^{-1} Sxy + O_y diag(lam / rho) O_y^T``
+  (``y`` = the regression on ``x`` plus independent noise): non-commuting, symmetric.
+* :func:`lagged` -- a stationary vector AR(1), ``x = s_t``, ``y = s_{t+1} = A s_t + n``,
+  ``A = O diag(a) expm(mixing K) O^T`` (non-symmetric for ``mixing > 0``, spectral norm
+  ``max a < 1``), noise covariance ``O diag(v (1 - a^2)) O^T``: ``Sxx = Syy = P`` (the
+  stationary covariance, ``P = A P A^T + Sn``), ``Sxy = P A^T``.  ``mixing = 0`` is a
+  rotated :func:`dynamic`.
 """
 
 from __future__ import annotations
@@ -34,9 +56,11 @@ from ._jax import jax
 
 import jax.numpy as jnp  # noqa: E402
 
-__all__ = ["Dataset", "FAMILIES", "custom", "same_trend", "reversed_trend", "static", "dynamic", "make"]
+__all__ = ["Dataset", "FAMILIES", "custom", "same_trend", "reversed_trend", "static", "dynamic", "make",
+           "MatrixDataset", "MATRIX_FAMILIES", "rotated", "mixed", "lagged", "from_covariances", "make_matrix"]
 
 FAMILIES = ("custom", "same-trend", "reversed-trend", "static", "dynamic")
+MATRIX_FAMILIES = ("rotated", "mixed", "lagged")
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,3 +176,161 @@ def make(family: str, *, lam=None, rho=None, dim: int = 100) -> Dataset:
         s = np.linspace(1.0, 0.1, dim)
         return static(s, 1.5 - s, np.linspace(0.0, 0.8, dim))
     return dynamic(np.linspace(0.95, 0.1, dim), np.linspace(0.5, 2.0, dim))
+
+
+# --- full-matrix families (spec section 11) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixDataset:
+    """Full second moments ``sxx = E[x x^T]``, ``sxy = E[x y^T]``, ``syy = E[y y^T]``
+    (float64 ``(d, d)``, validated) and a Gaussian sampler from the joint covariance.
+
+    ``params`` holds the family's own parameters (``seed``, ``mixing``, ...)."""
+
+    family: str
+    sxx: np.ndarray
+    sxy: np.ndarray
+    syy: np.ndarray
+    params: dict = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.sxx.shape[0])
+
+    def covariances(self):
+        """``(Sxx, Sxy, Syy)`` as ``(d, d)`` matrices (the population losses take them as they are)."""
+        return self.sxx, self.sxy, self.syy
+
+    def modes(self):
+        """The modes of ``(sym(Sxy), Sxx)`` (:func:`jepa_dynamics.modes.decompose`)."""
+        from . import modes
+
+        return modes.decompose(self.sxx, self.sxy, validate=False)
+
+    def _root(self) -> np.ndarray:
+        joint = np.block([[self.sxx, self.sxy], [self.sxy.T, self.syy]])
+        e, u = np.linalg.eigh(joint)
+        return u * np.sqrt(np.maximum(e, 0.0))[None, :]
+
+    def sample(self, key, n: int, dtype=jnp.float64):
+        """``n`` independent Gaussian draws ``(x, y)``, each ``(n, d)``, with exactly these moments."""
+        root = jnp.asarray(self._root(), dtype)
+        g = jax.random.normal(key, (n, 2 * self.dim), dtype)
+        z = g @ root.T
+        return z[:, : self.dim], z[:, self.dim:]
+
+
+def from_covariances(sxx, sxy, syy, family: str = "cov", params=None, name: str = "cov") -> MatrixDataset:
+    """A :class:`MatrixDataset` from given matrices, validated (:func:`jepa_dynamics.modes.check_covariances`)."""
+    from . import modes
+
+    sxx, sxy, syy = modes.check_covariances(sxx, sxy, syy, name=name)
+    return MatrixDataset(family, sxx, sxy, syy, dict(params or {}))
+
+
+def _orthogonal(rng: np.random.Generator, d: int) -> np.ndarray:
+    """Haar orthogonal ``d x d`` (QR of a Gaussian matrix with the sign fix)."""
+    q, r = np.linalg.qr(rng.normal(size=(d, d)))
+    return q * np.sign(np.diagonal(r))[None, :]
+
+
+def _generator(d: int, mixing: float, rng: np.random.Generator) -> np.ndarray:
+    """``expm(mixing K)`` with ``K = logm(R)`` for a Haar rotation ``R`` (``det R = +1``): the
+    geodesic from ``I`` (mixing 0) to ``R`` (mixing 1)."""
+    from scipy import linalg
+
+    rot = _orthogonal(rng, d)
+    if np.linalg.det(rot) < 0:
+        rot[:, 0] = -rot[:, 0]
+    k = np.real(linalg.logm(rot))
+    k = 0.5 * (k - k.T)
+    return linalg.expm(mixing * k)
+
+
+def _spectra(lam, rho):
+    lam = np.atleast_1d(spec.check_lam(lam)).astype(np.float64)
+    rho = np.atleast_1d(spec.check_rho(rho)).astype(np.float64)
+    spec.check_same_length(lam, rho, "lam", "rho")
+    return lam, rho, lam / rho, _target_variance(lam, rho)
+
+
+def _check_mixing(mixing) -> float:
+    m = float(spec.check_nonnegative(mixing, "mixing"))
+    if m > 1:
+        raise spec.SpecError("mixing", f"must be in [0, 1] (0 = commuting, 1 = fully mixed), got {m:.6g}")
+    return m
+
+
+def _sym(a):
+    return 0.5 * (a + a.T)
+
+
+def rotated(lam, rho, seed: int = 0) -> MatrixDataset:
+    """Diagonal ``(lam, rho)`` data rotated by one seeded Haar orthogonal matrix (commuting)."""
+    lam, rho, sigma2, syy = _spectra(lam, rho)
+    seed = spec.check_nonnegative_int(seed, "seed")
+    o = _orthogonal(np.random.default_rng(seed), lam.size)
+    return from_covariances(_sym(o @ np.diag(sigma2) @ o.T), o @ np.diag(lam) @ o.T, _sym(o @ np.diag(syy) @ o.T),
+                            "rotated", {"seed": seed, "rotation": o})
+
+
+def mixed(lam, rho, mixing: float, seed: int = 0, *, symmetric: bool = False) -> MatrixDataset:
+    """``x`` and ``y`` spectra rotated differently, ``mixing`` in ``[0, 1]`` (module docstring)."""
+    lam, rho, sigma2, syy = _spectra(lam, rho)
+    mixing = _check_mixing(mixing)
+    seed = spec.check_nonnegative_int(seed, "seed")
+    rng = np.random.default_rng(seed)
+    ox = _orthogonal(rng, lam.size)
+    oy = ox @ _generator(lam.size, mixing, rng)
+    sxx = _sym(ox @ np.diag(sigma2) @ ox.T)
+    params = {"seed": seed, "mixing": mixing, "symmetric": bool(symmetric)}
+    if not symmetric:
+        return from_covariances(sxx, ox @ np.diag(lam) @ oy.T, _sym(oy @ np.diag(syy) @ oy.T), "mixed", params)
+    sxy = _sym(oy @ np.diag(lam) @ oy.T)
+    syy_m = _sym(sxy.T @ np.linalg.solve(sxx, sxy) + oy @ np.diag(sigma2) @ oy.T)
+    return from_covariances(sxx, sxy, syy_m, "mixed", params)
+
+
+def lagged(a, v, mixing: float, seed: int = 0) -> MatrixDataset:
+    """Stationary vector AR(1) with a non-symmetric transition (module docstring)."""
+    from scipy import linalg
+
+    a = np.atleast_1d(spec.check_unit_interval(a, "a"))
+    v = np.atleast_1d(spec.check_positive(v, "v"))
+    a, v = (np.array(x, dtype=np.float64) for x in np.broadcast_arrays(a, v))
+    mixing = _check_mixing(mixing)
+    seed = spec.check_nonnegative_int(seed, "seed")
+    rng = np.random.default_rng(seed)
+    o = _orthogonal(rng, a.size)
+    trans = o @ np.diag(a) @ _generator(a.size, mixing, rng) @ o.T
+    noise = _sym(o @ np.diag(v * (1.0 - a**2)) @ o.T)
+    p = _sym(linalg.solve_discrete_lyapunov(trans, noise))
+    return from_covariances(p, p @ trans.T, p.copy(), "lagged",
+                            {"seed": seed, "mixing": mixing, "a": a, "v": v, "transition": trans})
+
+
+MATRIX_DEFAULTS = {
+    "lam": (1.0, 2.0),  # rotated / mixed: lam rising over the features ...
+    "rho": (0.9, 0.3),  # ... while rho falls (the order-inversion data, spec section 9.3)
+    "a": (0.95, 0.1),  # lagged: as make("dynamic")
+    "v": (0.5, 2.0),
+}
+
+
+def make_matrix(family: str, dim: int, *, mixing=None, seed: int = 0) -> MatrixDataset:
+    """The full-matrix dataset ``jepa-dynamics matrix --dist`` names, with the default spectra of
+    :data:`MATRIX_DEFAULTS` over ``dim`` features (``lam`` 1 -> 2 and ``rho`` 0.9 -> 0.3 for
+    ``rotated`` / ``mixed``; ``a`` 0.95 -> 0.1 and ``v`` 0.5 -> 2 for ``lagged``).  ``mixing``
+    (default 0.5) applies to ``mixed`` and ``lagged`` only."""
+    spec.check_choice(family, MATRIX_FAMILIES, "dist")
+    dim = spec.check_positive_int(dim, "dim")
+    if family == "rotated":
+        if mixing is not None:
+            raise spec.SpecError("mixing", "applies to --dist mixed and lagged only (rotated data commute)")
+        return rotated(np.linspace(*MATRIX_DEFAULTS["lam"], dim), np.linspace(*MATRIX_DEFAULTS["rho"], dim), seed)
+    mixing = 0.5 if mixing is None else mixing
+    if family == "mixed":
+        return mixed(np.linspace(*MATRIX_DEFAULTS["lam"], dim), np.linspace(*MATRIX_DEFAULTS["rho"], dim),
+                     mixing, seed)
+    return lagged(np.linspace(*MATRIX_DEFAULTS["a"], dim), np.linspace(*MATRIX_DEFAULTS["v"], dim), mixing, seed)

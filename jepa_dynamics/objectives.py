@@ -19,8 +19,10 @@ The JEPA target is chosen by the caller (see :func:`target_encoder`):
 * ``stop_gradient=False``: ``f_tgt = f`` with gradients flowing through the target,
   which lets the loss be minimised by collapse (``f -> 0``).
 
-Population losses for linear models with independent features (diagonal second
-moments ``sxx = E[x_i^2]``, ``sxy = E[x_i y_i]``, ``syy = E[y_i^2]``, as vectors):
+Population losses for linear models, with independent features (diagonal second
+moments ``sxx = E[x_i^2]``, ``sxy = E[x_i y_i]``, ``syy = E[y_i^2]``, as vectors: the
+fast path) or any covariance (``(d, d)`` matrices ``E[x x^T]``, ``E[x y^T]``, ``E[y y^T]``,
+spec section 11):
 
 .. math::
 
@@ -51,16 +53,24 @@ __all__ = [
 
 
 def jepa_population(model, target, sxx, sxy, syy):
-    """Exact JEPA loss of a linear ``model`` against the linear encoder ``target``."""
+    """Exact JEPA loss of a linear ``model`` against the linear encoder ``target``.
+
+    Second moments as vectors (independent features) or as full ``(d, d)`` matrices
+    (spec section 11, ``sxy = E[x y^T]``)."""
     a = model.predictor.matrix() @ model.encoder.matrix()
     wt = target.matrix()
+    if jnp.ndim(sxx) == 2:
+        return 0.5 * jnp.sum((a @ sxx) * a) - jnp.sum((a @ sxy) * wt) + 0.5 * jnp.sum((wt @ syy) * wt)
     return (0.5 * jnp.sum(a**2 * sxx[None, :]) - jnp.sum(a * wt * sxy[None, :])
             + 0.5 * jnp.sum(wt**2 * syy[None, :]))
 
 
 def mae_population(model, sxx, sxy, syy):
-    """Exact MAE loss of a linear ``model`` (decoder ``V``)."""
+    """Exact MAE loss of a linear ``model`` (decoder ``V``); vectors or full matrices as in
+    :func:`jepa_population`."""
     a = model.predictor.matrix() @ model.encoder.matrix()
+    if jnp.ndim(sxx) == 2:
+        return 0.5 * jnp.sum((a @ sxx) * a) - jnp.trace(a @ sxy) + 0.5 * jnp.trace(syy)
     return 0.5 * jnp.sum(a**2 * sxx[None, :]) - jnp.sum(jnp.diagonal(a) * sxy) + 0.5 * jnp.sum(syy)
 
 

@@ -68,3 +68,67 @@ def test_bad_inputs():
         data.static([1.0], [1.0], [1.5])
     with pytest.raises(spec.SpecError, match="^dist:"):
         data.make("weird")
+
+
+# --- full-matrix families (spec section 11) ---------------------------------------------------------------
+
+from jepa_dynamics import modes  # noqa: E402
+
+
+def _matrix_families():
+    lam, rho = np.linspace(1.0, 2.0, 4), np.linspace(0.9, 0.3, 4)
+    return {"rotated": data.rotated(lam, rho, seed=1), "mixed": data.mixed(lam, rho, 0.6, seed=1),
+            "mixed-sym": data.mixed(lam, rho, 0.6, seed=1, symmetric=True),
+            "lagged": data.lagged([0.9, 0.6, 0.3, 0.1], [0.5, 1.0, 1.5, 2.0], 0.6, seed=1)}
+
+
+@pytest.mark.parametrize("name", ["rotated", "mixed", "mixed-sym", "lagged"])
+def test_matrix_sampler_matches_exact_covariances(name):
+    ds = _matrix_families()[name]
+    x, y = (np.asarray(a) for a in ds.sample(jax.random.PRNGKey(4), N))
+    for est, ex in zip((x.T @ x / N, x.T @ y / N, y.T @ y / N), ds.covariances()):
+        scale = np.sqrt(np.max(np.diag(ds.sxx)) * np.max(np.diag(ds.syy)))
+        np.testing.assert_allclose(est, ex, atol=6 * np.sqrt(2) * scale / np.sqrt(N))
+
+
+def test_matrix_families_by_construction():
+    lam, rho = np.linspace(1.0, 2.0, 4), np.linspace(0.9, 0.3, 4)
+    fams = _matrix_families()
+    # rotated: the modes are the features, commuting, symmetric
+    m = fams["rotated"].modes()
+    np.testing.assert_allclose(np.sort(m.rho), np.sort(rho), rtol=1e-12)
+    np.testing.assert_allclose(m.lam[np.argsort(m.rho)], lam[np.argsort(rho)], rtol=1e-12)
+    assert max(modes.departure(*fams["rotated"].covariances()[:2]).values()) < 1e-12
+    # mixing 0 is the rotated family (same seed); mixing > 0 departs, the symmetric variant stays symmetric
+    m0 = data.mixed(lam, rho, 0.0, seed=1)
+    for a, b in zip(m0.covariances(), fams["rotated"].covariances()):
+        np.testing.assert_allclose(a, b, atol=1e-13)
+    dep = modes.departure(*fams["mixed"].covariances()[:2])
+    assert dep["commutator"] > 1e-2 and dep["asymmetry"] > 1e-2
+    dep = modes.departure(*fams["mixed-sym"].covariances()[:2])
+    assert dep["commutator"] > 1e-2 and dep["asymmetry"] == 0.0
+    # lagged: P = A P A^T + Sn, Sxy = P A^T (checked by hand), asymmetric; mixing 0 = rotated dynamic
+    lg = fams["lagged"]
+    a_mat = lg.params["transition"]
+    p = lg.sxx
+    noise = p - a_mat @ p @ a_mat.T
+    np.testing.assert_allclose(np.linalg.eigvalsh(noise), np.sort([0.5 * (1 - 0.81), 1.0 * (1 - 0.36),
+                                                                   1.5 * (1 - 0.09), 2.0 * (1 - 0.01)]), rtol=1e-10)
+    np.testing.assert_allclose(lg.sxy, p @ a_mat.T, rtol=1e-12)
+    assert modes.asymmetry(lg.sxy) > 1e-2
+    still = data.lagged([0.9, 0.6, 0.3], [0.5, 1.0, 1.5], 0.0, seed=2).modes()
+    np.testing.assert_allclose(still.rho, [0.9, 0.6, 0.3], rtol=1e-12)
+    np.testing.assert_allclose(still.lam, [0.45, 0.6, 0.45], rtol=1e-12)
+
+
+def test_matrix_bad_inputs():
+    with pytest.raises(spec.SpecError, match="^mixing: must be in \\[0, 1\\]"):
+        data.mixed([1.0, 2.0], [0.5, 0.5], 1.5)
+    with pytest.raises(spec.SpecError, match="^mixing: must be >= 0"):
+        data.make_matrix("lagged", 3, mixing=-0.1)
+    with pytest.raises(spec.SpecError, match="^mixing: applies to"):
+        data.make_matrix("rotated", 3, mixing=0.2)
+    with pytest.raises(spec.SpecError, match="^dist:"):
+        data.make_matrix("diagonal", 3)
+    with pytest.raises(spec.SpecError, match="^cov: the joint covariance"):
+        data.from_covariances(np.eye(2), 2 * np.eye(2), np.eye(2))

@@ -83,3 +83,23 @@ def test_ema_update():
     mout = objectives.ema_update(objectives.ema_target(m0), m1, 0.25)
     for o, a, b in zip(mout.layers, m0.layers, m1.layers):
         np.testing.assert_allclose(np.asarray(o), 0.25 * np.asarray(a) + 0.75 * np.asarray(b), rtol=1e-14)
+
+
+def test_full_matrix_population_losses():
+    """Full covariances (spec section 11): the population losses equal sample means of the same
+    draws, and diagonal matrices give exactly the vector fast path."""
+    ds = data.mixed([1.0, 0.5, 2.0], [0.9, 0.4, 1.5], 0.7, seed=3)
+    model, target = _random_model(4), _random_model(5).encoder
+    x, y = (np.asarray(a) for a in ds.sample(jax.random.PRNGKey(6), 400_000))
+    a = np.asarray(model.predictor.matrix() @ model.encoder.matrix())
+    wt = np.asarray(target.matrix())
+    mc_jepa = 0.5 * np.mean(np.sum((x @ a.T - y @ wt.T) ** 2, axis=1))
+    mc_mae = 0.5 * np.mean(np.sum((x @ a.T - y) ** 2, axis=1))
+    cov = tuple(jnp.asarray(c) for c in ds.covariances())
+    assert float(objectives.jepa_population(model, target, *cov)) == pytest.approx(mc_jepa, rel=0.01)
+    assert float(objectives.mae_population(model, *cov)) == pytest.approx(mc_mae, rel=0.01)
+    diag = data.custom([1.0, 0.5, 2.0], [0.9, 0.4, 1.5])
+    vec = tuple(jnp.asarray(c) for c in diag.covariances())
+    mat = tuple(jnp.diag(c) for c in vec)
+    for f in (lambda c: objectives.jepa_population(model, target, *c), lambda c: objectives.mae_population(model, *c)):
+        assert float(f(mat)) == pytest.approx(float(f(vec)), rel=1e-13)

@@ -1,0 +1,484 @@
+r"""Full-matrix gradient flow of deep linear JEPA and MAE (``theory-spec.md`` section 11).
+
+State: the encoder's layers ``W_1..W_L`` (``d x d``), the predictor / decoder ``V``, and,
+with an EMA target, ``Wtgt``.  With ``A = V Wbar``, ``Wbar = W_L ... W_1``:
+
+.. math::
+
+    \text{JEPA: } \tfrac12 \operatorname{tr}(A S_{xx} A^T) - \operatorname{tr}(A S_{xy} T^T) + \text{const},
+    \qquad \text{MAE: } \tfrac12 \operatorname{tr}(A S_{xx} A^T) - \operatorname{tr}(A S_{xy}) + \text{const},
+
+with target ``T = sg(Wbar)`` (stop-gradient) or ``T = Wtgt``.  Every trained matrix
+follows ``dtheta/dt = -dLoss/dtheta - beta theta`` (``beta`` = ``weight_decay``); the
+EMA target follows ``dWtgt/dt = kappa (Wbar - Wtgt)`` (``kappa`` = ``ema_rate``, in
+1/time).  The gradients are the population losses' derivative, written out (:func:`_flow`); a test holds it to autodiff of
+:mod:`jepa_dynamics.objectives` (the code the trained networks minimise).
+
+Numerics.  The plateau lasts ``~eps^-(2-1/L)`` time units, the rise ``O(1)``, and after a
+mode has risen the flow is stiff (its relaxation rate is ``O(lam)`` while the modes
+still on their plateau move ``eps^(2-1/L)`` times slower).  What we measured (see
+``docs/benchmarks.md``, ``benchmarks/bench_matrix.py``):
+
+* **Plateau**: an adaptive explicit solver (Tsit5, PID controller) in plain time already
+  takes steps proportional to the distance to the blow-up of ``dw/dt ~ w^p``, i.e.
+  geometrically growing steps: ~100 steps per e-fold of growth of the response at
+  ``rtol=1e-10``, whatever the plateau's length (measured: ~300 steps for three modes at
+  ``L = 1..4``).  A log-time or Sundman clock changes
+  nothing here (the controller already does it).
+* **Stiffness after the rise**: explicit steps are then bounded by the largest
+  relaxation rate (``~3.5 / kappa_max``), so the cost grows like the time span between
+  the first and the last rise.  Implicit solvers (Kvaerno5) remove that bound but need
+  the ``((L+1) d^2)^2`` Jacobian, 3.4 GB at ``d = 64, L = 4``: not an option at the sizes
+  asked for.  So the engine is explicit Tsit5 in time.  Past convergence it stops
+  integrating once every mode is at rest (``max_i |d gamma_i/dt| / gamma_i * t`` below
+  ``rest_tol``: at the current rates nothing would move by ``rest_tol`` in as long again;
+  a mode still on its plateau has this ``~1``) and holds the state fixed.  (Near a stable
+  fixed point the solver's own local errors keep the rates at ``~rtol x`` the relaxation
+  rate, so very long runs may never get there and integrate to the end.)
+* **Memory**: the run is split at the requested output times, each piece a
+  ``diffeqsolve`` with a bounded step buffer (continued when it fills), so memory does not
+  grow with the number of steps; the step-size controller's last step carries over.
+
+Critical time per mode (spec section 10's generalised definition, applied to the
+response to a mode ``gamma_i`` of :mod:`jepa_dynamics.modes`): ``gamma_inf`` = the
+response at the end of the run (the limit, when the run has converged: the
+``converged`` flag says so); the mode is *learned* iff it starts below the level that
+defines its critical time, ``gamma(0) < fraction gamma_inf`` (spec section 6's
+``eps < fraction w_star``; a mode that decays, collapses or stays put is not); then ``t*`` = first time ``gamma_i(t) >= fraction
+gamma_inf``.  The crossing is located on every accepted solver step, by cubic Hermite
+interpolation of ``gamma_i`` and ``d gamma_i / dt`` between the two steps around it
+(error ``O(h^4)``, ~1e-10 relative at the default tolerances), not on the output grid.
+
+All work is float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+from . import modes as modes_mod
+from . import spec
+from ._jax import jax
+
+import diffrax as dfx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+__all__ = ["INITS", "MatrixConfig", "MatrixResult", "initial_state", "pack", "unpack", "vector_field", "integrate",
+           "crossing_times", "end_to_end", "conserved", "MatrixSolverError"]
+
+INITS = ("balanced", "aligned", "random", "given")
+_SEGMENT_STEPS = 8192  # step buffer of one diffeqsolve
+
+
+class MatrixSolverError(RuntimeError):
+    """The matrix integration failed; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """One matrix gradient flow, validated on construction.
+
+    ``objective`` (``jepa`` | ``mae``), ``depth`` ``L``, ``eps`` (``Wbar(0)`` scale),
+    ``init`` (``balanced``: spec section 3, ``Wbar(0) = eps I``; ``aligned``:
+    ``W_1 = eps^(1/L) Q^T``, ``W_a = eps^(1/L) I`` for ``a >= 2``, ``V = eps^(1/L) I``, so
+    ``Wbar(0) = eps Q^T`` and every mode starts at ``gamma_i(0) = eps``; ``random``: i.i.d.
+    ``N(0, init_scale^2 / d)`` entries, default scale ``eps^(1/L)``; ``given``: the
+    matrices passed to :func:`initial_state`), ``seed`` (the balanced frames, the random
+    draws), ``ema_rate`` ``kappa`` (``None``: stop-gradient target), ``weight_decay``
+    ``beta``, ``fraction`` (critical time level), ``rtol`` / ``atol`` (Tsit5's PID
+    controller), ``max_steps`` (all segments together) and ``rest_tol`` (the run stops early, at
+    rest, once ``max_i |d gamma_i/dt| / gamma_i * t < rest_tol``)."""
+
+    objective: str
+    depth: int
+    eps: float = 1e-2
+    init: str = "balanced"
+    init_scale: float | None = None
+    seed: int = 0
+    ema_rate: float | None = None
+    weight_decay: float = 0.0
+    fraction: float = 0.5
+    rtol: float = 1e-10
+    atol: float = 1e-14
+    max_steps: int = 10_000_000
+    rest_tol: float = 1e-8
+
+    def __post_init__(self):
+        spec.check_objective(self.objective)
+        object.__setattr__(self, "depth", spec.check_depth(self.depth))
+        object.__setattr__(self, "eps", float(spec.check_positive(self.eps, "eps")))
+        spec.check_choice(self.init, INITS, "init")
+        if self.init_scale is not None:
+            object.__setattr__(self, "init_scale", float(spec.check_positive(self.init_scale, "init_scale")))
+        object.__setattr__(self, "seed", spec.check_nonnegative_int(self.seed, "seed"))
+        if self.ema_rate is not None:
+            if self.objective == "mae":
+                raise spec.SpecError("ema_rate", "an EMA target is a JEPA option (MAE has no target encoder)")
+            object.__setattr__(self, "ema_rate", float(spec.check_positive(self.ema_rate, "ema_rate")))
+        object.__setattr__(self, "weight_decay", float(spec.check_nonnegative(self.weight_decay, "weight_decay")))
+        object.__setattr__(self, "fraction", float(spec.check_unit_interval(self.fraction, "fraction")))
+        for name in ("rtol", "atol", "rest_tol"):
+            object.__setattr__(self, name, float(spec.check_positive(getattr(self, name), name)))
+        object.__setattr__(self, "max_steps", spec.check_positive_int(self.max_steps, "max_steps"))
+
+
+# --- state -------------------------------------------------------------------------------------------------
+#
+# The state is one float64 array ``y`` of shape ``(L + 2, d, d)``: ``y[:L]`` the layers
+# ``W_1..W_L``, ``y[L]`` the predictor / decoder ``V``, ``y[L + 1]`` the EMA target ``Wtgt``
+# (constant and unused without EMA).  One array, and the objective and the target as
+# data (flags in ``args``), keep the compiled solver to one per ``(depth, d)``: its
+# compile time (~3 s) is most of a small run's cost.
+
+def end_to_end(layers):
+    """``Wbar = W_L ... W_1`` of ``layers = (W_1, ..., W_L)`` (a sequence or a stacked array)."""
+    out = layers[0]
+    for w in layers[1:]:
+        out = w @ out
+    return out
+
+
+def pack(layers, v, target=None):
+    """The state array from the layers, ``V`` and the EMA target (default ``Wbar``)."""
+    layers = [jnp.asarray(w, jnp.float64) for w in layers]
+    target = end_to_end(layers) if target is None else jnp.asarray(target, jnp.float64)
+    return jnp.stack(layers + [jnp.asarray(v, jnp.float64), target])
+
+
+def unpack(y):
+    """``(layers (L, d, d), V, Wtgt)`` of a state array (NumPy or JAX)."""
+    return y[:-2], y[-2], y[-1]
+
+
+def _orthogonal(rng: np.random.Generator, d: int) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(d, d)))
+    return q * np.sign(np.diagonal(r))[None, :]
+
+
+def initial_state(config: MatrixConfig, dim: int, modes: modes_mod.Modes | None = None, given=None):
+    """The state array at ``t = 0`` (see :func:`pack`); NumPy, seeded by ``config.seed``.
+
+    ``balanced`` (spec section 3): ``W_a = u O_a O_{a-1}^T``, ``O_0 = O_L = I``, the other
+    ``O_a`` Haar orthogonal, ``V = u I``, ``u = eps^(1/L)``.  ``random``: i.i.d.
+    ``N(0, init_scale^2 / d)`` entries for every layer and ``V``.  ``aligned`` needs
+    ``modes``; ``given`` needs ``given = (layers, V)`` (optionally a third entry, the EMA
+    target; default ``Wbar(0)``)."""
+    d, depth = spec.check_positive_int(dim, "dim"), config.depth
+    u = config.eps ** (1.0 / depth)
+    rng = np.random.default_rng(config.seed)
+    target = None
+    eye = np.eye(d)
+    if config.init == "balanced":
+        frames = [eye] + [_orthogonal(rng, d) for _ in range(depth - 1)] + [eye]
+        layers, v = [u * frames[a + 1] @ frames[a].T for a in range(depth)], u * eye
+    elif config.init == "random":
+        scale = u if config.init_scale is None else config.init_scale
+        mats = rng.normal(size=(depth + 1, d, d)) * (scale / np.sqrt(d))
+        layers, v = list(mats[:depth]), mats[depth]
+    elif config.init == "aligned":
+        if modes is None:
+            raise spec.SpecError("init", "aligned init needs the modes of the data")
+        layers, v = [u * modes.q.T] + [u * eye] * (depth - 1), u * eye
+    else:
+        if given is None:
+            raise spec.SpecError("init", "given init needs the matrices (layers, V)")
+        layers, v = list(given[0]), given[1]
+        target = given[2] if len(given) > 2 else None
+        if len(layers) != depth or any(np.shape(w) != (d, d) for w in (*layers, v)):
+            raise spec.SpecError("init", f"given init needs {depth} layers and V, each {d} x {d}")
+    layers = [np.asarray(w, np.float64) for w in layers]
+    target = end_to_end(layers) if target is None else np.asarray(target, np.float64)
+    return np.stack(layers + [np.asarray(v, np.float64), target])
+
+
+def conserved(y) -> list:
+    """Du, Hu & Lee's invariants of a state array: ``W_{a+1}^T W_{a+1} - W_a W_a^T``
+    (``a = 1..L-1``) and ``V^T V - W_L W_L^T`` (constant under gradient flow without
+    weight decay, also with a stop-gradient or EMA target; with weight decay ``beta`` they
+    decay as ``exp(-2 beta t)``)."""
+    ws = list(y[:-1])
+    return [b.T @ b - a @ a.T for a, b in zip(ws[:-1], ws[1:])]
+
+
+# --- vector field ------------------------------------------------------------------------------------------
+
+def _flow(y, args):
+    """``(dy/dt, Wbar)``.  With ``A = V Wbar`` and the target ``T``, ``dLoss/dA = G``,
+    ``G = A Sxx - T Sxy^T`` (JEPA) or ``A Sxx - Sxy^T`` (MAE); ``dLoss/dV = G Wbar^T``,
+    ``dLoss/dWbar = V^T G`` and ``dLoss/dW_a = (W_L..W_{a+1})^T V^T G (W_{a-1}..W_1)^T``.
+    ``tests/test_matrix.py`` holds it to autodiff of :mod:`jepa_dynamics.objectives`."""
+    (sxx, sxy, _), beta, kappa, mae, ema = args[:5]
+    layers, v, target = y[:-2], y[-2], y[-1]
+    depth, d = layers.shape[0], y.shape[-1]
+    pre = [jnp.eye(d, dtype=y.dtype)]
+    for a in range(depth):
+        pre.append(layers[a] @ pre[-1])
+    wbar = pre[-1]
+    suf = [jnp.eye(d, dtype=y.dtype)]
+    for a in range(depth - 1, 0, -1):
+        suf.append(suf[-1] @ layers[a])
+    suf = suf[::-1]  # suf[a] = W_L .. W_{a+2} (0-based layer a's left factor)
+    t = ema * target + (1.0 - ema) * wbar
+    g = v @ wbar @ sxx - ((1.0 - mae) * t + mae * jnp.eye(d, dtype=y.dtype)) @ sxy.T
+    p = v.T @ g
+    dlayers = [-(suf[a].T @ p @ pre[a].T) for a in range(depth)]
+    dv = -(g @ wbar.T)
+    dtarget = kappa * ema * (wbar - target)
+    dy = jnp.stack(dlayers + [dv, jnp.zeros_like(dv)]) - beta * y
+    return dy.at[-1].set(dtarget), wbar
+
+
+def _field(t, y, args):
+    return _flow(y, args)[0]
+
+
+def _flags(objective: str, ema_rate):
+    return jnp.asarray(1.0 if objective == "mae" else 0.0), jnp.asarray(0.0 if ema_rate is None else 1.0)
+
+
+def vector_field(objective: str, y, cov, beta=0.0, ema_rate=None):
+    """``dy/dt`` of a state array ``y`` (see :func:`pack`): ``-grad - beta theta`` for the layers
+    and ``V``, ``ema_rate (Wbar - Wtgt)`` for the EMA target (``None``: stop-gradient)."""
+    mae, ema = _flags(objective, ema_rate)
+    cov = tuple(jnp.asarray(c, jnp.float64) for c in cov)
+    kappa = jnp.asarray(0.0 if ema_rate is None else ema_rate)
+    return _flow(jnp.asarray(y), (cov, jnp.asarray(beta, jnp.float64), kappa, mae, ema))[0]
+
+
+def _gamma(wbar, dirs, sigma2):
+    return jnp.sqrt(jnp.sum((wbar @ dirs) ** 2, axis=0)) / sigma2
+
+
+def _record(t, y, args):
+    """Per accepted step: ``gamma_i`` and ``d gamma_i / dt`` (a JVP of ``Wbar`` along the flow)."""
+    dirs, sigma2 = args[5]
+    dy, wbar = _flow(y, args)
+    _, dwbar = jax.jvp(end_to_end, (y[:-2],), (dy[:-2],))
+    proj = wbar @ dirs
+    norm = jnp.sqrt(jnp.sum(proj**2, axis=0))
+    safe = jnp.where(norm > 0, norm, 1.0)
+    return jnp.stack([norm / sigma2, jnp.sum(proj * (dwbar @ dirs), axis=0) / (safe * sigma2)])
+
+
+@partial(jax.jit, static_argnums=(6,))
+def _segment(y, t0, t1, dt0, args, tols, max_steps):
+    rtol, atol = tols
+    saveat = dfx.SaveAt(subs=[dfx.SubSaveAt(t1=True), dfx.SubSaveAt(steps=True, fn=_record)])
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(_field), dfx.Tsit5(), t0=t0, t1=t1, dt0=dt0, y0=y, args=args,
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol), saveat=saveat, max_steps=max_steps,
+        throw=False, adjoint=dfx.ForwardMode())
+    end = sol.ys[0][0]
+    ok = ((sol.result == dfx.RESULTS.successful) | (sol.result == dfx.RESULTS.max_steps_reached)) & jnp.all(
+        jnp.isfinite(end))
+    return end, sol.ts[0][0], sol.ts[1], sol.ys[1], sol.stats["num_accepted_steps"], sol.stats["num_steps"], ok
+
+
+# --- driver ------------------------------------------------------------------------------------------------
+
+@dataclass
+class MatrixResult:
+    """A matrix gradient flow on the requested ``times``.
+
+    ``wbar`` ``(T, d, d)``; ``responses`` ``(T, d)`` (``gamma_i``); ``gamma0`` / ``gamma_inf``
+    ``(d,)`` (start, end of the run); ``t_star`` ``(d,)`` (``nan`` if not learned);
+    ``learned`` ``(d,)``; ``converged``: at the end, every mode's relative rate
+    times the elapsed time, ``max_i |d gamma_i/dt| / gamma_i * t``, is below 1e-6 (at that rate
+    the responses would move by less than 1e-6 in as long again; a mode still on its plateau
+    has this ~1); ``steps``: accepted + rejected solver steps; ``state``: the final
+    state array (:func:`unpack`); ``invariants``: :func:`conserved` at each time (``None`` unless asked)."""
+
+    times: np.ndarray
+    wbar: np.ndarray
+    responses: np.ndarray
+    modes: modes_mod.Modes
+    gamma0: np.ndarray
+    gamma_inf: np.ndarray
+    t_star: np.ndarray
+    learned: np.ndarray
+    converged: bool
+    steps: int
+    state: dict
+    invariants: list | None = None
+    step_records: tuple = field(default=(), repr=False)
+
+
+def _hermite_root(t0, t1, g0, g1, d0, d1, level, iters=60):
+    """Root in ``[t0, t1]`` of the cubic Hermite interpolant of ``(g, dg/dt)`` minus ``level``
+    (``g0 < level <= g1``), by bisection (vectorised); a ``nan`` slope is taken as the secant."""
+    h = t1 - t0
+    secant = (g1 - g0) / np.where(h > 0, h, 1.0)
+    d0, d1 = np.where(np.isfinite(d0), d0, secant), np.where(np.isfinite(d1), d1, secant)
+    lo, hi = np.zeros_like(h), np.ones_like(h)
+
+    def interp(s):
+        h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
+        return h00 * g0 + h10 * h * d0 + h01 * g1 + h11 * h * d1
+
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        below = interp(mid) < level
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return t0 + 0.5 * (lo + hi) * h
+
+
+def crossing_times(ts, gamma, dgamma, level):
+    """First time each ``gamma[:, i]`` reaches ``level[i]``, by cubic Hermite interpolation between
+    the records ``ts`` (``(K,)``) around the crossing; ``nan`` where it never does."""
+    ts, gamma, dgamma = (np.asarray(a, np.float64) for a in (ts, gamma, dgamma))
+    level = np.broadcast_to(np.asarray(level, np.float64), gamma.shape[1:])
+    out = np.full(gamma.shape[1], np.nan)
+    above = gamma >= level[None, :]
+    has = above.any(axis=0)
+    k = np.argmax(above, axis=0)
+    first = has & (k == 0)
+    out[first] = ts[0]
+    idx = np.flatnonzero(has & (k > 0))
+    if idx.size:
+        kk = k[idx]
+        out[idx] = _hermite_root(ts[kk - 1], ts[kk], gamma[kk - 1, idx], gamma[kk, idx], dgamma[kk - 1, idx],
+                                 dgamma[kk, idx], level[idx])
+    return out
+
+
+def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes=None, invariants: bool = False,
+              callback=None, resume: dict | None = None) -> MatrixResult:
+    """Integrate the matrix gradient flow from ``t = 0`` and record it at ``times``.
+
+    ``cov = (Sxx, Sxy, Syy)`` (validated here); ``times`` increasing, ``times[0] = 0``;
+    ``state`` (an array as :func:`pack` makes) overrides the initial state (else :func:`initial_state` from ``config``
+    and ``given``); ``modes`` defaults to :func:`jepa_dynamics.modes.decompose` of the data.
+    ``callback(k, t_k, snapshot)`` is called after each output time ``k >= 1``: ``snapshot()``
+    returns a dict of NumPy arrays from which ``resume=`` continues the same run exactly
+    (the step records, the recorded ``Wbar``, the state and the controller's last step).
+    Raises :class:`MatrixSolverError` on a non-finite state or when ``config.max_steps``
+    is spent (naming what to change)."""
+    sxx, sxy, syy = modes_mod.check_covariances(*cov)
+    times = np.asarray(spec.check_nonnegative(times, "times"), dtype=np.float64)
+    if times.ndim != 1 or times.size < 2 or times[0] != 0 or np.any(np.diff(times) <= 0):
+        raise spec.SpecError("times", "must start at 0 and increase strictly (at least two times)")
+    modes = modes_mod.decompose(sxx, sxy, validate=False) if modes is None else modes
+    d = sxx.shape[0]
+    state = initial_state(config, d, modes, given) if state is None else state
+    dirs = jnp.asarray(sxx @ modes.q)
+    mae, ema = _flags(config.objective, config.ema_rate)
+    args = ((jnp.asarray(sxx), jnp.asarray(sxy), jnp.asarray(syy)), jnp.asarray(config.weight_decay),
+            jnp.asarray(0.0 if config.ema_rate is None else config.ema_rate), mae, ema,
+            (dirs, jnp.asarray(modes.sigma2)))
+    tols = (jnp.asarray(config.rtol), jnp.asarray(config.atol))
+    state = np.asarray(state, np.float64)
+    if state.shape != (config.depth + 2, d, d):
+        raise spec.SpecError("init", f"the state must have shape {(config.depth + 2, d, d)}, got {state.shape}")
+    gamma0 = modes_mod.responses(np.asarray(end_to_end(state[:-2])), modes)
+    speed = np.inf
+    wbars = [np.asarray(end_to_end(state[:-2]))]
+    invs = [[np.asarray(c) for c in conserved(state)]] if invariants else None
+    rec_t, rec_g, rec_dg = [np.zeros(1)], [gamma0[None]], [np.full((1, d), np.nan)]  # slope at 0: secant
+    t_now, dt0, steps, converged, k_start = 0.0, None, 0, False, 1
+    if resume is not None:
+        k_start = int(resume["k"]) + 1
+        state, t_now, steps = np.asarray(resume["state"]), float(resume["t_now"]), int(resume["steps"])
+        dt0 = None if not np.isfinite(resume["dt0"]) else float(resume["dt0"])
+        speed, converged = float(resume["speed"]), bool(resume["converged"])
+        wbars = list(np.asarray(resume["wbar"]))
+        rec_t, rec_g, rec_dg = [np.asarray(resume["rec_t"])], [np.asarray(resume["rec_g"])], [np.asarray(resume["rec_dg"])]
+        if len(wbars) != k_start or invariants:
+            raise spec.SpecError("resume", "the saved run does not fit these times (or invariants were asked for)")
+
+    def snapshot(k):
+        return {"k": np.asarray(k), "state": state, "t_now": np.asarray(t_now), "steps": np.asarray(steps),
+                "dt0": np.asarray(np.nan if dt0 is None else dt0), "speed": np.asarray(speed),
+                "converged": np.asarray(converged), "wbar": np.stack(wbars), "rec_t": np.concatenate(rec_t),
+                "rec_g": np.concatenate(rec_g), "rec_dg": np.concatenate(rec_dg)}
+
+    for k in range(k_start, times.size):
+        t_next = times[k]
+        while t_now < t_next and not converged:
+            if speed * t_now < config.rest_tol:
+                converged = True
+                break
+            dt = (t_next - t_now) * 1e-3 if dt0 is None else min(dt0, t_next - t_now)
+            budget = min(_SEGMENT_STEPS, config.max_steps - steps)
+            if budget <= 0:
+                raise MatrixSolverError(
+                    f"the matrix flow used its {config.max_steps} steps by t={t_now:.6g} (asked for "
+                    f"t={times[-1]:.6g}): raise max_steps, lower t_max or loosen rtol (now {config.rtol:g})")
+            new, t_end, ts, ys, n, n_all, ok = _segment(state, jnp.asarray(t_now), jnp.asarray(t_next),
+                                                               jnp.asarray(dt), args, tols, _SEGMENT_STEPS)
+            n = int(n)
+            if not bool(ok):
+                raise MatrixSolverError(
+                    f"the matrix flow became non-finite or the solver failed near t={t_now:.6g}: check the "
+                    f"covariances and the init, or lower rtol (now {config.rtol:g})")
+            ts, ys = np.asarray(ts)[:n], np.asarray(ys)[:n]
+            rec_t.append(ts)
+            rec_g.append(ys[:, 0])
+            rec_dg.append(ys[:, 1])
+            if n >= 2:
+                dt0 = float(ts[-1] - ts[-2])
+            if n >= 1:
+                speed = float(np.max(np.abs(ys[-1, 1]) / np.maximum(ys[-1, 0], np.finfo(float).tiny)))
+            steps += int(n_all)
+            state, t_now = np.asarray(new), float(t_end)
+        wbars.append(np.asarray(end_to_end(state[:-2])))
+        if invariants:
+            invs.append([np.asarray(c) for c in conserved(state)])
+        if callback is not None:
+            callback(k, float(times[k]), lambda k=k: snapshot(k))
+    ts_all, g_all, dg_all = (np.concatenate(a) for a in (rec_t, rec_g, rec_dg))
+    wbar = np.stack(wbars)
+    resp = modes_mod.responses(wbar, modes)
+    gamma_inf = resp[-1]
+    learned = config.fraction * gamma_inf > gamma0
+    t_star = np.where(learned, crossing_times(ts_all, g_all, dg_all, config.fraction * gamma_inf), np.nan)
+    converged = converged or speed * t_now < 1e-6
+    return MatrixResult(times=times, wbar=wbar, responses=resp, modes=modes, gamma0=gamma0, gamma_inf=gamma_inf,
+                        t_star=t_star, learned=learned, converged=bool(converged), steps=steps,
+                        state=np.asarray(state), invariants=invs,
+                        step_records=(ts_all, g_all, dg_all))
+
+
+def default_t_max(config: MatrixConfig, modes: modes_mod.Modes, factor: float = 2.0) -> float:
+    """Long enough to learn and settle every mode the per-feature theory learns (``lam > 0``, ``eps``
+    below ``fraction * w_star``): ``factor`` x their largest critical time (spec section 6) plus 40
+    relaxation times ``1 / r`` of the slowest fixed point (``r = lam rho^(2L-1)`` for JEPA,
+    ``(L+1) sigma2 u*^(2L)``, ``u* = rho^(1/(L+1))`` for MAE); at least 1."""
+    from . import theory
+
+    depth = config.depth
+    ok = modes.lam > 0
+    w_star = spec.fixed_point(config.objective, depth, np.where(ok, modes.rho, 1.0))
+    ok &= config.eps < config.fraction * w_star
+    if not ok.any():
+        raise spec.SpecError("t_max", "no mode is learned by the per-feature theory (all lam <= 0 or eps too "
+                                      "large): give --t-max explicitly")
+    lam, rho = modes.lam[ok], modes.rho[ok]
+    t = theory.critical_time(config.objective, depth, lam, rho, config.eps, config.fraction)
+    if config.objective == "jepa":
+        rate = lam * rho ** (2 * depth - 1)
+    else:
+        rate = (depth + 1) * lam / rho * rho ** (2 * depth / (depth + 1))
+    return max(1.0, factor * float(np.max(t)) + 40.0 / float(np.min(rate)))
+
+
+def theory_critical_times(config: MatrixConfig, modes: modes_mod.Modes, eps=None):
+    """The per-feature theory's ``t*`` at each mode's ``(lam, rho)`` with initial response ``eps``
+    (default ``config.eps``; an array gives one per mode); ``nan`` where it is undefined (``lam <= 0``
+    or ``eps >= fraction * w_star``)."""
+    from . import theory
+
+    eps = np.broadcast_to(np.asarray(config.eps if eps is None else eps, np.float64), modes.lam.shape)
+    ok = modes.lam > 0
+    w_star = spec.fixed_point(config.objective, config.depth, np.where(ok, modes.rho, 1.0))
+    ok &= (eps < config.fraction * w_star) & (eps > 0)
+    out = np.full(modes.lam.shape, np.nan)
+    if ok.any():
+        out[ok] = theory.critical_time_unchecked(config.objective, config.depth, modes.lam[ok], modes.rho[ok],
+                                                 eps[ok], config.fraction)
+    return out
+
+
+__all__ += ["default_t_max", "theory_critical_times"]

@@ -1,0 +1,231 @@
+r"""``jepa-dynamics matrix``: one full-matrix gradient flow (:mod:`jepa_dynamics.matrix`) into a folder.
+
+:func:`run_matrix` integrates the flow for a covariance (a file or a
+:mod:`jepa_dynamics.data` family) and writes
+
+* ``summary.csv`` -- one row per mode (:mod:`jepa_dynamics.modes`, ordered by decreasing
+  ``rho``): ``mode, lam, rho, sigma2``, the engine's ``critical_time_matrix`` (first time
+  the response to the mode reaches ``fraction`` of its value at the end of the run; spec
+  section 10's generalised definition), the per-feature theory's
+  ``critical_time_theory`` at the mode's ``(lam, rho)`` from ``eps`` (spec section 6;
+  empty where undefined), ``learned`` (1 iff the response starts below ``fraction`` of its end
+  value: it rose, and ``critical_time_matrix`` is defined),
+  and ``gamma0`` / ``gamma_inf`` (the response at the start and the end),
+  ``w_star_theory``, and ``critical_time_effective``: the same theory started from the
+  mode's own initial response ``gamma0`` instead of ``eps`` (the two differ when ``Q`` is
+  not orthogonal or the init is not aligned).  The ``#`` header holds the provenance, the
+  departure-from-commuting measures and whether the run converged.
+* ``responses.csv`` -- ``time, mode, response`` (long format) on the output grid.
+* ``end_to_end.npz`` -- ``times`` ``(T,)``, ``wbar`` ``(T, d, d)``, ``modes`` (the ``q_i`` as
+  columns), ``lam``, ``rho``, ``sigma2``.
+* ``plot.png`` -- each mode's response over its end value against time, with the
+  engine's and the theory's critical times.
+
+Every file is written whole through a temporary file (a reader never sees half of one),
+after the run.  Resume: while it runs, the state at the last output time, with the
+step records the critical times need, is kept in ``DIR/matrix_state.npz`` (at most every
+couple of seconds, and on Ctrl-C); ``resume=True`` continues from it if it was written
+for the same command (same config, covariances and times), so a resumed run writes the
+same files as an uninterrupted one.  The file is removed when the run finishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time as _time
+
+import numpy as np
+
+from . import matrix, modes as modes_mod, records, spec
+
+__all__ = ["run_matrix", "matrix_figure", "STATE_FILE", "load_dataset", "output_times", "summary_columns"]
+
+STATE_FILE = "matrix_state.npz"
+_SAVE_EVERY_S = 2.0
+
+
+def load_dataset(cov=None, dist=None, dim=None, mixing=None, seed=0):
+    """The covariances a run names: ``cov`` (an ``.npz`` path) or ``dist`` (with ``dim``, ``mixing``,
+    ``seed``).  Returns ``(sxx, sxy, syy, description)``."""
+    from . import data
+
+    if (cov is None) == (dist is None):
+        raise spec.SpecError("cov", "give exactly one of --cov FILE.npz or --dist rotated|mixed|lagged")
+    if cov is not None:
+        for name, value in (("dim", dim), ("mixing", mixing)):
+            if value is not None:
+                raise spec.SpecError(name, "applies to --dist only (the --cov file fixes the covariances)")
+        sxx, sxy, syy = modes_mod.load_covariances(cov)
+        return sxx, sxy, syy, {"cov": os.path.abspath(cov)}
+    if dim is None:
+        raise spec.SpecError("dim", "--dist needs --dim D")
+    ds = data.make_matrix(dist, dim, mixing=mixing, seed=seed)
+    desc = {"dist": dist, "dim": ds.dim, "seed": int(seed)}
+    if "mixing" in ds.params:
+        desc["mixing"] = float(ds.params["mixing"])
+    return ds.sxx, ds.sxy, ds.syy, desc
+
+
+def output_times(t_max: float, num_times: int) -> np.ndarray:
+    """``0`` and ``num_times`` times up to ``t_max``: half log-spaced from ``t_max * 1e-4`` (the plateau),
+    half evenly spaced (the rises, which come late on a log axis), merged."""
+    t_max = float(spec.check_positive(t_max, "t_max"))
+    num_times = spec.check_positive_int(num_times, "num_times")
+    n_log = num_times // 2
+    ts = np.concatenate([np.geomspace(t_max * 1e-4, t_max, n_log) if n_log else [],
+                         np.linspace(0.0, t_max, num_times - n_log + 1)])
+    ts = np.unique(ts)
+    return ts if ts.size == num_times + 1 else np.concatenate([[0.0], np.geomspace(t_max * 1e-6, t_max, num_times)])
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _save_npz_atomic(path, **arrays):
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, num_times: int = 200,
+               resume: bool = False, progress=None, command: str = "jepa_dynamics.matrix_run.run_matrix",
+               source: dict | None = None) -> matrix.MatrixResult:
+    """Integrate and write ``out_dir`` (module docstring).  ``cov = (sxx, sxy, syy)``; ``t_max``
+    defaults to :func:`jepa_dynamics.matrix.default_t_max`; the output times are
+    :func:`output_times`.  All input is validated
+    before anything is written."""
+    sxx, sxy, syy = modes_mod.check_covariances(*cov)
+    num_times = spec.check_positive_int(num_times, "num_times")
+    m = modes_mod.decompose(sxx, sxy, validate=False)
+    t_max = matrix.default_t_max(config, m) if t_max is None else float(spec.check_positive(t_max, "t_max"))
+    times = output_times(t_max, num_times)
+    spec.check_writable_dir(out_dir, "out")
+    key = {"config": {k: getattr(config, k) for k in config.__dataclass_fields__}, "times": _digest(times),
+           "cov": _digest(sxx, sxy, syy)}
+    state_path = os.path.join(out_dir, STATE_FILE)
+    saved = None
+    if resume and os.path.exists(state_path):
+        try:
+            with np.load(state_path, allow_pickle=False) as f:
+                saved = {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise spec.SpecError("resume", f"cannot read {state_path}: {err}") from None
+        if str(saved.pop("key")) != json.dumps(key, sort_keys=True):
+            raise spec.SpecError("resume", f"{state_path} was written for other parameters (rerun without --resume)")
+    os.makedirs(out_dir, exist_ok=True)
+
+    bar = records.progress_bar(times.size - 1, enabled=progress, desc=f"matrix {config.objective} L={config.depth}",
+                               unit="time", initial=0 if saved is None else int(saved["k"]))
+    last = {"snap": None, "saved_at": _time.monotonic()}
+
+    def save(snap):
+        _save_npz_atomic(state_path, key=np.asarray(json.dumps(key, sort_keys=True)), **snap)
+
+    def on_output(k, t, snapshot):
+        bar.update(1)
+        last["snap"] = snapshot
+        if _time.monotonic() - last["saved_at"] > _SAVE_EVERY_S:
+            save(snapshot())
+            last["saved_at"] = _time.monotonic()
+
+    try:
+        res = matrix.integrate(config, (sxx, sxy, syy), times, modes=m, callback=on_output, resume=saved)
+    except KeyboardInterrupt:
+        if last["snap"] is not None:
+            snap = last["snap"]()
+            save(snap)
+            where = f"the flow up to t={float(snap['t_now']):.6g} is kept in {state_path}"
+        else:
+            where = "nothing was kept"
+        raise KeyboardInterrupt(f"interrupted: {where}; rerun with --resume to continue") from None
+    finally:
+        bar.close()
+    _write_outputs(config, res, out_dir, command, source or {}, t_max)
+    if os.path.exists(state_path):
+        os.remove(state_path)
+    return res
+
+
+def summary_columns(config: matrix.MatrixConfig, res: matrix.MatrixResult) -> dict:
+    """The ``summary.csv`` columns of a result (see the module docstring)."""
+    m = res.modes
+    ok = m.lam > 0
+    w_star = np.where(ok, spec.fixed_point(config.objective, config.depth, np.where(ok, m.rho, 1.0)), np.nan)
+    return {
+        "mode": np.arange(m.dim),
+        "lam": m.lam, "rho": m.rho, "sigma2": m.sigma2,
+        "critical_time_matrix": res.t_star,
+        "critical_time_theory": matrix.theory_critical_times(config, m),
+        "learned": res.learned.astype(int),
+        "gamma0": res.gamma0, "gamma_inf": res.gamma_inf, "w_star_theory": w_star,
+        "critical_time_effective": matrix.theory_critical_times(config, m, eps=res.gamma0),
+    }
+
+
+def _write_outputs(config, res, out_dir, command, source, t_max):
+    dep = modes_mod.departure(res.modes.sxx, res.modes.sxy, res.modes)
+    params = {"objective": config.objective, "depth": config.depth, "eps": config.eps, "init": config.init,
+              "init_scale": config.init_scale, "seed": config.seed, "ema_rate": config.ema_rate,
+              "weight_decay": config.weight_decay, "fraction": config.fraction, "t_max": t_max, **source}
+    header = records.provenance_lines(command, {
+        "params": params,
+        "departure": {k: float(f"{v:.6g}") for k, v in dep.items()},
+        "run": {"converged": res.converged, "steps": res.steps, "rtol": config.rtol},
+        "critical_time_matrix": "first t with gamma_i(t) >= fraction * gamma_i(t_max) (learned modes; empty if not)",
+        "critical_time_theory": "per-feature theory (spec section 6) at the mode's (lam, rho) from eps",
+        "critical_time_effective": "the same theory from the mode's own initial response gamma0",
+        "response": "gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i) (spec section 11)",
+    })
+    cols = summary_columns(config, res)
+    records.write_csv_atomic(os.path.join(out_dir, "summary.csv"), header, list(cols), [_blank_nan(v) for v in
+                                                                                         cols.values()])
+    t, d = res.times.size, res.modes.dim
+    records.write_csv_atomic(os.path.join(out_dir, "responses.csv"), header[:3], ["time", "mode", "response"],
+                             [np.repeat(res.times, d), np.tile(np.arange(d), t), res.responses.ravel()])
+    _save_npz_atomic(os.path.join(out_dir, "end_to_end.npz"), times=res.times, wbar=res.wbar, modes=res.modes.q,
+                     lam=res.modes.lam, rho=res.modes.rho, sigma2=res.modes.sigma2)
+    from .plots import save_figure
+
+    save_figure(matrix_figure(config, res, cols), os.path.join(out_dir, "plot.png"))
+
+
+def _blank_nan(values):
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        return ["" if np.isnan(v) else repr(float(v)) for v in arr]
+    return arr
+
+
+def matrix_figure(config, res, cols=None):
+    """Each mode's ``gamma_i(t) / gamma_i(t_max)`` (log time), the engine's critical times (dots) and
+    the per-feature theory's (crosses) at ``fraction``."""
+    from . import plots
+
+    cols = summary_columns(config, res) if cols is None else cols
+    d = res.modes.dim
+    with plots.style():
+        fig, axes = plots.new_figure(1, 1, width=6.0, height=3.8)
+        ax = axes[0, 0]
+        cmap = __import__("matplotlib").colormaps["viridis"]
+        keep = res.times > 0
+        for i in range(d):
+            colour = cmap(i / max(d - 1, 1))
+            scale = res.gamma_inf[i] if res.gamma_inf[i] > 0 else 1.0
+            ax.plot(res.times[keep], res.responses[keep, i] / scale, color=colour, lw=1.1)
+            if np.isfinite(cols["critical_time_matrix"][i]):
+                ax.plot(cols["critical_time_matrix"][i], config.fraction, "o", color=colour, ms=4)
+            if np.isfinite(cols["critical_time_theory"][i]):
+                ax.plot(cols["critical_time_theory"][i], config.fraction, "x", color=colour, ms=5)
+        ax.set_xscale("log")
+        ax.set_xlabel(plots.TIME_LABEL)
+        ax.set_ylabel(r"$\gamma_i(t) / \gamma_i(t_{\max})$")
+        ax.set_title(f"{config.objective.upper()}, L = {config.depth}, d = {d}, {config.init} init; modes by "
+                     r"decreasing $\rho$ (dark to light)" "\n" r"dots: engine $t^*$, crosses: per-feature theory $t^*$",
+                     fontsize=9)
+    return fig
