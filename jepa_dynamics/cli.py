@@ -298,6 +298,9 @@ def _add_spectrum(sub) -> None:
     t.add_argument("--max-steps", default="300000", help="refuse runs needing more steps (default: 300000)")
     t.add_argument("--records", default="200", help="log-spaced records of Wbar per run (default: 200)")
     t.add_argument("--train-seed", default="0", help="seed of the init and minibatches (default: 0)")
+    t.add_argument("--matrix", action="store_true", help="also integrate the exact full-matrix gradient flow of the "
+                                                         "population loss on the same covariances (jepa_dynamics."
+                                                         "matrix) and read its critical times the same way")
     t.add_argument("--probe", action="store_true", help="digits: logistic probes on the labels over training, "
                                                         "all / top-variance / bottom-variance inputs (probe.csv)")
     t.add_argument("--probe-noise", default="0.05", help="probe read-out noise, in units of the data's RMS "
@@ -343,6 +346,8 @@ def _run_spectrum(args, argv) -> int:
     spec.check_writable_dir(args.out, "out")
     if args.probe and not args.train:
         raise spec.SpecError("probe", "probes read the trained encoders: add --train")
+    if args.matrix and not args.train:
+        raise spec.SpecError("matrix", "the matrix reference goes with --train")
     if args.probe and args.dataset != "digits":
         raise spec.SpecError("probe", "needs labels: only --dataset digits has them")
     v = _views_from_args(args)
@@ -354,7 +359,7 @@ def _run_spectrum(args, argv) -> int:
         train_options = dict(eps=eps, fraction=fraction, modes=one("train_modes", int), batch=one("batch", int),
                              lr=one("lr"), lr_factor=one("lr_factor"), steps=one("steps", int),
                              max_steps=one("max_steps", int), records=one("records", int),
-                             seed=one("train_seed", int))
+                             seed=one("train_seed", int), matrix=bool(args.matrix))
         probe_noise = float(spec.check_nonnegative(one("probe_noise"), "probe_noise"))
     command = records.command_line(argv)
     cov, m = spectrum.compute(v, progress=args.progress)
@@ -374,7 +379,7 @@ def _run_spectrum(args, argv) -> int:
     runs = {}
     try:
         for key, cfg in configs.items():
-            runs[key] = realtrain.train_views(cfg, m, x, y, progress=args.progress)
+            runs[key] = realtrain.train_views(cfg, m, x, y, syy=cov.syy, progress=args.progress)
             realtrain.write_runs(runs, m, args.out, train_header)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"interrupted; kept the {len(runs)} finished run(s) in {args.out}") from None

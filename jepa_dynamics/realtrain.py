@@ -36,6 +36,7 @@ and each mode's ratio ``t_observed / t_predicted``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -66,6 +67,7 @@ class RealTrainConfig:
     steps: int | None = None
     lr_factor: float = 0.3
     min_steps: int = 100
+    matrix: bool = False
     t_factor: float = 1.5
     max_steps: int = 300_000
     records: int = 200
@@ -159,6 +161,8 @@ class RealRun:
     scope: np.ndarray
     spearman: float
     spearman_diagonal: float
+    t_matrix: Optional[np.ndarray] = None
+    t_matrix_diagonal: Optional[np.ndarray] = None
 
     @property
     def ratio(self) -> np.ndarray:
@@ -214,9 +218,27 @@ class _Loop:
         return carry
 
 
-def train_views(config: RealTrainConfig, m: modes_mod.Modes, x, y, *, progress=None) -> RealRun:
+def matrix_reference(config: RealTrainConfig, m: modes_mod.Modes, syy, times, w_star):
+    """Critical times of the exact full-matrix gradient flow (:mod:`jepa_dynamics.matrix`, Tsit5,
+    ``rtol = 1e-6``) of the population loss on the same covariances, from ``Wbar(0) = eps I``,
+    read with the same levels and responses as the trained run: ``(t_gamma, t_diagonal)``
+    (``None, None`` if the integration fails)."""
+    from . import matrix
+
+    try:
+        res = matrix.integrate(matrix.MatrixConfig(config.objective, config.depth, eps=config.eps, rtol=1e-6,
+                                                   atol=1e-10, seed=config.seed), (m.sxx, m.sxy, syy), times, modes=m)
+    except matrix.MatrixSolverError:
+        return None, None
+    return tuple(analysis.critical_times(times, r, w_star, config.fraction)
+                 for r in (modes_mod.responses(res.wbar, m), diagonal_responses(res.wbar, m)))
+
+
+def train_views(config: RealTrainConfig, m: modes_mod.Modes, x, y, *, syy=None, progress=None) -> RealRun:
     """Train on the centred pairs ``x, y`` (``(n, d)``; the covariances behind ``m`` are theirs)
-    and compare the observed order of the modes with the predicted one."""
+    and compare the observed order of the modes with the predicted one.  With
+    ``config.matrix`` (and ``syy``), also the exact matrix flow's critical times
+    (:func:`matrix_reference`)."""
     t_pred, scope, lr, steps = plan(config, m)
     grid = record_grid(steps, config.records)
     chunk = int(min(1000, max(np.diff(grid).max(), 1)))
@@ -253,16 +275,25 @@ def train_views(config: RealTrainConfig, m: modes_mod.Modes, x, y, *, progress=N
     def corr(t):
         return analysis.order_correlation(t[scope], -t_pred[scope]) if scope.size > 1 else float("nan")
 
-    return RealRun(config, lr, grid, times, wbar, gamma, diag, t_pred, t_obs, t_diag, scope, corr(t_obs), corr(t_diag))
+    t_mx = t_mx_diag = None
+    if config.matrix:
+        if syy is None:
+            raise spec.SpecError("matrix", "the matrix reference needs Syy (pass syy=)")
+        t_mx, t_mx_diag = matrix_reference(config, m, syy, times, w_star)
+        if t_mx is not None:
+            t_mx, t_mx_diag = (np.where(level_ok, t, np.nan) for t in (t_mx, t_mx_diag))
+    return RealRun(config, lr, grid, times, wbar, gamma, diag, t_pred, t_obs, t_diag, scope, corr(t_obs), corr(t_diag),
+                   t_mx, t_mx_diag)
 
 
 # --- runs into a folder (what `jepa-dynamics spectrum --train` writes) -------------------------------------
 
 TRAINING_COLUMNS = ("depth", "objective", "mode", "lam", "rho", "in_scope", "critical_time_theory",
-                    "critical_time_observed", "critical_time_observed_diagonal", "final_response",
-                    "final_response_diagonal")
+                    "critical_time_observed", "critical_time_observed_diagonal", "critical_time_matrix",
+                    "critical_time_matrix_diagonal", "final_response", "final_response_diagonal")
 ORDER_COLUMNS = ("depth", "objective", "lr", "steps", "modes_compared", "spearman", "spearman_diagonal",
-                 "median_ratio", "median_ratio_diagonal")
+                 "median_ratio", "median_ratio_diagonal", "spearman_matrix_diagonal", "median_ratio_matrix_diagonal",
+                 "median_ratio_trained_to_matrix_diagonal")
 RESPONSE_COLUMNS = ("depth", "objective", "step", "time", "mode", "response", "response_diagonal")
 PROBE_COLUMNS = ("depth", "objective", "step", "time", "subspace", "accuracy")
 TRAIN_NOTES = {
@@ -272,6 +303,8 @@ TRAIN_NOTES = {
     "critical_time_observed": ("first crossing of fraction * w_star (per-feature theory's w_star) by the recorded "
                                "response, linear in time between records; nan = not reached (or no level)"),
     "in_scope": "1 for the modes predicted first that the run covers and the order correlation compares",
+    "critical_time_matrix": ("the same crossing for the exact full-matrix gradient flow of the population loss on "
+                             "the same covariances (jepa_dynamics.matrix, --matrix); nan without --matrix"),
     "spearman": ("rank correlation of observed and predicted critical times over the scope (not reached = "
                  "last); median_ratio: median of observed / predicted t_star over the scope"),
 }
@@ -292,8 +325,17 @@ def _long(run: RealRun, m, depth, obj):
     d = m.dim
     in_scope = np.zeros(d, dtype=np.int64)
     in_scope[run.scope] = 1
+    nan = np.full(d, np.nan)
+    t_mx = nan if run.t_matrix is None else run.t_matrix
+    t_mx_diag = nan if run.t_matrix_diagonal is None else run.t_matrix_diagonal
     return [np.full(d, depth), np.full(d, obj), np.arange(d), m.lam, m.rho, in_scope, run.t_pred, run.t_obs,
-            run.t_obs_diagonal, run.responses[-1], run.responses_diagonal[-1]]
+            run.t_obs_diagonal, t_mx, t_mx_diag, run.responses[-1], run.responses_diagonal[-1]]
+
+
+def _median(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(values)
+    return float(np.median(values[ok])) if ok.any() else float("nan")
 
 
 def write_runs(runs: dict, m, out_dir: str, header) -> None:
@@ -308,10 +350,18 @@ def write_runs(runs: dict, m, out_dir: str, header) -> None:
     rows = []
     for depth, obj in keys:
         r = runs[(depth, obj)]
-        rows.append([depth, obj, r.lr, int(r.steps[-1]), r.scope.size, r.spearman, r.spearman_diagonal,
-                     float(np.nanmedian(r.ratio[r.scope])) if np.isfinite(r.ratio[r.scope]).any() else np.nan,
-                     float(np.nanmedian(r.ratio_diagonal[r.scope]))
-                     if np.isfinite(r.ratio_diagonal[r.scope]).any() else np.nan])
+        sc = r.scope
+        if r.t_matrix_diagonal is not None and sc.size > 1:
+            mx = r.t_matrix_diagonal[sc]
+            mx_row = [analysis.order_correlation(mx, -r.t_pred[sc]), _median(mx / r.t_pred[sc]),
+                      _median(r.t_obs_diagonal[sc] / mx)]
+        elif r.t_matrix_diagonal is not None:
+            mx = r.t_matrix_diagonal[sc]
+            mx_row = [float("nan"), _median(mx / r.t_pred[sc]), _median(r.t_obs_diagonal[sc] / mx)]
+        else:
+            mx_row = [float("nan")] * 3
+        rows.append([depth, obj, r.lr, int(r.steps[-1]), sc.size, r.spearman, r.spearman_diagonal,
+                     _median(r.ratio[sc]), _median(r.ratio_diagonal[sc]), *mx_row])
     records.write_csv_atomic(os.path.join(out_dir, "orders.csv"), header, ORDER_COLUMNS,
                              [np.array([row[j] for row in rows]) for j in range(len(ORDER_COLUMNS))])
     resp = [[] for _ in RESPONSE_COLUMNS]

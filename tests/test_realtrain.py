@@ -29,14 +29,17 @@ def test_commuting_views_follow_the_theory(objective, depth):
     x, y, m = _commuting_views()
     assert modes.nonorthogonality(m.q) < 0.05
     cfg = realtrain.RealTrainConfig(objective=objective, depth=depth, eps=0.02, modes=3, batch=256, records=120,
-                                    lr_factor=0.2)
-    run = realtrain.train_views(cfg, m, x, y)
+                                    lr_factor=0.2, matrix=True)
+    run = realtrain.train_views(cfg, m, x, y, syy=y.T @ y / len(y))
     ref = np.array([quad_critical_time(objective, depth, m.lam[i], m.rho[i], 0.02) for i in range(3)])
     np.testing.assert_allclose(run.t_pred, ref, rtol=1e-8)
     # minibatch noise and the sampled covariances' small off-diagonal terms: within 15%
     np.testing.assert_allclose(run.t_obs, ref, rtol=0.15)
     np.testing.assert_allclose(run.t_obs_diagonal, ref, rtol=0.15)
     assert run.spearman == 1.0 and run.spearman_diagonal == 1.0
+    # the exact matrix flow on the (nearly commuting) sample covariances: the per-feature theory
+    np.testing.assert_allclose(run.t_matrix, ref, rtol=0.03)
+    np.testing.assert_allclose(run.t_matrix_diagonal, ref, rtol=0.03)
     w_star = spec.fixed_point(objective, depth, m.rho)
     np.testing.assert_allclose(run.responses[-1], w_star, rtol=0.15)  # near the fixed point by t = 1.5 t*_last
     assert run.times[-1] == pytest.approx(run.lr * run.steps[-1])
