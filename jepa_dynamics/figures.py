@@ -626,7 +626,7 @@ SUBSPACE_COLOURS = {"all": "0.2", "top": "#0072B2", "bottom": "#D55E00"}
 
 
 def real_data_runs(views, depths, *, eps=0.01, modes=6, records=200, probe_depth=None, probe_count=10,
-                   probe_noise=None):
+                   probe_noise=None, matrix=False):
     """Covariances, modes, trained runs and (for labelled digits) probe curves on ``views``:
     ``(cov, modes, runs, probe)`` with ``runs[(depth, objective)]`` and ``probe`` ``None`` or
     ``(baseline, curves)`` at ``probe_depth`` (default the deepest), read through noise
@@ -636,10 +636,10 @@ def real_data_runs(views, depths, *, eps=0.01, modes=6, records=200, probe_depth
     from . import views as views_mod
 
     cov, m = spectrum_mod.compute(views)
-    configs = realtrain.plan_all(m, depths, OBJECTIVES, eps=eps, modes=modes, records=records)
+    configs = realtrain.plan_all(m, depths, OBJECTIVES, eps=eps, modes=modes, records=records, matrix=matrix)
     x, y = views.arrays()
     x, y = x - cov.mean_x, y - cov.mean_y
-    runs = {key: realtrain.train_views(cfg, m, x, y) for key, cfg in configs.items()}
+    runs = {key: realtrain.train_views(cfg, m, x, y, syy=cov.syy) for key, cfg in configs.items()}
     probe = None
     if views.labels is not None and views.params.get("dataset") == "digits":
         images, labels = views_mod.digits_images()
@@ -673,7 +673,7 @@ def real_data(fast: bool = False):
     depths = (1, 2) if fast else (1, 2, 3, 4)
     v = views_mod.digits(n=2000 if fast else None)
     cov, m, runs, probe = real_data_runs(v, depths, eps=0.05 if fast else 0.01, modes=3 if fast else 6,
-                                         records=50 if fast else 200, probe_count=5 if fast else 10)
+                                         records=50 if fast else 200, probe_count=5 if fast else 10, matrix=not fast)
     with plots.style():
         fig, axes = plots.new_figure(1, 3, width=3.9, height=3.6)
         ax = axes[0, 0]
@@ -684,6 +684,10 @@ def real_data(fast: bool = False):
             ok = np.isfinite(t_o)
             ax.plot(t_p[ok], t_o[ok], ls="none", marker=OBJECTIVE_STYLE[obj]["marker"], ms=4.5, mfc="none",
                     color=depth_colour(depth, depths))
+            if run.t_matrix_diagonal is not None:
+                t_m = run.t_matrix_diagonal[sc]
+                okm = np.isfinite(t_m)
+                ax.plot(t_p[okm], t_m[okm], ls="none", marker=".", ms=3, color="k")
             if ok.any():
                 lo, hi = min(lo, t_p[ok].min(), t_o[ok].min()), max(hi, t_p[ok].max(), t_o[ok].max())
         if np.isfinite(lo):
@@ -693,9 +697,10 @@ def real_data(fast: bool = False):
         ax.set_xlabel(r"predicted $t^*_i$ (per-feature theory of mode $i$)")
         ax.set_ylabel(r"observed $t^*_i$ (trained, response along $q_i$)")
         ax.set_title("critical time of each mode", fontsize=9.5)
+        extra = [("exact matrix flow", dict(color="k", ls="none", marker="."))] if not fast else []
         ax.legend(handles=_depth_handles(depths) + _legend_handles(
             [(OBJECTIVE_LABEL[o], dict(color="0.3", ls="none", marker=OBJECTIVE_STYLE[o]["marker"], mfc="none"))
-             for o in OBJECTIVES]), frameon=False, fontsize=7)
+             for o in OBJECTIVES] + extra), frameon=False, fontsize=7)
         ax = axes[0, 1]
         for obj in OBJECTIVES:
             ds = [d for d in depths if (d, obj) in runs]
