@@ -31,9 +31,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(args):
-    """``python -m jepa_dynamics ARGS`` with this checkout's package; ``(wall s, peak RSS MiB)``."""
+    """``python -m jepa_dynamics ARGS`` with this checkout's package; ``(wall s, peak RSS MiB)``;
+    the CPU seconds (user + system) go to ``LAST_CPU[0]``."""
     env = {**os.environ, "PYTHONPATH": ROOT}
-    prefix = [TIME, "-f", "JD_MAXRSS_KB %M"] if os.path.exists(TIME) else []
+    prefix = [TIME, "-f", "JD_MAXRSS_KB %M\nJD_CPU %U %S"] if os.path.exists(TIME) else []
     t0 = time.perf_counter()
     proc = subprocess.run(prefix + [sys.executable, "-m", "jepa_dynamics", *args], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -42,7 +43,12 @@ def run(args):
     if proc.returncode != 0:
         raise RuntimeError(err.strip()[-500:])
     rss = [ln for ln in err.splitlines() if ln.startswith("JD_MAXRSS_KB ")]
+    cpu = [ln for ln in err.splitlines() if ln.startswith("JD_CPU ")]
+    LAST_CPU[0] = sum(float(v) for v in cpu[-1].split()[1:]) if cpu else float("nan")
     return wall, (int(rss[-1].split()[1]) / 1024.0 if rss else float("nan"))
+
+
+LAST_CPU = [float("nan")]
 
 
 def known_views(path, n, d, seed=0, block=50_000):
@@ -113,7 +119,7 @@ def main():
         lam, rho, s2, syy, rot = known_views(path, n, d)
         out = os.path.join(tmp, "out")
         wall, rss = run(["spectrum", "--views", path, "--depth", "1,2,3,4", "--eps", "1e-3", "--out", out])
-        result["spectrum_n1e5_d64"] = {"wall_s": wall, "peak_rss_mib": rss, **recovery(out, lam, rho, s2, syy, rot, n)}
+        result["spectrum_n1e5_d64"] = {"wall_s": wall, "cpu_s": LAST_CPU[0], "peak_rss_mib": rss, **recovery(out, lam, rho, s2, syy, rot, n)}
         print("spectrum n=1e5 d=64:", result["spectrum_n1e5_d64"], flush=True)
         # well-separated modes (rho 0.053 apart, ~20 standard errors): lam recovered too
         small = os.path.join(tmp, "small.npz")
@@ -128,7 +134,7 @@ def main():
         from jepa_dynamics import records
 
         orders = records.read_csv(os.path.join(out_t, "orders.csv"))
-        result["train_n1e5_d64"] = {"wall_s": wall, "peak_rss_mib": rss,
+        result["train_n1e5_d64"] = {"wall_s": wall, "cpu_s": LAST_CPU[0], "peak_rss_mib": rss,
                                     "runs": {str(o): {"steps": int(s), "spearman": float(r), "median_ratio": float(q)}
                                              for o, s, r, q in zip(orders["objective"], orders["steps"],
                                                                    orders["spearman"], orders["median_ratio"])}}
@@ -139,7 +145,7 @@ def main():
             lam, rho, s2, syy, rot = known_views(path, n, d)
             out = os.path.join(tmp, "big")
             wall, rss = run(["spectrum", "--views", path, "--depth", "1", "--out", out])
-            result["spectrum_n1e6_d256"] = {"wall_s": wall, "peak_rss_mib": rss, "file_gib": os.path.getsize(path) / 2**30,
+            result["spectrum_n1e6_d256"] = {"wall_s": wall, "cpu_s": LAST_CPU[0], "peak_rss_mib": rss, "file_gib": os.path.getsize(path) / 2**30,
                                             **recovery(out, lam, rho, s2, syy, rot, n)}
             print("spectrum n=1e6 d=256:", result["spectrum_n1e6_d256"], flush=True)
             os.remove(path)
