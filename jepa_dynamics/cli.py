@@ -259,6 +259,9 @@ def _run_matrix(args, argv) -> int:
     run_matrix(config, (sxx, sxy, syy), args.out, t_max=num(args.t_max, "t_max"),
                num_times=num(args.num_times, "num_times", int), resume=args.resume, progress=args.progress,
                command=command, source=source)
+    return 0
+
+
 # --- spectrum --------------------------------------------------------------------------------------------
 
 def _add_spectrum(sub) -> None:
