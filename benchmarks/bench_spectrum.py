@@ -119,7 +119,8 @@ def main():
         lam, rho, s2, syy, rot = known_views(path, n, d)
         out = os.path.join(tmp, "out")
         wall, rss = run(["spectrum", "--views", path, "--depth", "1,2,3,4", "--eps", "1e-3", "--out", out])
-        result["spectrum_n1e5_d64"] = {"wall_s": wall, "cpu_s": LAST_CPU[0], "peak_rss_mib": rss, **recovery(out, lam, rho, s2, syy, rot, n)}
+        result["spectrum_n1e5_d64"] = {"wall_s": wall, "cpu_s": LAST_CPU[0], "peak_rss_mib": rss,
+                                       **recovery(out, lam, rho, s2, syy, rot, n)}
         print("spectrum n=1e5 d=64:", result["spectrum_n1e5_d64"], flush=True)
         # well-separated modes (rho 0.053 apart, ~20 standard errors): lam recovered too
         small = os.path.join(tmp, "small.npz")
@@ -145,7 +146,8 @@ def main():
             lam, rho, s2, syy, rot = known_views(path, n, d)
             out = os.path.join(tmp, "big")
             wall, rss = run(["spectrum", "--views", path, "--depth", "1", "--out", out])
-            result["spectrum_n1e6_d256"] = {"wall_s": wall, "cpu_s": LAST_CPU[0], "peak_rss_mib": rss, "file_gib": os.path.getsize(path) / 2**30,
+            result["spectrum_n1e6_d256"] = {"wall_s": wall, "cpu_s": LAST_CPU[0], "peak_rss_mib": rss,
+                                            "file_gib": os.path.getsize(path) / 2**30,
                                             **recovery(out, lam, rho, s2, syy, rot, n)}
             print("spectrum n=1e6 d=256:", result["spectrum_n1e6_d256"], flush=True)
             os.remove(path)
