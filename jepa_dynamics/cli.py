@@ -11,6 +11,7 @@ run)``.  Errors are one line on stderr and a non-zero exit, never a traceback:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -331,6 +332,149 @@ def _run_matrix(args, argv) -> int:
     return 0
 
 
+# --- spectrum --------------------------------------------------------------------------------------------
+
+def _add_spectrum(sub) -> None:
+    p = sub.add_parser("spectrum", help="modes of two views of real data and the predicted JEPA / MAE orders",
+                       description="Empirical covariances of two views (--views FILE.npz with arrays x, y of shape "
+                                   "(n, d), or a bundled --dataset), their modes (generalised eigenvectors of "
+                                   "(sym(Sxy), Sxx)), and each mode's predicted critical time for JEPA and MAE; "
+                                   "writes DIR/modes.csv, DIR/covariances.npz and DIR/spectrum.png.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--views", help=".npz file with arrays x and y of shape (n, d)")
+    src.add_argument("--dataset", help="bundled offline data: digits (two augmentations of sklearn's digits) or "
+                                       "patches (neighbouring patches of scikit-image's images)")
+    g = p.add_argument_group("dataset options (--dataset only)")
+    g.add_argument("--n", help="number of pairs (default: digits 17970, patches 100000)")
+    g.add_argument("--seed", help="seed of the pairs (default: 0)")
+    g.add_argument("--noise", help="digits: pixel noise standard deviation, pixels in [0, 1] (default: 0.1)")
+    g.add_argument("--shift", help="digits: largest shift in pixels of each view (default: 1)")
+    g.add_argument("--patch", help="patches: patch side in pixels, d = patch^2 (default: 8)")
+    g.add_argument("--offset", help="patches: target offset dr,dc in pixels (default: 0,patch)")
+    g.add_argument("--images", help="patches: comma-separated scikit-image names (default: camera,astronaut,brick,"
+                                    "grass,gravel,coins,moon,chelsea,coffee)")
+    p.add_argument("--depth", default="1,2,3,4", help="encoder depths L, comma-separated (default: 1,2,3,4)")
+    p.add_argument("--eps", default="1e-3", help="initial response eps of the balanced init (default: 1e-3)")
+    p.add_argument("--fraction", default="0.5", help="t_star is when w = fraction * w_star (default: 0.5)")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_progress_flags(p)
+    t = p.add_argument_group("training on the views (--train): deep linear JEPA / MAE, full matrices, minibatch GD")
+    t.add_argument("--train", action="store_true", help="also train and compare the observed order of the modes "
+                                                        "with the predicted one (DIR/training.csv, orders.csv, "
+                                                        "responses.csv)")
+    t.add_argument("--objective", default="jepa,mae", help="objectives to train (default: jepa,mae)")
+    t.add_argument("--train-modes", default="8", help="compare the K modes predicted first (default: 8)")
+    t.add_argument("--batch", default="256", help="minibatch size (default: 256)")
+    t.add_argument("--lr", help="learning rate (default: --lr-factor x the GD stability bound)")
+    t.add_argument("--lr-factor", default="0.3", help="default lr as a fraction of the stability bound (0.3)")
+    t.add_argument("--steps", help="steps (default: 1.5 x the predicted t_star of the K-th mode / lr)")
+    t.add_argument("--max-steps", default="300000", help="refuse runs needing more steps (default: 300000)")
+    t.add_argument("--records", default="200", help="log-spaced records of Wbar per run (default: 200)")
+    t.add_argument("--train-seed", default="0", help="seed of the init and minibatches (default: 0)")
+    t.add_argument("--matrix", action="store_true", help="also integrate the exact full-matrix gradient flow of the "
+                                                         "population loss on the same covariances (jepa_dynamics."
+                                                         "matrix) and read its critical times the same way")
+    t.add_argument("--probe", action="store_true", help="digits: logistic probes on the labels over training, "
+                                                        "all / top-variance / bottom-variance inputs (probe.csv)")
+    t.add_argument("--probe-noise", default="0.05", help="probe read-out noise, in units of the data's RMS "
+                                                         "(default: 0.05)")
+
+
+_DATASET_OPTIONS = {"n": int, "seed": int, "noise": float, "shift": int, "patch": int, "offset": "pair",
+                    "images": str}
+
+
+def _views_from_args(args):
+    from . import views
+
+    given = {k: getattr(args, k) for k in _DATASET_OPTIONS if getattr(args, k) is not None}
+    if args.views is not None:
+        if given:
+            raise spec.SpecError(next(iter(given)), "dataset options go with --dataset, not --views")
+        return views.from_npz(args.views)
+    spec.check_choice(args.dataset, views.DATASETS, "dataset")
+    own = {"digits": ("n", "seed", "noise", "shift"), "patches": ("n", "seed", "patch", "offset", "images")}
+    opts = {}
+    for k, text in given.items():
+        if k not in own[args.dataset]:
+            raise spec.SpecError(k, f"is not an option of --dataset {args.dataset}")
+        kind = _DATASET_OPTIONS[k]
+        if kind == "pair":
+            opts[k] = spec.parse_list(text, k, int)
+            if len(opts[k]) != 2:
+                raise spec.SpecError(k, f"must be two integers dr,dc, got {text!r}")
+        elif kind is str:
+            opts[k] = tuple(spec.parse_list(text, k, str))
+        else:
+            opts[k] = spec.parse_list(text, k, kind)[0]
+    return views.make(args.dataset, **opts)
+
+
+def _run_spectrum(args, argv) -> int:
+    from . import spectrum
+
+    depths = [spec.check_depth(d) for d in spec.parse_list(args.depth, "depth", int)]
+    eps, fraction = spectrum.check_eps_fraction(spec.parse_list(args.eps, "eps")[0],
+                                                spec.parse_list(args.fraction, "fraction")[0])
+    spec.check_writable_dir(args.out, "out")
+    if args.probe and not args.train:
+        raise spec.SpecError("probe", "probes read the trained encoders: add --train")
+    if args.matrix and not args.train:
+        raise spec.SpecError("matrix", "the matrix reference goes with --train")
+    if args.probe and args.dataset != "digits":
+        raise spec.SpecError("probe", "needs labels: only --dataset digits has them")
+    v = _views_from_args(args)
+    train_options = None
+    if args.train:
+        one = lambda name, kind=float: (None if getattr(args, name) is None  # noqa: E731
+                                        else spec.parse_list(getattr(args, name), name, kind)[0])
+        objectives_ = [spec.check_objective(o) for o in spec.parse_list(args.objective, "objective", str)]
+        train_options = dict(eps=eps, fraction=fraction, modes=one("train_modes", int), batch=one("batch", int),
+                             lr=one("lr"), lr_factor=one("lr_factor"), steps=one("steps", int),
+                             max_steps=one("max_steps", int), records=one("records", int),
+                             seed=one("train_seed", int), matrix=bool(args.matrix))
+        probe_noise = float(spec.check_nonnegative(one("probe_noise"), "probe_noise"))
+    command = records.command_line(argv)
+    cov, m = spectrum.compute(v, progress=args.progress)
+    table = spectrum.mode_table(m, depths, eps, fraction)
+    configs = None
+    if args.train:
+        from . import realtrain
+
+        configs = realtrain.plan_all(m, depths, objectives_, **train_options)  # refuse before writing
+    header = spectrum.provenance(command, cov, m, depths, eps, fraction)
+    spectrum.write_spectrum(cov, m, table, args.out, header)
+    if configs is None:
+        return 0
+    x, y = v.arrays()
+    x, y = x - cov.mean_x, y - cov.mean_y
+    train_header = header + [f"# {k}: {text}" for k, text in realtrain.TRAIN_NOTES.items()]
+    runs = {}
+    try:
+        for key, cfg in configs.items():
+            runs[key] = realtrain.train_views(cfg, m, x, y, syy=cov.syy, progress=args.progress)
+            realtrain.write_runs(runs, m, args.out, train_header)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted; kept the {len(runs)} finished run(s) in {args.out}") from None
+    if args.probe:
+        from . import probes, views
+
+        images, labels = views.digits_images()
+        images = images - images.mean(0)
+        sxx_clean = images.T @ images / len(images)
+        data = probes.split(images, labels, seed=0)
+        base = probes.subspace_baseline(data, sxx_clean)
+        curves = realtrain.run_probes(runs, data, sxx_clean, noise=probe_noise)
+        top, _ = probes.principal_subspaces(sxx_clean)
+        notes = [f"# probe: multinomial logistic regression on standardised features, 60/40 seeded split of the "
+                 f"1797 clean digits; read-out noise {probe_noise} x RMS of the data",
+                 f"# subspaces: top = the {top.shape[1]} leading principal components of the clean digits "
+                 f"(90% of the variance), bottom = the other {64 - top.shape[1]}",
+                 f"# baseline_inputs: {json.dumps(base, sort_keys=True)}"]
+        realtrain.write_probes(curves, runs, os.path.join(args.out, "probe.csv"), header + notes)
+    return 0
+
+
 # --- registry --------------------------------------------------------------------------------------------
 
 COMMANDS = {
@@ -339,6 +483,7 @@ COMMANDS = {
     "train": (_add_train, _run_train),
     "figures": (_add_figures, _run_figures),
     "matrix": (_add_matrix, _run_matrix),
+    "spectrum": (_add_spectrum, _run_spectrum),
 }
 
 

@@ -10,7 +10,7 @@ from jepa_dynamics import figures
 from jepa_dynamics.cli import main
 
 NAMES = ("ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models", "linear_probe",
-         "matrix_study")
+         "matrix_study", "real_data")
 
 
 def test_registry_names():

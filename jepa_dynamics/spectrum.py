@@ -1,0 +1,202 @@
+r"""What JEPA and MAE learn first on real views: modes, predicted critical times, orders.
+
+From empirical covariances (:mod:`jepa_dynamics.views`) the modes of section 11
+(:func:`jepa_dynamics.modes.decompose`) give per mode ``(lam_i, rho_i, sigma2_i)``; the
+per-feature theory of sections 5-6 applied mode by mode (exact in the commuting case, an
+approximation otherwise -- the departure measures say how far the data are from it) gives
+each mode's critical time for JEPA and MAE at each depth, and so the predicted order.
+
+* :func:`mode_table` -- the long-format table (one row per depth and mode) of
+  ``modes.csv``: ``depth, mode, lam, rho, sigma2, variance_share, critical_time_jepa,
+  critical_time_mae, rank_jepa, rank_mae``.
+* :func:`predicted_times` -- per-mode ``t_star`` of one objective and depth, ``inf`` for
+  modes that never rise from ``eps`` to ``fraction * w_star``.
+* :func:`run_spectrum` -- what ``jepa-dynamics spectrum`` writes: ``modes.csv``,
+  ``covariances.npz`` and ``spectrum.png``.
+
+Conventions.  ``mode`` is the index in :func:`~jepa_dynamics.modes.decompose`'s order
+(decreasing ``rho``).  ``variance_share = sigma2_i / tr(Sxx)``: the share of the context's
+total variance along the unit direction ``q_i`` (the shares sum to 1 exactly when the
+``q_i`` are orthonormal, i.e. in the commuting case).  A mode is *never learned* --
+``critical_time = inf``, ranked last (all such modes share the rank ``k + 1`` after the ``k``
+learned ones) -- when ``lam <= 0`` (spec section 6), or when ``eps >= fraction * w_star``
+(its fixed point ``w_star``, JEPA ``rho^L``, MAE ``rho^(L/(L+1))``, is so small that the
+response never rises through the critical level: it starts at or above it, or decays).
+Rank 1 is learned first; ties in ``t_star`` share the smaller rank.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import modes as modes_mod
+from . import records, spec, theory, views as views_mod
+
+__all__ = ["MODE_COLUMNS", "predicted_times", "ranks", "mode_table", "compute", "provenance", "write_spectrum",
+           "run_spectrum", "spectrum_figure", "check_eps_fraction"]
+
+MODE_COLUMNS = ("depth", "mode", "lam", "rho", "sigma2", "variance_share", "critical_time_jepa",
+                "critical_time_mae", "rank_jepa", "rank_mae")
+NOTES = {
+    "mode": "index of the generalised eigenvector q_i of (sym(Sxy), Sxx), ordered by decreasing rho",
+    "variance_share": "sigma2_i / tr(Sxx): share of the context variance along the unit direction q_i",
+    "critical_time": ("exact per-feature t_star (spec sections 5-6) of the mode's (lam, rho) at this depth, in "
+                      "gradient-flow time; inf = never learned (lam <= 0, or eps >= fraction * w_star)"),
+    "rank": "predicted order of learning, 1 = first; never-learned modes share the last rank",
+}
+
+
+def check_eps_fraction(eps, fraction):
+    eps = float(spec.check_positive(eps, "eps"))
+    fraction = float(spec.check_unit_interval(fraction, "fraction"))
+    return eps, fraction
+
+
+def predicted_times(objective: str, depth: int, lam, rho, eps: float, fraction: float = 0.5) -> np.ndarray:
+    """Per-mode ``t_star`` of the per-feature theory; ``inf`` where the mode is never learned
+    (``lam <= 0`` or ``eps >= fraction * w_star``, see the module docstring)."""
+    lam = np.asarray(lam, dtype=np.float64)
+    rho = np.asarray(rho, dtype=np.float64)
+    out = np.full(lam.shape, np.inf)
+    ok = lam > 0
+    ok[ok] = eps < fraction * spec.fixed_point(objective, depth, rho[ok])
+    for i in np.flatnonzero(ok):  # one at a time: a time past float64 is "never" here, not an error
+        try:
+            out[i] = float(theory.critical_time_unchecked(objective, depth, lam[i], rho[i], eps, fraction))
+        except spec.SpecError:
+            out[i] = np.inf
+    return out
+
+
+def ranks(t_star) -> np.ndarray:
+    """1 = smallest ``t_star``; ties share the smaller rank; every ``inf`` gets ``k + 1``."""
+    t = np.asarray(t_star, dtype=np.float64)
+    finite = np.isfinite(t)
+    out = np.full(t.shape, int(finite.sum()) + 1, dtype=np.int64)
+    vals = t[finite]
+    out[finite] = 1 + np.searchsorted(np.sort(vals), vals, side="left")
+    return out
+
+
+def mode_table(m: modes_mod.Modes, depths, eps: float, fraction: float = 0.5) -> dict:
+    """``{column: array}`` in :data:`MODE_COLUMNS` order, depth-major (long format)."""
+    depths = [spec.check_depth(d) for d in np.atleast_1d(depths)]
+    eps, fraction = check_eps_fraction(eps, fraction)
+    d = m.dim
+    share = m.sigma2 / np.trace(m.sxx)
+    cols = {k: [] for k in MODE_COLUMNS}
+    for depth in depths:
+        t = {obj: predicted_times(obj, depth, m.lam, m.rho, eps, fraction) for obj in spec.OBJECTIVES}
+        cols["depth"].append(np.full(d, depth, dtype=np.int64))
+        cols["mode"].append(np.arange(d))
+        cols["lam"].append(m.lam)
+        cols["rho"].append(m.rho)
+        cols["sigma2"].append(m.sigma2)
+        cols["variance_share"].append(share)
+        for obj in spec.OBJECTIVES:
+            cols[f"critical_time_{obj}"].append(t[obj])
+            cols[f"rank_{obj}"].append(ranks(t[obj]))
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def _provenance(command, cov: views_mod.Covariances, m, depths, eps, fraction, extra=None):
+    departure = modes_mod.departure(cov.sxx, cov.sxy, m)
+    params = {"source": cov.source, "data": cov.params, "n": cov.n, "d": cov.dim, "depths": list(depths),
+              "eps": eps, "fraction": fraction,
+              "covariances": "centred empirical moments, divisor n (Sxy = E[(x - mx)(y - my)^T])",
+              "departure_from_commuting": departure,
+              "never_learned_lam_nonpositive": int(np.sum(m.lam <= 0))}
+    params.update(NOTES)
+    params.update(extra or {})
+    return records.provenance_lines(command, params)
+
+
+def compute(views: views_mod.Views, *, progress=None):
+    """``(covariances, modes)`` of ``views`` (one streamed pass, then the decomposition)."""
+    cov = views_mod.covariances(views, progress=progress)
+    return cov, modes_mod.decompose(cov.sxx, cov.sxy, name=views.name)
+
+
+def provenance(command, cov, m, depths, eps, fraction, extra=None):
+    """The ``#`` lines of every file ``spectrum`` writes (source, data, departure, notes)."""
+    return _provenance(command, cov, m, depths, eps, fraction, extra)
+
+
+def write_spectrum(cov, m, table, out_dir: str, header) -> None:
+    """``modes.csv``, ``covariances.npz`` and ``spectrum.png`` into ``out_dir`` (each through a
+    temporary file)."""
+    fig = spectrum_figure(table, m, title=_title(cov))
+    os.makedirs(out_dir, exist_ok=True)
+    records.write_csv_atomic(os.path.join(out_dir, "modes.csv"), header, MODE_COLUMNS,
+                             [table[k] for k in MODE_COLUMNS])
+    path = os.path.join(out_dir, "covariances.npz")
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    np.savez(tmp, sxx=cov.sxx, sxy=cov.sxy, syy=cov.syy, mean_x=cov.mean_x, mean_y=cov.mean_y, n=cov.n)
+    os.replace(tmp, path)
+    from .plots import save_figure
+
+    save_figure(fig, os.path.join(out_dir, "spectrum.png"))
+
+
+def run_spectrum(views: views_mod.Views, depths, eps: float, out_dir: str, *, fraction: float = 0.5,
+                 command: str | None = None, progress=None):
+    """Covariances, modes and the predicted orders of ``views`` into ``out_dir``:
+    ``modes.csv``, ``covariances.npz`` (``sxx, sxy, syy, mean_x, mean_y, n``; readable by
+    :func:`jepa_dynamics.modes.load_covariances`) and ``spectrum.png``.
+
+    Everything is validated and computed before the first file is written.  Returns
+    ``(covariances, modes, table)``."""
+    depths = [spec.check_depth(d) for d in np.atleast_1d(depths)]
+    eps, fraction = check_eps_fraction(eps, fraction)
+    spec.check_writable_dir(out_dir, "out")
+    command = command or f"jepa_dynamics.spectrum.run_spectrum({views.source!r}, depths={depths}, eps={eps!r})"
+    cov, m = compute(views, progress=progress)
+    table = mode_table(m, depths, eps, fraction)
+    write_spectrum(cov, m, table, out_dir, provenance(command, cov, m, depths, eps, fraction))
+    return cov, m, table
+
+
+def _title(cov) -> str:
+    name = cov.params.get("dataset", os.path.basename(cov.source.removeprefix("npz:")))
+    return f"{name}: n = {cov.n}, d = {cov.dim}"
+
+
+def spectrum_figure(table: dict, m: modes_mod.Modes, *, depth: int | None = None, title: str = "", top: int = 10):
+    """``lam`` against ``rho`` per mode, one panel per objective, coloured by the predicted rank
+    at ``depth`` (default the deepest in ``table``); the first ``top`` modes carry their rank;
+    never-learned modes are grey crosses (``lam <= 0`` ones on the bottom edge)."""
+    from matplotlib.colors import Normalize
+
+    from .plots import OBJECTIVE_LABEL, new_figure, style
+
+    depth = int(np.max(table["depth"])) if depth is None else int(depth)
+    sel = table["depth"] == depth
+    lam, rho = table["lam"][sel], table["rho"][sel]
+    positive = lam > 0
+    floor = lam[positive].min() / 3 if positive.any() else 1e-3
+    lam_plot = np.where(positive, lam, floor)
+    with style():
+        fig, axes = new_figure(1, 2, width=4.4, height=3.7, sharey=True)
+        for ax, obj in zip(axes[0], spec.OBJECTIVES):
+            rank = table[f"rank_{obj}"][sel]
+            learned = np.isfinite(table[f"critical_time_{obj}"][sel])
+            norm = Normalize(1, max(int(rank[learned].max()) if learned.any() else 1, 2))
+            ax.scatter(rho[~learned], lam_plot[~learned], marker="x", s=14, color="0.6", lw=0.8,
+                       label=f"never learned ({int((~learned).sum())})")
+            order = np.argsort(-rank[learned])
+            sc = ax.scatter(rho[learned][order], lam_plot[learned][order], c=rank[learned][order], cmap="viridis_r",
+                            norm=norm, s=22, edgecolor="k", lw=0.3, label="learned (colour: predicted rank)")
+            for i in np.flatnonzero(learned & (rank <= top)):
+                ax.annotate(str(rank[i]), (rho[i], lam_plot[i]), textcoords="offset points", xytext=(3, 3),
+                            fontsize=7)
+            ax.set_yscale("log")
+            ax.set_xlabel(r"$\rho_i$ (regression coefficient of the mode)")
+            ax.set_title(f"{OBJECTIVE_LABEL[obj]}, L = {depth}: predicted order", fontsize=9.5)
+            ax.legend(fontsize=7, frameon=False, loc="lower right")
+            fig.colorbar(sc, ax=ax, label="predicted rank (1 = first)", shrink=0.8)
+        axes[0, 0].set_ylabel(r"$\lambda_i$ (covariance of the mode; $\lambda \leq 0$ on the floor)")
+        if title:
+            fig.suptitle(title, fontsize=10)
+    return fig
