@@ -58,6 +58,17 @@ def _grid(args):
     return parse_grid(args.objective, args.depth, args.lam, args.rho, args.eps, args.fraction)
 
 
+def _add_allow_large(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-large", action="store_true",
+                   help="go ahead even when the estimated output is above 10 GB or the free disk, or the estimated "
+                        "memory above half of what is available (otherwise refused, naming the sizes)")
+
+
+def _note(command: str):
+    """A one-line note on stderr (``jepa-dynamics CMD: note: ...``)."""
+    return lambda message: print(f"jepa-dynamics {command}: note: {message}", file=sys.stderr)
+
+
 def _check_plot(path):
     if path is None:
         return None
@@ -71,26 +82,42 @@ def _check_plot(path):
 
 def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="critical times over a grid of depth x lam x rho x eps (CSV)",
-                       description="One CSV row per element of objective x depth x lam x rho x eps x fraction.")
+                       description="One CSV row per element of objective x depth x lam x rho x eps x fraction. "
+                                   "Prints the files it wrote. Columns and formulas: docs/theory.md. Load the CSV "
+                                   "with jepa_dynamics.records.read_csv(path) or pandas.read_csv(path, comment='#').")
     _add_grid_flags(p)
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--plot", help="also draw critical time against rho and lam (PNG/PDF/SVG)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted sweep in --out, after checking that each row already there is "
+                        "this grid's row at its position (refused, file untouched, if one is not)")
+    p.add_argument("--repair", action="store_true",
+                   help="with --resume: cut the file at its first row that is not the grid's (garbage, duplicates, "
+                        "bytes that are not text) and compute the rest, instead of refusing")
+    _add_allow_large(p)
     _add_progress_flags(p)
 
 
 def _run_sweep(args, argv) -> int:
-    from .sweep import run_sweep
+    from .sweep import plot_rows, run_sweep
 
     grid = _grid(args)
     spec.check_writable(args.out, "out")
     _check_plot(args.plot)
+    if args.repair and not args.resume:
+        raise spec.SpecError("repair", "only goes with --resume")
+    # the provenance line leaves out --resume/--repair: a resumed sweep's file equals an uninterrupted one's
+    command = records.command_line([a for a in argv if a not in ("--resume", "--repair")])
     run_sweep(grid, args.out, method=args.method, resume=args.resume, progress=args.progress,
-              command=records.command_line(argv))
+              command=command, repair=args.repair, allow_large=args.allow_large,
+              report=_note("sweep"))
+    print(args.out)
     if args.plot:
         from .plots import save_figure, sweep_figure
 
-        save_figure(sweep_figure(records.read_csv(args.out)), args.plot)
+        # only the rows the plot draws are read (bounded memory for sweeps of any size)
+        save_figure(sweep_figure(records.read_csv_rows(args.out, plot_rows(grid))), args.plot)
+        print(args.plot)
     return 0
 
 
@@ -98,17 +125,19 @@ def _run_sweep(args, argv) -> int:
 
 def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="trajectories w(t) for a grid of parameters (CSV or NPZ)",
-                       description="Per-feature responses w(t) from w(0) = eps, exact or integrated.")
+                       description="Per-feature responses w(t) from w(0) = eps, exact or integrated. Prints the "
+                                   "files it wrote. Formulas: docs/theory.md.")
     _add_grid_flags(p)
     p.add_argument("--t-max", type=float, help="last time (default: 4 x the largest critical time)")
     p.add_argument("--num-times", type=int, default=200, help="number of times after t = 0 (default: 200)")
     p.add_argument("--spacing", default="log", choices=("log", "linear"), help="time grid spacing (default: log)")
     p.add_argument("--out", required=True, help="output file: .csv (long format) or .npz")
     p.add_argument("--plot", help="also draw w(t) / w_star (PNG/PDF/SVG)")
+    _add_allow_large(p)
 
 
 def _run_simulate(args, argv) -> int:
-    from .sweep import run_simulate, time_grid
+    from .sweep import check_simulate_size, run_simulate, time_grid
 
     grid = _grid(args)
     spec.check_positive_int(args.num_times, "num_times")
@@ -116,13 +145,17 @@ def _run_simulate(args, argv) -> int:
         raise spec.SpecError("out", f"must end in .csv or .npz, got {args.out!r}")
     spec.check_writable(args.out, "out")
     _check_plot(args.plot)
+    check_simulate_size(grid, args.num_times, args.out, args.allow_large)  # before any array is made
     ts = None if args.t_max is None else time_grid(args.t_max, args.num_times, args.spacing)
     params, ts, w = run_simulate(grid, args.out, ts, method=args.method, num=args.num_times,
-                                 spacing=args.spacing, command=records.command_line(argv))
+                                 spacing=args.spacing, command=records.command_line(argv),
+                                 allow_large=args.allow_large)
+    print(args.out)
     if args.plot:
         from .plots import save_figure, trajectory_figure
 
         save_figure(trajectory_figure(params, ts, w), args.plot)
+        print(args.plot)
     return 0
 
 
@@ -130,8 +163,14 @@ def _run_simulate(args, argv) -> int:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train deep linear / MLP encoders and hold them against the theory",
-                       description="Train an encoder with JEPA (stop-gradient or EMA target) or MAE on synthetic "
-                                   "data; write DIR/responses.csv, DIR/summary.csv and DIR/plot.png.")
+                       description="Train one encoder with JEPA (stop-gradient or EMA target) or MAE on synthetic "
+                                   "data; write DIR/responses.csv, DIR/summary.csv, DIR/plot.png, DIR/state.eqx "
+                                   "(and DIR/checkpoints/) and print their paths. Every flag but --lam, --rho and "
+                                   "--checkpoints takes one value; for grids of networks use jepa-dynamics "
+                                   "train-grid. Without --resume, the files of an earlier run in DIR are removed "
+                                   "first. --resume continues a run with the same flags; with a larger --steps and "
+                                   "nothing else changed it extends a finished run. A refused command changes no "
+                                   "file. Theory: docs/theory.md.")
     p.add_argument("--model", default="linear", help="linear (deep linear) or mlp (default: linear)")
     p.add_argument("--objective", default="jepa", help="jepa or mae (default: jepa)")
     p.add_argument("--depth", default="1", help="encoder depth L (default: 1)")
@@ -140,7 +179,9 @@ def _add_train(sub) -> None:
     p.add_argument("--dist", help="data family instead of --lam/--rho: same-trend, reversed-trend, static, dynamic")
     p.add_argument("--dim", default="100", help="number of features of --dist (default: 100)")
     p.add_argument("--eps", default="0.01", help="initial response, below fraction * w_star (default: 0.01)")
-    p.add_argument("--init", default="balanced", help="balanced (spec section 3) or random (default: balanced)")
+    p.add_argument("--init", default="balanced",
+                   help="balanced (every layer eps^(1/depth) times an orthogonal matrix; docs/theory.md) or random "
+                        "(default: balanced)")
     p.add_argument("--init-scale", help="random init: each factor's scale (default: eps**(1/depth))")
     p.add_argument("--loss", default="population", help="population (exact, linear) or sampled (default: population)")
     p.add_argument("--batch", default="256", help="minibatch size for --loss sampled (default: 256)")
@@ -157,12 +198,24 @@ def _add_train(sub) -> None:
     p.add_argument("--grid", default="linear", help="recorded steps: linear or log spacing (default: linear)")
     p.add_argument("--checkpoints", help="comma-separated steps at which to save the encoder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (same flags; a larger --steps extends a finished run). Refused, "
+                        "with every file left as it was, naming each flag that differs")
+    _add_allow_large(p)
     _add_progress_flags(p)
 
 
+_TRAIN_LISTS = ("lam", "rho", "checkpoints", "out")  # train flags that may hold commas (lists, a path)
+
+
 def _run_train(args, argv) -> int:
-    from .train import TrainConfig, run_training
+    from .train import TrainConfig, run_training, run_files
+
+    for name, value in vars(args).items():
+        if name not in _TRAIN_LISTS and isinstance(value, str) and "," in value:
+            count = len(value.split(","))
+            raise spec.SpecError(name, f"train takes one value, got {count} ({value}); to train a grid of "
+                                       "networks use jepa-dynamics train-grid")
 
     def num(text, name, kind=float):
         return spec.parse_list(text, name, kind)[0] if text is not None else None
@@ -182,7 +235,10 @@ def _run_train(args, argv) -> int:
     spec.check_writable_dir(args.out, "out")
     # the provenance line leaves out --resume, so a resumed run's files equal an uninterrupted run's
     command = records.command_line([a for a in argv if a != "--resume"])
-    run_training(config, args.out, resume=args.resume, progress=args.progress, command=command)
+    run_training(config, args.out, resume=args.resume, progress=args.progress, command=command,
+                 allow_large=args.allow_large, report=_note("train"))
+    for path in run_files(args.out):
+        print(path)
     return 0
 
 
@@ -190,12 +246,26 @@ def _run_train(args, argv) -> int:
 
 def _add_figures(sub) -> None:
     p = sub.add_parser("figures", help="regenerate the paper's six figure groups (PNG and PDF)",
-                       description="Build each figure of jepa_dynamics.figures and write OUT/NAME.<format>.")
+                       description=_FIGURES_DESCRIPTION)
+    p.__class__ = _FiguresParser
     p.add_argument("--fast", action="store_true", help="small sizes (seconds per figure; what CI runs)")
     p.add_argument("--only", help="comma-separated figure names (default: all six)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.add_argument("--format", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
     _add_progress_flags(p)
+
+
+_FIGURES_DESCRIPTION = "Build each figure of jepa_dynamics.figures and write OUT/NAME.<format>."
+
+
+class _FiguresParser(_Parser):
+    """Lists the figure names in its help (importing :mod:`jepa_dynamics.figures` only then)."""
+
+    def format_help(self):
+        from .figures import FIGURES
+
+        self.description = f"{_FIGURES_DESCRIPTION} Figures (for --only): {', '.join(FIGURES)}."
+        return super().format_help()
 
 
 def _run_figures(args, argv) -> int:

@@ -87,7 +87,14 @@ def custom(lam, rho) -> Dataset:
     lam = np.atleast_1d(spec.check_lam(lam))
     rho = np.atleast_1d(spec.check_rho(rho))
     spec.check_same_length(lam, rho, "lam", "rho")
-    return Dataset("custom", lam, rho, lam / rho, _target_variance(lam, rho))
+    sigma2 = spec.check_sigma2(lam, rho)  # names an overflow / underflow instead of a NumPy warning
+    with np.errstate(over="ignore"):
+        syy = _target_variance(lam, rho)
+    if not np.all(np.isfinite(syy)):
+        i = int(np.flatnonzero(~np.isfinite(syy))[0])
+        raise spec.SpecError("lam", f"the target variance E[y^2] = lam * rho overflows float64 for lam={lam[i]:.6g} "
+                                    f"rho={rho[i]:.6g}; use a smaller lam or rho")
+    return Dataset("custom", lam, rho, sigma2, syy)
 
 
 def _trend(name, dim, lam_range, rho_range, reversed_):

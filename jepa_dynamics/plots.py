@@ -2,7 +2,7 @@
 
 The palette is Okabe-Ito (colour-blind safe).  Depth is told by colour, objective by
 line style (JEPA solid, MAE dashed), so every figure reads the same way.  Times
-are gradient-flow time (``theory-spec.md`` section 4).  Figures use matplotlib's
+are gradient-flow time (``docs/theory.md``).  Figures use matplotlib's
 object API with the Agg backend; nothing here touches global pyplot state.
 """
 
@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 __all__ = ["PALETTE", "OBJECTIVE_STYLE", "OBJECTIVE_LABEL", "TIME_LABEL", "FEATURE_COLOURS", "depth_colour",
-           "shade", "style", "new_figure", "save_figure", "sweep_figure", "trajectory_figure"]
+           "shade", "style", "new_figure", "save_figure", "sweep_figure", "trajectory_figure", "problem_styles"]
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 OBJECTIVE_STYLE = {"jepa": {"linestyle": "-", "marker": "o"}, "mae": {"linestyle": "--", "marker": "s"}}
@@ -63,6 +63,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: fl
 def save_figure(fig, path: str, *, dpi: int = 150) -> None:
     """Save via a temporary file and ``os.replace`` (PNG, PDF or SVG by extension)."""
     root, ext = os.path.splitext(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # spec.check_writable creates nothing
     tmp = f"{root}.tmp-{os.getpid()}{ext}"
     fig.savefig(tmp, dpi=dpi)
     os.replace(tmp, path)
@@ -113,17 +114,33 @@ def sweep_figure(table: dict, *, lam: float | None = None, rho: float | None = N
     return fig
 
 
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("", "o", "s", "^", "v", "D", "x", "+")
+
+
+def problem_styles(lam, rho) -> dict:
+    """``(lam, rho) -> (linestyle, marker)``, distinct for every pair (up to 32; then they repeat):
+    within one panel colour is depth, so line style and marker tell the problems apart."""
+    pairs = sorted({(float(a), float(b)) for a, b in zip(np.ravel(lam), np.ravel(rho))})
+    return {p: (LINESTYLES[k % len(LINESTYLES)], MARKERS[(k // len(LINESTYLES)) % len(MARKERS)])
+            for k, p in enumerate(pairs)}
+
+
 def trajectory_figure(params: dict, ts: np.ndarray, w: np.ndarray, *, normalise: bool = True):
-    """``w(t)`` (divided by ``w_star`` if ``normalise``), one panel per objective."""
+    """``w(t)`` (divided by ``w_star`` if ``normalise``), one panel per objective: colour is
+    depth, line style and marker the ``(lam, rho)`` pair (:func:`problem_styles`)."""
     objectives = [o for o in ("jepa", "mae") if np.any(params["objective"] == o)]
     depths = sorted(np.unique(params["depth"]).astype(int).tolist())
+    styles = problem_styles(params["lam"], params["rho"])
     fig, axes = new_figure(1, len(objectives), sharey=True)
     for ax, obj in zip(axes[0], objectives):
         for i in np.flatnonzero(params["objective"] == obj):
             d = int(params["depth"][i])
             y = w[i] / params["fixed_point"][i] if normalise else w[i]
-            ax.plot(ts[1:], y[1:], color=depth_colour(d, depths), linestyle=OBJECTIVE_STYLE[obj]["linestyle"],
-                    alpha=0.9, label=f"L={d}, $\\lambda$={params['lam'][i]:g}, $\\rho$={params['rho'][i]:g}")
+            linestyle, marker = styles[(float(params["lam"][i]), float(params["rho"][i]))]
+            ax.plot(ts[1:], y[1:], color=depth_colour(d, depths), linestyle=linestyle, marker=marker or None,
+                    markevery=max(1, (ts.size - 1) // 12), markersize=3.5, alpha=0.9,
+                    label=f"L={d}, $\\lambda$={params['lam'][i]:g}, $\\rho$={params['rho'][i]:g}")
         ax.set_xscale("log")
         ax.set_xlabel(TIME_LABEL)
         ax.set_title(OBJECTIVE_LABEL[obj])

@@ -6,8 +6,11 @@ then one header row of column names.  No timestamps: the same command gives a
 byte-identical file.
 
 * :class:`CsvAppender` streams rows, flushing after each block, and can resume a
-  file: it checks that the provenance ``# grid:`` line matches, drops a torn last
-  line, and reports how many complete rows are already there.
+  file: it checks that the provenance ``# grid:`` line matches (naming every key that
+  differs), reads the rows in blocks (bounded memory) and checks each one (:class:`Rows`,
+  vectorised on bytes), drops a torn last line, and refuses -- changing nothing -- a file
+  with rows that are not the job's.
+* :func:`check_size` refuses a job whose estimated output or memory is too large.
 * :func:`write_csv_atomic` writes a whole file through a temporary file and
   ``os.replace``, so a reader never sees half a file.
 * :func:`format_column` turns a float array into the shortest strings that read
@@ -33,7 +36,13 @@ __all__ = [
     "format_column",
     "CsvAppender",
     "write_csv_atomic",
+    "write_csv_blocks",
     "read_csv",
+    "read_csv_rows",
+    "read_key",
+    "key_differences",
+    "ensure_folder",
+    "check_size",
     "progress_bar",
 ]
 
@@ -73,49 +82,251 @@ def _rows_text(columns: Sequence[Sequence[str]]) -> str:
     return "".join(",".join(row) + "\n" for row in zip(*columns))
 
 
+
+
+class Rows:
+    """A block of complete CSV lines as bytes, split into fields with NumPy (no object per
+    field, so millions of rows are checked in seconds).
+
+    ``first_bad``: the first line that does not have ``width`` fields or is not UTF-8 text
+    (``None`` if none); :attr:`k` lines come before it.  For those, :meth:`field` and
+    :meth:`lengths` give one column as fixed-width bytes; the block is also a sequence of
+    those ``k`` lines as ``str`` (for checks written line by line)."""
+
+    def __init__(self, data: bytes, width: int):
+        self.data = np.frombuffer(data, dtype=np.uint8)
+        self.ends = np.flatnonzero(self.data == 10)
+        self.n = self.ends.size
+        self.starts = np.concatenate([[0], self.ends[:-1] + 1])
+        commas = np.flatnonzero(self.data == 44)
+        per_line = np.bincount(np.searchsorted(self.ends, commas), minlength=self.n)[: self.n]
+        bad = per_line != width - 1
+        odd = np.flatnonzero((self.data >= 128) | ((self.data < 32) & (self.data != 10)))
+        for i in np.unique(np.searchsorted(self.ends, odd)).tolist():  # rare: decode those lines
+            if not bad[i]:
+                try:
+                    text = self.line(i).decode("utf-8")
+                    bad[i] = any(c < " " and c != "\n" for c in text)
+                except UnicodeDecodeError:
+                    bad[i] = True
+        first = np.flatnonzero(bad)
+        self.first_bad = int(first[0]) if first.size else None
+        k = self.n if self.first_bad is None else self.first_bad
+        self.k = k  # lines whose fields are known
+        # every line before first_bad has width - 1 commas, so the first (width - 1) k are theirs
+        seps = commas[: (width - 1) * k].reshape(k, width - 1)
+        self._from = np.column_stack([self.starts[:k], seps + 1])
+        self._to = np.column_stack([seps, self.ends[:k]])
+
+    def __len__(self) -> int:
+        return self.k
+
+    def __getitem__(self, i: int) -> str:
+        if not -self.k <= i < self.k:
+            raise IndexError(i)
+        return self.line(i % self.k).decode("utf-8").rstrip("\n")
+
+    def __iter__(self):
+        return (self[i] for i in range(self.k))
+
+    def line(self, i: int) -> bytes:
+        return self.data[self.starts[i]: self.ends[i] + 1].tobytes()
+
+    def bytes_outside(self, columns, allowed: np.ndarray) -> np.ndarray:
+        """Indices (among the first :attr:`k` lines) of lines with a byte outside ``allowed``
+        (a boolean table of 256) in any of the fields ``columns``; vectorised on the bytes."""
+        mark = np.zeros(self.data.size + 1, dtype=np.int8)
+        for j in columns:
+            mark[self._from[:, j]] += 1  # fields never overlap, so plain fancy adds are exact
+            mark[self._to[:, j]] -= 1
+        inside = np.cumsum(mark[:-1], dtype=np.int8) > 0
+        wrong = np.flatnonzero(inside & ~allowed[self.data])
+        return np.unique(np.searchsorted(self.ends, wrong))
+
+    def lengths(self, j: int) -> np.ndarray:
+        """Lengths of field ``j`` of the first :attr:`k` lines."""
+        return self._to[:, j] - self._from[:, j]
+
+    def field(self, j: int, width: int):
+        """``(text, length)`` of field ``j`` of the first :attr:`k` lines: ``text`` as ``S<width>``
+        bytes (cut at ``width``), ``length`` the field's full length."""
+        lo, hi = self._from[:, j], self._to[:, j]
+        length = hi - lo
+        offsets = np.arange(width)
+        take = np.minimum(lo[:, None] + offsets[None, :], self.data.size - 1)
+        text = np.where(offsets[None, :] < length[:, None], self.data[take], 0).astype(np.uint8)
+        return np.ascontiguousarray(text).view(f"S{width}").ravel(), length
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def key_differences(old: dict, new: dict, where: str) -> list[str]:
+    """``"--steps: the run in r has 20000, this command 40000"`` for each key that differs."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, "(absent)"), new.get(k, "(absent)")
+        if a != b:
+            text = lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
+            out.append(f"{_flag(k)}: {where} has {text(a)}, this command {text(b)}")
+    return out
+
+
+def read_key(path: str):
+    """The JSON ``# grid:`` line of a CSV written by this package (``None`` if it has none);
+    reads only the ``#`` lines.  Raises :class:`~jepa_dynamics.spec.SpecError` (``resume``) when
+    the header is not text."""
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.startswith(b"#"):
+                return None
+            if raw.startswith(b"# grid: "):
+                try:
+                    return json.loads(raw[8:].decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    raise spec.SpecError("resume", f"cannot resume {path}: its '# grid:' line is damaged; "
+                                                   "rerun without --resume to start over") from None
+    return None
+
+
+def ensure_folder(path: str) -> None:
+    """Create the folder that will hold the file ``path`` (called after all inputs are checked)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
 class CsvAppender:
     """Append rows to a CSV with a provenance header, flushing each block.
 
     ``resume=True`` continues an existing file written with the same ``key``
-    (a JSON-able description of the job, stored as the ``# grid:`` line): a torn
-    last line is cut off and :attr:`done` says how many complete data rows are
-    kept.  A mismatching key raises :class:`~jepa_dynamics.spec.SpecError`.
+    (a JSON-able description of the job, stored as the ``# grid:`` line).  The file is
+    read in blocks (bounded memory), never all at once.  Each block of complete rows must be
+    rows of ``len(columns)`` fields of the characters the package writes (:class:`Rows`), and
+    is passed as a :class:`Rows` to ``check(first_index, rows)``, which returns the index (in
+    the block) of the first row that is not the job's row at that position, or ``None``.  A torn last line (a kill
+    mid-write) is cut off.  Anything else that is not the job's row -- another job's
+    rows, duplicates, text that is not UTF-8 -- raises
+    :class:`~jepa_dynamics.spec.SpecError` naming the file, the row and the fix, with the
+    file untouched; ``repair=True`` instead cuts the file at that row (:attr:`repaired`
+    then says what was dropped).  :attr:`done` is the number of rows kept.  Nothing is
+    modified before every check has passed.
     """
 
     def __init__(self, path: str, header: Sequence[str], columns: Sequence[str], *, key=None,
-                 resume: bool = False, name: str = "out"):
+                 resume: bool = False, name: str = "out", check=None, repair: bool = False, progress=None,
+                 what: str = "job"):
         self.path = spec.check_writable(path, name)
+        self.what = what
         self.columns = list(columns)
+        self.repaired = None
         key_line = f"# grid: {json.dumps(key, sort_keys=True)}" if key is not None else None
         self.done = 0
         if resume and os.path.exists(path) and os.path.getsize(path) > 0:
-            self.done = self._recover(key_line, name)
+            try:
+                self.done, keep = self._recover(key, key_line, check, repair, progress)
+            except KeyboardInterrupt:  # nothing has been changed yet
+                raise KeyboardInterrupt(f"interrupted while checking the rows of {path}, which is unchanged; "
+                                        "rerun with --resume to continue") from None
+            if keep != os.path.getsize(path):
+                with open(path, "r+b") as f:
+                    f.truncate(keep)
             self._file = open(path, "a", encoding="utf-8", newline="")
         else:
+            ensure_folder(path)
             self._file = open(path, "w", encoding="utf-8", newline="")
             lines = list(header) + ([key_line] if key_line else []) + [",".join(self.columns)]
             self._file.write("\n".join(lines) + "\n")
             self._file.flush()
 
-    def _recover(self, key_line, name) -> int:
-        with open(self.path, "rb") as f:
-            data = f.read()
-        lines = data.split(b"\n")
-        # everything after the last newline is a torn row: drop it
-        keep = data[: data.rfind(b"\n") + 1] if lines[-1] else data
-        text_lines = keep.decode("utf-8").splitlines()
-        comments = [ln for ln in text_lines if ln.startswith("#")]
-        if key_line is not None and key_line not in comments:
-            raise spec.SpecError(
-                name, f"cannot resume {self.path}: it was written for other parameters (rerun without --resume)"
-            )
-        body = [ln for ln in text_lines if not ln.startswith("#")]
-        if not body or body[0] != ",".join(self.columns):
-            raise spec.SpecError(name, f"cannot resume {self.path}: its column header is missing or different")
-        if len(keep) != len(data):
-            with open(self.path, "r+b") as f:
-                f.truncate(len(keep))
-        return len(body) - 1
+    def _refuse(self, problem: str):
+        if "rerun without --resume" not in problem:
+            problem += "; or rerun without --resume to start over"
+        raise spec.SpecError("resume", f"cannot resume {self.path}: {problem}")
+
+    def _recover(self, key, key_line, check, repair, progress) -> tuple[int, int]:
+        """``(rows kept, byte length kept)``; reads the file once, in blocks."""
+        path = self.path
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            comments, raw = [], f.readline()
+            if not raw.startswith(b"# jepa-dynamics"):
+                self._refuse("its first line is not '# jepa-dynamics ...', so this package did not write it")
+            if raw.endswith(b"\r\n"):
+                self._refuse("it has Windows (CRLF) line endings; convert it back (e.g. dos2unix)")
+            while raw.startswith(b"#"):
+                comments.append(raw.rstrip(b"\n"))
+                raw = f.readline()
+            try:
+                comments = [c.decode("utf-8") for c in comments]
+            except UnicodeDecodeError:
+                self._refuse("its '#' header lines are not UTF-8 text, so it was not written by this command; "
+                             "rerun without --resume to start over")
+            if key_line is not None and key_line not in comments:
+                old = read_key(path)
+                diff = key_differences(old, key, f"the file") if isinstance(old, dict) else []
+                detail = f" ({'; '.join(diff)})" if diff else ""
+                self._refuse(f"it was written for other parameters{detail}; rerun without --resume to start over")
+            if raw.rstrip(b"\n") != ",".join(self.columns).encode() or not raw.endswith(b"\n"):
+                self._refuse("its column header is missing or different; rerun without --resume to start over")
+            keep = f.tell()
+            done = 0
+            bar = progress_bar(size, initial=keep, enabled=progress, desc="checking rows", unit="B", leave=False)
+            bad = None  # (row index, what was found)
+            try:
+                carry = b""
+                while True:
+                    chunk = f.read(1 << 20)  # 1 MB: the block's NumPy arrays stay ~30 MB
+                    data = carry + chunk
+                    cut = data.rfind(b"\n") + 1
+                    if not chunk:  # end of file: what is left after the last newline is a torn line
+                        if data and not self._torn_ok(data):
+                            bad = (done, self._show(data))
+                        break
+                    carry = data[cut:]
+                    if not cut:
+                        continue
+                    rows = Rows(data[:cut], len(self.columns))
+                    first = rows.first_bad
+                    if check is not None:
+                        found = check(done, rows)
+                        first = found if first is None else (first if found is None else min(first, found))
+                    if first is not None:
+                        bad = (done + first, self._show(rows.line(first)))
+                        keep += int(rows.starts[first])
+                        done += first
+                        break
+                    done += rows.n
+                    keep += cut
+                    bar.update(cut)
+            finally:
+                bar.close()
+        if bad is not None:
+            row, found = bad
+            if not repair:
+                self._refuse(f"data row {row + 1} is not this {self.what}'s row {row + 1} (found {found}); the "
+                             f"{row} rows before it are. Rerun with --resume --repair to cut the file there and compute the "
+                             f"rest, or without --resume to start over")
+            self.repaired = (row, found)
+        return done, keep
+
+    @staticmethod
+    def _show(raw: bytes) -> str:
+        try:
+            text = raw.decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError:
+            return "bytes that are not UTF-8 text"
+        return repr(text if len(text) <= 60 else text[:57] + "...")
+
+    def _torn_ok(self, raw: bytes) -> bool:
+        """A torn last line: text that could begin a row (UTF-8, printable, no more fields); a
+        cut in the middle of a multi-byte character is allowed."""
+        import codecs
+
+        try:
+            text = codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+        except UnicodeDecodeError:
+            return False
+        return text.isprintable() and text.count(",") < len(self.columns)
 
     def write_columns(self, columns: Sequence[Sequence[str]]) -> None:
         """Append rows given column-wise as lists of already formatted strings."""
@@ -141,15 +352,84 @@ def write_csv_atomic(path: str, header: Sequence[str], columns: Sequence[str],
     """Write a whole CSV at once via a temporary file and ``os.replace``.
 
     ``data`` holds one sequence per column (floats are written with :func:`format_column`)."""
+    write_csv_blocks(path, header, columns, [[format_column(col) for col in data]], name=name)
+
+
+def write_csv_blocks(path: str, header: Sequence[str], columns: Sequence[str], blocks: Iterable,
+                     name: str = "out") -> None:
+    """Write a CSV from an iterable of blocks (each a list of already formatted text columns),
+    via a temporary file and ``os.replace``: memory holds one block, a reader never sees half a
+    file, and an interrupted write leaves any old ``path`` as it was."""
     spec.check_writable(path, name)
-    formatted = [format_column(col) for col in data]
+    ensure_folder(path)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write("\n".join(list(header) + [",".join(columns)]) + "\n")
-        f.write(_rows_text(formatted))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write("\n".join(list(header) + [",".join(columns)]) + "\n")
+            for block in blocks:
+                f.write(_rows_text(block))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+LARGE_OUTPUT = 10 * 1024**3  # bytes: above this a command asks for --allow-large even when the disk has room
+MEMORY_SHARE = 0.5  # a command may plan to use at most this share of the memory available now
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000.0
+    raise AssertionError
+
+
+def free_disk(path: str) -> int:
+    """Free bytes on the file system that will hold ``path`` (its nearest existing folder)."""
+    import shutil
+
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return shutil.disk_usage(folder).free
+
+
+def available_memory() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (``None`` where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_size(what: str, *, path: str | None = None, out_bytes: float = 0.0, mem_bytes: float = 0.0,
+               allow_large: bool = False) -> None:
+    """Refuse (``SpecError`` naming ``--allow-large``) a job whose estimated output is above the
+    free disk or :data:`LARGE_OUTPUT`, or whose estimated peak memory is above
+    :data:`MEMORY_SHARE` of the memory available; ``allow_large=True`` goes ahead anyway."""
+    if allow_large:
+        return
+    fix = "shrink it, or pass --allow-large to go ahead"
+    if path is not None and out_bytes > 0:
+        free = free_disk(path)
+        if out_bytes > free:
+            raise spec.SpecError("allow_large", f"{what} would write about {human_bytes(out_bytes)} to {path}, more "
+                                                f"than the {human_bytes(free)} free there; {fix}")
+        if out_bytes > LARGE_OUTPUT:
+            raise spec.SpecError("allow_large", f"{what} would write about {human_bytes(out_bytes)} to {path} "
+                                                f"({human_bytes(free)} free there); {fix}")
+    avail = available_memory()
+    if avail is not None and mem_bytes > MEMORY_SHARE * avail:
+        raise spec.SpecError("allow_large", f"{what} would need about {human_bytes(mem_bytes)} of memory, with "
+                                            f"{human_bytes(avail)} available; {fix}")
 
 
 def progress_bar(total: int, *, desc: str, unit: str, enabled=None, initial: int = 0, leave: bool = True):
@@ -161,6 +441,34 @@ def progress_bar(total: int, *, desc: str, unit: str, enabled=None, initial: int
         enabled = sys.stderr.isatty()
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not enabled, leave=leave,
                 file=sys.stderr, dynamic_ncols=True)
+
+
+def read_csv_rows(path: str, rows) -> dict[str, np.ndarray]:
+    """Like :func:`read_csv`, but only the data rows at the sorted positions ``rows`` (0-based),
+    streaming the file: memory grows with ``len(rows)``, not with the file."""
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    picked, names, k, i = [], None, 0, 0
+    with open(path, encoding="utf-8") as f:
+        for ln in f:
+            if ln.startswith("#") or not ln.strip():
+                continue
+            if names is None:
+                names = ln.rstrip("\n").split(",")
+                continue
+            if k < rows.size and rows[k] == i:
+                picked.append(ln.rstrip("\n").split(","))
+                k += 1
+                if k == rows.size:
+                    break
+            i += 1
+    out: dict[str, np.ndarray] = {}
+    for j, column in enumerate(names or []):
+        values = [row[j] for row in picked]
+        try:
+            out[column] = np.array([float(v) for v in values])
+        except ValueError:
+            out[column] = np.array(values)
+    return out
 
 
 def read_csv(path: str) -> dict[str, np.ndarray]:

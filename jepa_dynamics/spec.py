@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 OBJECTIVES = ("jepa", "mae")
+MAX_INT = 2**53  # the largest whole number every integer flag (steps, seed, depth, ...) may take
 METHODS = ("exact", "ode")
 
 
@@ -54,12 +55,23 @@ def check_objective(objective: str) -> str:
 def check_int(value, name: str, minimum: int = 1) -> int:
     """A whole number ``>= minimum`` (``1``: "a positive integer", ``0``: "a non-negative integer")."""
     kind = "a positive integer" if minimum == 1 else ("a non-negative integer" if minimum == 0 else f"an integer >= {minimum}")
+    exact = None  # the exact whole number, where float() would round it (text or int above 2**53)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        exact = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        exact = int(value.strip())
+    if exact is not None and abs(exact) > MAX_INT:
+        raise SpecError(name, f"must be at most 2**53 = {MAX_INT} (larger whole numbers are not exact in float64), "
+                              f"got {value!r}")
     try:
         as_float = float(value)
     except (TypeError, ValueError):
         raise SpecError(name, f"must be {kind}, got {value!r}") from None
     if not math.isfinite(as_float) or as_float != int(as_float) or as_float < minimum:
         raise SpecError(name, f"must be {kind}, got {value!r}")
+    if abs(as_float) > MAX_INT:
+        raise SpecError(name, f"must be at most 2**53 = {MAX_INT} (larger whole numbers are not exact in float64), "
+                              f"got {value!r}")
     return int(as_float)
 
 
@@ -137,21 +149,65 @@ def check_rho(rho) -> np.ndarray:
 def fixed_point(objective: str, depth, rho):
     """The stable fixed point ``w_star``: JEPA ``rho**L``, MAE ``rho**(L/(L+1))``.
 
-    Vectorised over ``depth`` and ``rho`` (no validation; see :func:`check_eps`)."""
+    Vectorised over ``depth`` and ``rho`` (no validation; see :func:`check_fixed_point`:
+    ``inf`` or ``0`` here mean that ``w_star`` is outside float64)."""
     depth = np.asarray(depth, dtype=np.float64)
     rho = np.asarray(rho, dtype=np.float64)
-    if objective == "jepa":
-        return rho**depth
-    return rho ** (depth / (depth + 1.0))
+    with np.errstate(over="ignore", under="ignore"):
+        if objective == "jepa":
+            return rho**depth
+        return rho ** (depth / (depth + 1.0))
+
+
+def check_fixed_point(objective: str, depth, rho) -> np.ndarray:
+    """``w_star`` must be a normal float64 (neither overflowing nor underflowing), else no
+    ``eps`` can start below it and no time reach it; the message names the row."""
+    w_star = np.asarray(fixed_point(objective, depth, rho))
+    bad = ~np.isfinite(w_star) | (w_star < np.finfo(np.float64).tiny)
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        d = int(np.broadcast_to(np.asarray(depth), w_star.shape).ravel()[i])
+        r = float(np.broadcast_to(np.asarray(rho), w_star.shape).ravel()[i])
+        power = f"rho^{d}" if objective == "jepa" else f"rho^({d}/{d + 1})"
+        if np.isfinite(w_star.ravel()[i]):
+            raise SpecError("rho", f"the fixed point w_star = {power} underflows float64 (below 2.2e-308) for "
+                                   f"objective={objective} depth={d} rho={_fmt(r)}: no eps can start below it; "
+                                   "use a rho closer to 1 or a smaller depth")
+        raise SpecError("rho", f"the fixed point w_star = {power} overflows float64 for objective={objective} "
+                               f"depth={d} rho={_fmt(r)}; use a smaller rho or depth")
+    return w_star
+
+
+def check_sigma2(lam, rho) -> np.ndarray:
+    """The context variance ``sigma2 = lam / rho`` must be a normal float64."""
+    lam, rho = np.broadcast_arrays(np.asarray(lam, dtype=np.float64), np.asarray(rho, dtype=np.float64))
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        s2 = lam / rho
+    bad = ~np.isfinite(s2) | (s2 < np.finfo(np.float64).tiny)
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        how = "overflows" if not np.isfinite(s2.ravel()[i]) else "underflows"
+        fix = "a smaller lam or a larger rho" if how == "overflows" else "a larger lam or a smaller rho"
+        raise SpecError("lam", f"the context variance sigma2 = lam / rho {how} float64 for lam={_fmt(lam.ravel()[i])} "
+                               f"rho={_fmt(rho.ravel()[i])}; use {fix}")
+    return s2
 
 
 def check_eps(eps, objective: str, depth, rho, fraction=0.5) -> np.ndarray:
     """``0 < eps < fraction * w_star``: the feature must start below the level that
     defines its critical time, otherwise ``t_star`` is undefined."""
     eps = check_positive(eps, "eps")
-    w_star = fixed_point(objective, depth, rho)
-    limit = np.asarray(fraction, dtype=np.float64) * w_star
+    w_star = check_fixed_point(objective, depth, rho)
+    with np.errstate(under="ignore"):
+        limit = np.asarray(fraction, dtype=np.float64) * w_star
     eps_b, limit_b = np.broadcast_arrays(eps, limit)
+    tiny = limit_b < np.finfo(np.float64).tiny
+    if tiny.any():
+        i = np.flatnonzero(tiny.ravel())[0]
+        f = np.broadcast_to(np.asarray(fraction), eps_b.shape).ravel()[i]
+        raise SpecError("fraction", f"fraction * w_star underflows float64 (fraction={_fmt(f)}, "
+                                    f"w_star={_fmt(np.broadcast_to(w_star, eps_b.shape).ravel()[i])}): no eps can "
+                                    "start below it; use a larger fraction")
     bad = eps_b >= limit_b
     if bad.any():
         i = np.flatnonzero(bad.ravel())[0]
@@ -222,6 +278,9 @@ def parse_list(text: str, name: str, kind=float) -> list:
         if kind is int:
             if value != int(value):
                 raise SpecError(name, f"must be an integer, got {item!r}")
+            if abs(value) > MAX_INT:
+                raise SpecError(name, f"must be at most 2**53 = {MAX_INT} (larger whole numbers are not exact in "
+                                      f"float64), got {item!r}")
             value = int(value)
         out.append(value)
     return out
@@ -236,10 +295,11 @@ def check_same_length(a: Iterable, b: Iterable, name_a: str, name_b: str) -> Non
 
 
 def check_writable(path: str, name: str = "out") -> str:
-    """The output file's folder must exist (it is created if missing) and take a file.
+    """The output file's folder must exist or be creatable, and take a file.
 
-    The check writes and removes a probe file, so it holds for root and read-only
-    file systems alike."""
+    Nothing is created: the check writes and removes a probe file in the nearest folder
+    that exists (so it holds for root and read-only file systems alike), and the writers
+    create missing folders only once every input has been checked."""
     path = os.fspath(path)
     if not path:
         raise SpecError(name, "a file name is required")
@@ -252,8 +312,7 @@ def check_writable(path: str, name: str = "out") -> str:
     if not os.path.isdir(probe):
         raise SpecError(name, f"cannot write {path}: {probe} is a file, not a folder")
     try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".jepa-probe-"):
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".jepa-probe-"):
             pass
         if os.path.exists(path):
             with open(path, "a"):

@@ -7,7 +7,7 @@ block is flushed as soon as it is computed, and an interrupted sweep resumes whe
 it stopped (``resume=True``) with no row lost or repeated.  :func:`run_simulate`
 writes trajectories ``w(t)``.
 
-Columns of a sweep (``theory-spec.md`` names): ``objective, depth, lam, rho,
+Columns of a sweep (names of ``docs/theory.md``): ``objective, depth, lam, rho,
 sigma2, eps, fraction, fixed_point, critical_time, critical_time_asymptotic``.
 ``critical_time`` is gradient-flow time (exact closed form with
 ``method="exact"``, diffrax integration with ``method="ode"``);
@@ -25,11 +25,18 @@ import numpy as np
 from . import records, spec, theory
 
 __all__ = ["SWEEP_COLUMNS", "SIMULATE_COLUMNS", "Grid", "SweepInterrupted", "compute_rows", "run_sweep",
-           "time_grid", "simulate", "run_simulate", "parse_grid"]
+           "row_checker", "sweep_bytes", "plot_rows", "time_grid", "simulate", "simulate_footprint",
+           "check_simulate_size", "run_simulate", "parse_grid"]
 
 SWEEP_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point",
                  "critical_time", "critical_time_asymptotic")
-SIMULATE_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fixed_point", "time", "w")
+SIMULATE_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point", "critical_time",
+                    "time", "w")
+_GRID_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction")
+_SWEEP_GRID_POSITIONS = (0, 1, 2, 3, 5, 6)  # where each grid axis sits among SWEEP_COLUMNS
+_FLOAT_TEXT = 24  # characters of the longest float repr ("-1.2345678901234567e-300")
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"0123456789.e+-infa", np.uint8)] = True
 
 _EXACT_BLOCK = 1 << 16
 _ODE_BLOCK = 512  # one compiled ODE bucket (see ode._BUCKETS) per block, small enough to keep work on Ctrl-C
@@ -74,6 +81,10 @@ class Grid:
         object.__setattr__(self, "fraction", tuple(spec.check_unit_interval(self.fraction, "fraction").tolist()))
         eps = spec.check_positive(self.eps, "eps")
         object.__setattr__(self, "eps", tuple(eps.tolist()))
+        # sigma2 = lam / rho and w_star must be float64 numbers for every combination (else inf/0 rows)
+        spec.check_sigma2([max(self.lam), min(self.lam)], [min(self.rho), max(self.rho)])
+        for obj in self.objective:
+            spec.check_fixed_point(obj, np.asarray(self.depth)[:, None], np.asarray(self.rho)[None, :])
         # the tightest combination decides: the largest eps against the smallest fraction * w_star
         limits = [(min(self.fraction) * float(spec.fixed_point(obj, d, r)), obj, d, r)
                   for obj in self.objective for d in self.depth for r in self.rho]
@@ -150,25 +161,101 @@ def _format_block(grid: Grid, cols: dict, start: int, stop: int) -> list:
     return out
 
 
+def _text_tables(grid: Grid) -> list:
+    """The grid's values of each axis as the text a sweep writes (object arrays)."""
+    return [np.asarray(records.format_column(np.asarray(getattr(grid, n))), dtype=object) for n in _GRID_AXES]
+
+
+def sweep_bytes(grid: Grid, rows: int | None = None) -> float:
+    """An upper estimate of the CSV bytes of ``rows`` rows (default: all) of ``grid``: the mean
+    text of each axis, four computed floats at their longest repr, commas and newline."""
+    rows = grid.size if rows is None else rows
+    per_row = sum(float(np.mean([len(t) for t in table])) for table in _text_tables(grid))
+    return rows * (per_row + 4 * _FLOAT_TEXT + len(SWEEP_COLUMNS))
+
+
+def row_checker(grid: Grid):
+    """``check(start, rows)`` for :class:`~jepa_dynamics.records.CsvAppender`: the index of the
+    first row of the block ``rows`` (:class:`~jepa_dynamics.records.Rows`) that is not the
+    sweep's row at its position: its six grid columns must be the grid's text (compared as
+    bytes, vectorised), its four computed columns number text (1 to 24 of ``0-9 . e + -`` and
+    the letters of ``inf`` and ``nan``); a row past the grid's end is not its row."""
+    tables = []
+    for table in _text_tables(grid):
+        encoded = [t.encode() for t in table]
+        width = max(map(len, encoded)) + 1  # one more byte: a longer field in the file cannot match
+        tables.append((np.array(encoded, dtype=f"S{width}"), np.array([len(e) for e in encoded]), width))
+    total = grid.size
+
+    def check(start: int, rows):
+        k = rows.k
+        stop = min(total, start + k)
+        bad = [stop - start] if stop - start < k else []
+        m = stop - start
+        if m > 0:
+            for pos, (text, length, width), index in zip(_SWEEP_GRID_POSITIONS, tables, grid.indices(start, stop)):
+                got, got_len = rows.field(pos, width)
+                wrong = np.flatnonzero((got[:m] != text[index]) | (got_len[:m] != length[index]))
+                bad += wrong[:1].tolist()
+            # number text: 1 to 24 of 0-9 . e + - (inf and nan spelt with i n f a)
+            wrong = rows.bytes_outside((4, 7, 8, 9), _NUMBER_BYTES)
+            bad += wrong[wrong < m][:1].tolist()
+            for pos in (4, 7, 8, 9):
+                length = rows.lengths(pos)[:m]
+                bad += np.flatnonzero((length == 0) | (length > _FLOAT_TEXT))[:1].tolist()
+        return min(bad) if bad else None
+
+    return check
+
+
+def plot_rows(grid: Grid) -> np.ndarray:
+    """Positions of the rows :func:`jepa_dynamics.plots.sweep_figure` draws from a sweep of
+    ``grid``: the smallest ``eps`` and ``fraction``, every ``rho`` at the middle ``lam`` and
+    every ``lam`` at the middle ``rho`` (so ``--plot`` reads a few rows, not the whole file)."""
+    axes = [np.asarray(getattr(grid, n)) for n in _GRID_AXES]
+    every = [np.arange(a.size) for a in axes]
+    eps = np.flatnonzero(axes[4] == axes[4].min())
+    frac = np.flatnonzero(axes[5] == axes[5].min())
+    lam_u, rho_u = np.unique(axes[2]), np.unique(axes[3])
+    lam0 = np.flatnonzero(axes[2] == lam_u[lam_u.size // 2])
+    rho0 = np.flatnonzero(axes[3] == rho_u[rho_u.size // 2])
+    picks = [np.ravel_multi_index(np.ix_(every[0], every[1], lam, rho, eps, frac), grid.shape).ravel()
+             for lam, rho in ((lam0, every[3]), (every[2], rho0))]
+    return np.unique(np.concatenate(picks))
+
+
 def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = False, progress=None,
-              command: str | None = None, block: int | None = None, **ode_options) -> int:
+              command: str | None = None, block: int | None = None, repair: bool = False,
+              allow_large: bool = False, report=None, **ode_options) -> int:
     """Compute every row of ``grid`` and stream it to the CSV ``out``.
 
-    Returns the number of rows computed by this call.  With ``resume=True`` an
-    existing file for the same grid and method is continued.  ``progress``: show a
-    tqdm bar on stderr (``None``: only when stderr is a terminal).  Ctrl-C raises
-    :class:`SweepInterrupted` after the finished blocks are flushed."""
+    Returns the number of rows computed by this call.  With ``resume=True`` an existing
+    file for the same grid and method is continued after checking, in bounded memory, that
+    each of its rows is the grid's row at that position; a row that is not (garbage,
+    duplicates, bytes that are not text) refuses the resume with the file untouched, or
+    with ``repair=True`` cuts the file there and computes the rest (``report(message)`` is
+    told).  The estimated output must fit the disk (:func:`jepa_dynamics.records.check_size`;
+    ``allow_large`` skips that).  ``progress``: show a tqdm bar on stderr (``None``: only
+    when stderr is a terminal).  Ctrl-C raises :class:`SweepInterrupted` after the finished
+    blocks are flushed."""
     spec.check_choice(method, spec.METHODS, "method")
     block = block or (_EXACT_BLOCK if method == "exact" else _ODE_BLOCK)
     header = records.provenance_lines(command or "jepa_dynamics.sweep.run_sweep(...)",
                                       {"method": method, "columns": "critical_time and critical_time_asymptotic "
-                                       "are gradient-flow times (theory-spec section 4)"})
-    writer = records.CsvAppender(out, header, SWEEP_COLUMNS, key=grid.key(method), resume=resume)
-    start = writer.done
+                                       "are gradient-flow times (docs/theory.md)"})
     total = grid.size
-    if start > total:
-        writer.close()
-        raise spec.SpecError("out", f"cannot resume {out}: it holds {start} rows, more than the {total} of this sweep")
+    spec.check_writable(out, "out")
+    # checked before the file is opened: a refused sweep leaves it as it was
+    have = os.path.getsize(out) if resume and os.path.exists(out) else 0
+    records.check_size(f"this sweep ({total} rows)", path=out, out_bytes=sweep_bytes(grid) - have,
+                       allow_large=allow_large)
+    writer = records.CsvAppender(out, header, SWEEP_COLUMNS, key=grid.key(method), resume=resume,
+                                 check=row_checker(grid), repair=repair, progress=progress, what="sweep")
+    start = writer.done
+    if writer.repaired is not None and report is not None:
+        row, found = writer.repaired
+        report(f"{out}: data row {row + 1} was not this sweep's row (found {found}); kept the {row} rows before "
+               f"it and computed the rest")
     bar = records.progress_bar(total, initial=start, enabled=progress, desc=f"sweep ({method})", unit="row")
     done = start
     try:
@@ -195,22 +282,48 @@ def time_grid(t_max: float, num: int = 200, spacing: str = "log", t_min: float |
     if spacing == "linear":
         return np.linspace(0.0, t_max, num + 1)
     t_min = t_max * 1e-6 if t_min is None else float(spec.check_positive(t_min, "t_min"))
+    if t_min < np.finfo(np.float64).tiny:
+        raise spec.SpecError("t_max", f"too small for a log time grid: it starts at t_max * 1e-6 = {t_min:.3g}, "
+                                      "below the smallest normal float64 (2.2e-308); use a larger --t-max or "
+                                      "--spacing linear")
     if t_min >= t_max:
         raise spec.SpecError("t_min", f"must be below t_max = {t_max:.6g}")
     return np.concatenate([[0.0], np.geomspace(t_min, t_max, num)])
 
 
+def simulate_footprint(grid: Grid, num_times: int, out: str | None = None) -> tuple[float, float]:
+    """``(output bytes, peak memory bytes)`` estimated for :func:`run_simulate` of ``grid`` on
+    ``num_times + 1`` times: ``w`` in float64 plus the exact inversion's temporaries (about 16
+    arrays of the same shape), and the file (CSV rows at the longest float text, or NPZ)."""
+    points = float(grid.size) * (num_times + 1)
+    mem = points * 8 * 17
+    if out is not None and out.endswith(".npz"):
+        return points * 8, mem
+    per_row = sum(float(np.mean([len(t) for t in table])) for table in _text_tables(grid))
+    return points * (per_row + 5 * _FLOAT_TEXT + len(SIMULATE_COLUMNS)), mem
+
+
+def check_simulate_size(grid: Grid, num_times: int, out: str, allow_large: bool = False) -> None:
+    """Refuse a simulation whose output or memory would be too large (before any array exists)."""
+    out_bytes, mem = simulate_footprint(grid, num_times, out)
+    records.check_size(f"this simulation ({grid.size} problems x {num_times + 1} times)", path=out,
+                       out_bytes=out_bytes, mem_bytes=mem, allow_large=allow_large)
+
+
 def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spacing: str = "log",
              horizon: float = 4.0, **ode_options):
-    """Trajectories ``w(t)`` for every problem of ``grid`` (``fraction`` unused but validated).
+    """Trajectories ``w(t)`` for every problem of ``grid``.
 
-    Returns ``(params, ts, w)``: ``params`` maps column names to arrays of length
-    ``B`` (one per combination), ``w`` has shape ``(B, len(ts))``.  Without ``ts``
-    the grid runs to ``horizon`` times the largest critical time."""
+    Returns ``(params, ts, w)``: ``params`` maps column names (``objective ... fraction,
+    fixed_point, critical_time``) to arrays of length ``B`` (one per combination), ``w`` has
+    shape ``(B, len(ts))``.  Without ``ts`` the grid runs to ``horizon`` times the largest
+    critical time."""
     spec.check_choice(method, spec.METHODS, "method")
     cols = compute_rows(grid, 0, grid.size, "exact")
     if ts is None:
         t_max = horizon * float(np.max(cols["critical_time"]))
+        if not np.isfinite(t_max):
+            raise spec.SpecError("t_max", f"{horizon:g} x the largest critical time overflows float64; give --t-max")
         t_min = 1e-3 * float(np.min(cols["critical_time"]))
         ts = time_grid(t_max, num, spacing, t_min=min(t_min, t_max / 10))
     ts = spec.check_nonnegative(ts, "times")
@@ -226,27 +339,39 @@ def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spac
             from . import ode
 
             w[m] = ode.trajectory(*args, **ode_options)
-    params = {k: cols[k] for k in ("objective", "depth", "lam", "rho", "sigma2", "eps", "fixed_point",
-                                   "critical_time")}
+    params = {k: cols[k] for k in SIMULATE_COLUMNS[:9]}
     return params, ts, w
 
 
 def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", command: str | None = None,
-                 **kwargs):
+                 allow_large: bool = False, **kwargs):
     """:func:`simulate` and write ``out``: a long-format CSV (one row per problem and
-    time, columns :data:`SIMULATE_COLUMNS`) or, for ``.npz``, arrays ``w`` of shape
-    ``(problems, times)``, ``time`` and one array per parameter."""
+    time, columns :data:`SIMULATE_COLUMNS`, written in blocks) or, for ``.npz``, arrays
+    ``w`` of shape ``(problems, times)``, ``time`` and one array per parameter.  Refuses
+    (before computing) a job too large for the disk or memory unless ``allow_large``."""
+    spec.check_writable(out)
+    num = len(ts) - 1 if ts is not None else kwargs.get("num", 200)
+    check_simulate_size(grid, num, out, allow_large)
     params, ts, w = simulate(grid, ts, method=method, **kwargs)
     header = records.provenance_lines(command or "jepa_dynamics.sweep.run_simulate(...)", {"method": method})
-    spec.check_writable(out)
     if out.endswith(".npz"):
+        records.ensure_folder(out)
         tmp = f"{out}.tmp.npz"
         np.savez(tmp, w=w, time=ts, provenance=np.array("\n".join(header)), **params)
         os.replace(tmp, out)
         return params, ts, w
     b, t = w.shape
-    data = [np.repeat(params[k], t) for k in SIMULATE_COLUMNS[:7]] + [np.tile(ts, b), w.ravel()]
-    records.write_csv_atomic(out, header, SIMULATE_COLUMNS, data)
+    tables = [np.asarray(records.format_column(params[k]), dtype=object) for k in SIMULATE_COLUMNS[:9]]
+    times = np.asarray(records.format_column(ts), dtype=object)
+
+    def blocks(size=_EXACT_BLOCK):
+        for start in range(0, b * t, size):
+            i = np.arange(start, min(b * t, start + size))
+            problem, k = np.divmod(i, t)
+            yield ([table[problem].tolist() for table in tables] + [times[k].tolist()]
+                   + [records.format_column(w[problem, k])])
+
+    records.write_csv_blocks(out, header, SIMULATE_COLUMNS, blocks())
     return params, ts, w
 
 

@@ -173,6 +173,7 @@ def validate(objective: str, depth, lam, rho, eps, fraction=0.5):
     depth = spec.check_depths(depth)
     lam = spec.check_lam(lam)
     rho = spec.check_rho(rho)
+    spec.check_sigma2(lam, rho)
     fraction = spec.check_unit_interval(fraction, "fraction")
     eps = spec.check_eps(eps, objective, depth, rho, fraction)
     return depth, lam, rho, eps, fraction
@@ -296,7 +297,8 @@ def trajectory(objective: str, depth, lam, rho, eps, ts):
         log_rho = np.log(rho_)[:, None]
         log_ustar = log_rho if objective == "jepa" else log_rho / (d + 1)
         log_x0 = np.log(eps_)[:, None] / d - log_ustar
-        target = lam_[:, None] * ts[None, :]
+        with np.errstate(over="ignore"):  # lam * t past float64: far beyond the plateau, bisects to w_star
+            target = lam_[:, None] * ts[None, :]
         scaled = _jepa_scaled if objective == "jepa" else _mae_scaled
         third = log_rho if objective == "jepa" else log_ustar
         lo = np.broadcast_to(log_x0 - np.log1p(-np.exp(log_x0)), target.shape).copy()  # logit(x0)

@@ -5,7 +5,7 @@ in memory and returns a :class:`TrainResult`; :func:`run_training` runs it into 
 folder (what ``jepa-dynamics train`` does):
 
 * ``responses.csv`` -- ``step, time, feature, response``: the per-feature responses
-  (``theory-spec.md`` section 8; :mod:`jepa_dynamics.analysis`) on the recording grid,
+  (``docs/theory.md``; :mod:`jepa_dynamics.analysis`) on the recording grid,
   appended and flushed as training goes;
 * ``summary.csv`` -- one row per feature: ``lam, rho``, the deep linear theory's
   ``fixed_point`` and ``critical_time_theory``, the ``critical_time_empirical`` read off
@@ -16,7 +16,7 @@ folder (what ``jepa-dynamics train`` does):
   and step, from which ``resume=True`` continues with no row lost or repeated.
 
 Time.  ``optimizer="sgd"`` is plain gradient descent, ``theta <- theta - lr grad``, so
-step ``k`` is gradient-flow time ``t = lr * k`` (spec section 4).  For ``adam`` the
+step ``k`` is gradient-flow time ``t = lr * k`` (``docs/theory.md``).  For ``adam`` the
 ``time`` column is still ``lr * k``, but it is *not* gradient-flow time.
 
 Loop.  One ``jax.jit`` of a ``lax.scan`` over ``chunk`` steps, with a step count
@@ -30,6 +30,7 @@ a resumed run equals an uninterrupted one bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time as _time
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "run_training", "load_encoder", "record_steps",
+           "run_files", "unreached_note",
            "MODELS", "INITS", "LOSSES", "OPTIMIZERS", "GRIDS"]
 
 MODELS = ("linear", "mlp")
@@ -410,31 +412,133 @@ def load_encoder(config: TrainConfig, path: str):
     return eqx.tree_deserialise_leaves(path, like)
 
 
-def _keep_rows(path: str, n_rows: int) -> None:
-    """Cut ``path`` (a CSV with ``#`` lines and one header row) to its first ``n_rows`` data rows."""
+RUN_FILES = ("responses.csv", "summary.csv", "plot.png", "state.eqx")
+
+
+def run_files(out_dir: str) -> list:
+    """The files of a run that exist in ``out_dir`` now: :data:`RUN_FILES` and the encoder
+    checkpoints ``checkpoints/encoder_step<k>.eqx`` (nothing else in the folder is a run's)."""
+    paths = [os.path.join(out_dir, n) for n in RUN_FILES]
+    folder = os.path.join(out_dir, "checkpoints")
+    if os.path.isdir(folder):
+        paths += [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                  if n.startswith("encoder_step") and n.endswith(".eqx") and n[12:-4].isdigit()]
+    return [p for p in paths if os.path.isfile(p)]
+
+
+def _remove(paths) -> None:
+    for path in paths:
+        os.remove(path)
+    for path in paths:
+        folder = os.path.dirname(path)
+        if os.path.basename(folder) == "checkpoints" and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+
+
+@dataclass
+class _Resume:
+    """What a checked ``--resume`` continues from: the state at ``start``, the ``rows`` of
+    ``responses.csv`` up to it (its first ``keep`` bytes), and ``extend_from``: the shorter
+    run's ``steps`` when the command extends a run (else ``None``)."""
+
+    state: tuple
+    start: int
+    rows: int
+    keep: int
+    body: int
+    extend_from: Optional[int]
+
+
+def _refuse(problem: str):
+    raise spec.SpecError("resume", problem + "; rerun without --resume to start over (that removes the old run's "
+                                             "files)")
+
+
+def _check_rows(path: str, steps, dim: int, lr: float) -> tuple:
+    """``(first data byte, end byte)`` of the rows ``(step, feature)`` for ``steps x range(dim)``,
+    checked one by one at the head of ``path`` (streamed); refuses naming the first bad row."""
     with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines = lines[:-1]
-    out, seen_header, kept = [], False, 0
-    for ln in lines:
-        if ln.startswith(b"#"):
-            out.append(ln)
-        elif not seen_header:
-            out.append(ln)
-            seen_header = True
-        elif kept < n_rows:
-            out.append(ln)
-            kept += 1
-    if kept < n_rows:
-        raise spec.SpecError("resume", f"cannot resume {path}: it holds {kept} rows, the checkpoint needs {n_rows}"
-                             " (rerun without --resume)")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(b"\n".join(out) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        raw = f.readline()
+        while raw.startswith(b"#"):
+            raw = f.readline()
+        if raw != (",".join(RESPONSE_COLUMNS) + "\n").encode():
+            _refuse(f"cannot resume: {path} has no '{','.join(RESPONSE_COLUMNS)}' header")
+        body = keep = f.tell()
+        n = 0
+        for step in steps:
+            head = (f"{step},{lr * step!r},").encode()
+            for feature in range(dim):
+                raw = f.readline()
+                n += 1
+                if not raw.endswith(b"\n"):
+                    _refuse(f"cannot resume: {path} holds {n - 1} complete rows, and the saved state (step "
+                            f"{steps[-1]}) needs {len(steps) * dim}")
+                parts = raw[len(head):].split(b",")
+                ok = raw.startswith(head) and len(parts) == 2 and parts[0] == str(feature).encode()
+                try:
+                    ok = ok and np.isfinite(float(parts[1]))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    _refuse(f"cannot resume: data row {n} of {path} is not the run's row (step {step}, feature "
+                            f"{feature}): found {records.CsvAppender._show(raw)}")
+                keep += len(raw)
+    return body, keep
+
+
+def _plan_resume(config: TrainConfig, runner: _Runner, out_dir: str) -> Optional[_Resume]:
+    """Check everything a ``--resume`` into ``out_dir`` needs, modifying nothing.
+
+    ``None``: there is nothing to continue (no run there, or one that never saved its state,
+    whose rows a fresh start rewrites).  Refuses (``SpecError`` naming ``--resume`` and every
+    flag that differs) a run written for other parameters, an unreadable ``state.eqx`` and rows
+    that are not the run's.  A command that differs only by a larger ``--steps`` extends the run."""
+    state_path, resp_path = os.path.join(out_dir, "state.eqx"), os.path.join(out_dir, "responses.csv")
+    if not os.path.exists(state_path) and not os.path.exists(resp_path):
+        return None
+    if not os.path.exists(resp_path):
+        _refuse(f"cannot resume {out_dir}: it holds {state_path} but no responses.csv")
+    old = records.read_key(resp_path)
+    if not isinstance(old, dict):
+        _refuse(f"cannot resume {out_dir}: {resp_path} has no '# grid:' line, so train did not write it")
+    new = json.loads(json.dumps(config.as_dict(), sort_keys=True))
+    diff = records.key_differences(old, new, f"the run in {out_dir}")
+    extend_from = None
+    if [k for k in set(old) | set(new) if old.get(k) != new.get(k)] == ["steps"] and isinstance(old["steps"], int):
+        if config.steps < old["steps"]:
+            _refuse(f"cannot resume {out_dir}: {diff[0]}, and a run cannot be shortened")
+        extend_from = old["steps"]
+    elif diff:
+        _refuse(f"cannot resume {out_dir}: it was written for other parameters ({'; '.join(diff)})")
+    if not os.path.exists(state_path):
+        return None
+    try:
+        loaded = eqx.tree_deserialise_leaves(state_path, _state_tree(runner.initial, 0))
+        start = int(loaded[4])
+    except Exception as err:  # noqa: BLE001 -- any failure to read it means the same to the user
+        _refuse(f"cannot resume {out_dir}: {state_path} cannot be read ({type(err).__name__}): it is damaged or "
+                "was written by another version")
+    last = extend_from if extend_from is not None else config.steps
+    if not 0 <= start <= last:
+        _refuse(f"cannot resume {out_dir}: {state_path} is at step {start}, outside the run's 0..{last}")
+    old_config = config if extend_from is None else dataclasses.replace(config, steps=extend_from)
+    rec = record_steps(old_config)
+    steps = rec[rec <= start]
+    body, keep = _check_rows(resp_path, steps.tolist(), runner.dataset.dim, config.lr)
+    return _Resume(loaded[:4], start, steps.size * runner.dataset.dim, keep, body, extend_from)
+
+
+def _footprint(config: TrainConfig, dim: int) -> tuple:
+    """``(responses.csv bytes, peak memory bytes)`` estimated before a run: recorded rows at
+    ~60 characters, and float64 parameters, gradients, optimiser moments, EMA target and the
+    covariance / evaluation arrays, twice over for the compiled step's temporaries."""
+    rows = (min(config.records, config.steps) + 1) * dim
+    width = config.width or dim
+    params = dim * dim * (config.depth + 2) if config.model == "linear" else dim * width * (config.depth + 2)
+    arrays = params * (6 if config.optimizer == "adam" else 4) + 2 * dim * dim + config.eval_batch * (dim + width)
+    if config.loss == "sampled":
+        arrays += 4 * config.batch * max(dim, width) * (config.depth + 1)
+    return rows * 60.0, 16.0 * arrays
 
 
 def _default_command(config):
@@ -445,17 +549,31 @@ def _default_command(config):
 
 
 def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, progress=None,
-                 command: str | None = None, save_every: float = 10.0) -> TrainResult:
+                 command: str | None = None, save_every: float = 10.0, allow_large: bool = False,
+                 report=None) -> TrainResult:
     """Run ``config`` into ``out_dir`` (see the module docstring for the files).
 
     Rows are appended and flushed as each block of steps finishes; ``state.eqx`` (written
     via a temporary file and ``os.replace``) is refreshed every ``save_every`` seconds, at
-    encoder checkpoints, at the end and on Ctrl-C.  ``resume=True`` reloads it, drops any
-    response rows recorded after it, and continues: the files equal an uninterrupted run's.
-    ``command`` is the provenance line (the CLI passes its command line)."""
+    encoder checkpoints, at the end and on Ctrl-C.  ``command`` is the provenance line (the
+    CLI passes its command line); ``report(message)`` hears the notes for the user (an
+    extended run, features that did not reach their crossing).
+
+    Everything is checked before any file is touched, so a refused command leaves the
+    folder byte-identical: the inputs, the estimated size (``allow_large`` skips that) and,
+    for ``resume=True``, that the folder holds this run (every differing flag is named), a
+    readable ``state.eqx`` and the run's rows up to it.  ``resume=True`` then drops any
+    rows recorded after the saved state and continues; the files equal an uninterrupted
+    run's.  A resume whose only difference is a larger ``steps`` *extends* the run: the
+    rows already recorded stay, later ones follow the new run's recording grid.  Without
+    ``resume`` the files of any earlier run in ``out_dir`` (:func:`run_files`) are removed
+    first, so no old checkpoint or state sits next to the new results."""
     spec.check_writable_dir(out_dir, "out")
-    os.makedirs(out_dir, exist_ok=True)
     command = command or _default_command(config)
+    out_bytes, mem_bytes = _footprint(config, config.dim)
+    records.check_size(f"this run (dim={config.dim}, steps={config.steps})",
+                       path=os.path.join(out_dir, "responses.csv"), out_bytes=out_bytes, mem_bytes=mem_bytes,
+                       allow_large=allow_large)
     runner = _Runner(config)
     ds = runner.dataset
     dim = ds.dim
@@ -464,14 +582,26 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
     state_path = os.path.join(out_dir, "state.eqx")
     resp_path = os.path.join(out_dir, "responses.csv")
     key = config.as_dict()
-    state, start = runner.initial, 0
-    if resume and os.path.exists(state_path) and os.path.exists(resp_path):
-        loaded = eqx.tree_deserialise_leaves(state_path, _state_tree(runner.initial, 0))
-        state, start = loaded[:4], int(loaded[4])
-        _keep_rows(resp_path, dim * int(np.sum(rec_steps <= start)))
-    else:
-        resume = False
     header = records.provenance_lines(command, {"time": TIME_NOTE, "response": RESPONSE_NOTE})
+    plan = _plan_resume(config, runner, out_dir) if resume else None
+    # --- every check has passed: from here on the folder changes ---------------------------------------------
+    if plan is None:
+        _remove(run_files(out_dir))
+        state, start = runner.initial, 0
+    else:
+        state, start = plan.state, plan.start
+        _remove([p for p in run_files(out_dir) if os.path.basename(p) in ("summary.csv", "plot.png")])
+        if plan.extend_from is not None:
+            _rewrite_head(resp_path, header + [f"# grid: {json.dumps(key, sort_keys=True)}",
+                                               ",".join(RESPONSE_COLUMNS)], plan.body, plan.keep)
+            if report is not None:
+                report(f"extending the run in {out_dir} from {plan.extend_from} to {config.steps} steps (rows up "
+                       f"to step {start} keep its recording grid)")
+        elif plan.keep != os.path.getsize(resp_path):
+            with open(resp_path, "r+b") as f:
+                f.truncate(plan.keep)
+    os.makedirs(out_dir, exist_ok=True)
+    resume = plan is not None
     features = records.format_column(np.arange(dim))
 
     def write_rows(appender, step, resp):
@@ -482,7 +612,7 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
         _save_atomic(state_path, _state_tree(state, step))
 
     with records.CsvAppender(resp_path, header, RESPONSE_COLUMNS, key=key, resume=resume, name="out") as app:
-        if resume and app.done != dim * int(np.sum(rec_steps <= start)):
+        if resume and app.done != plan.rows:
             raise spec.SpecError("resume", f"cannot resume {resp_path}: rows and checkpoint disagree")
         if not resume:
             write_rows(app, 0, runner.responses(state))
@@ -491,7 +621,7 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
                 _save_atomic(checkpoint_path(out_dir, 0), state[0].encoder)
         # (done_state, done_step): the last step whose rows and checkpoints are all written.  Ctrl-C
         # can land anywhere in the loop body, so only that pair is saved on interrupt; rows written
-        # past it are dropped again by the next --resume (_keep_rows).
+        # past it are dropped again by the next --resume.
         last_save, done_state, done_step = _time.monotonic(), state, start
         try:
             for step, state in _iterate(runner, state, start, progress):
@@ -516,12 +646,53 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
     from .plots import save_figure
 
     save_figure(response_figure(result), os.path.join(out_dir, "plot.png"))
+    note = unreached_note(result)
+    if note and report is not None:
+        report(note)
     return result
+
+
+def _rewrite_head(path: str, head: list, body: int, keep: int) -> None:
+    """Replace the ``#`` lines and column header of ``path`` by ``head`` and keep its data bytes
+    ``body:keep`` (streamed through a temporary file and ``os.replace``)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        dst.write(("\n".join(head) + "\n").encode())
+        src.seek(body)
+        left = keep - body
+        while left > 0:
+            chunk = src.read(min(left, 1 << 22))
+            dst.write(chunk)
+            left -= len(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, path)
+
+
+def unreached_note(result: TrainResult) -> Optional[str]:
+    """One line naming the features whose response never reached ``fraction * w_star`` within
+    the run, and how many steps the balanced gradient-flow theory says each needs (``None``
+    if every feature crossed)."""
+    cfg = result.config
+    t_emp = np.asarray(result.critical_times(), dtype=np.float64)
+    missed = np.flatnonzero(np.isnan(t_emp))
+    if missed.size == 0:
+        return None
+    _, t_theory = theory_columns(cfg, result.dataset)
+    need = np.ceil(t_theory[missed] / cfg.lr)
+    shown = missed[:8]
+    more = f" and {missed.size - shown.size} more" if missed.size > shown.size else ""
+    names = ", ".join(str(i) for i in shown) + more
+    steps = ", ".join(f"{n:.0f}" for n in need[: shown.size]) + (", ..." if more else "")
+    kind = "" if cfg.optimizer == "sgd" else " (gradient flow; with adam, lr x step is not gradient-flow time)"
+    return (f"the run ended at step {cfg.steps} (t = {cfg.lr * cfg.steps:.6g}) before feature{'s' * (missed.size > 1)} "
+            f"{names} reached fraction * w_star; the theory{kind} needs {steps} steps at lr {cfg.lr:g}: rerun with "
+            f"--steps {int(need.max())} --resume to extend it")
 
 
 def theory_columns(config: TrainConfig, dataset: data.Dataset):
     """``(fixed_point, critical_time_theory)`` per feature: the balanced deep linear theory
-    (spec sections 5-6) at the run's depth -- the reference for MLPs too, which it only
+    (``docs/theory.md``) at the run's depth -- the reference for MLPs too, which it only
     approximates (near their small initialisation)."""
     w_star = spec.fixed_point(config.objective, config.depth, dataset.rho)
     t_star = theory.critical_time(config.objective, config.depth, dataset.lam, dataset.rho, config.eps,
@@ -565,11 +736,17 @@ def response_figure(result: TrainResult, max_features: int = 10):
     if cfg.model == "linear":
         ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
         theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
+    w_star, t_star = theory_columns(cfg, ds)
     for j, (i, c) in enumerate(zip(idx, colours)):
         label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
-        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.7, label=label)
+        # markers under the theory's line (zorder), so that the line stays visible where they agree
+        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.45, zorder=2,
+                label=label)
         if theory_w is not None:
-            ax.plot(ts, theory_w[j], "-", lw=1.2, color=c)
+            ax.plot(ts, theory_w[j], "-", lw=1.4, color=c, zorder=3)
+        if t_star[i] <= t[-1]:  # the theory's t* (fraction * w_star crossed): a dotted line and a cross
+            ax.axvline(t_star[i], color=c, ls=":", lw=0.9, zorder=1)
+            ax.plot([t_star[i]], [cfg.fraction * w_star[i]], "x", ms=7, mew=1.5, color=c, zorder=4)
     if cfg.grid == "log":
         ax.set_xscale("log")
     xlabel = TIME_LABEL if cfg.optimizer == "sgd" else "lr x step (adam: not gradient-flow time)"
@@ -577,6 +754,6 @@ def response_figure(result: TrainResult, max_features: int = 10):
     ax.set_ylabel(r"response $\gamma_i$")
     lines = "lines: balanced gradient-flow theory; " if theory_w is not None else ""
     ax.set_title(f"{cfg.model} {cfg.objective.upper()} L={cfg.depth}, {cfg.optimizer}, {cfg.loss} loss\n"
-                 f"{lines}markers: trained", fontsize=9)
+                 f"{lines}markers: trained; x and dotted: theory's t*", fontsize=9)
     ax.legend(fontsize=6, loc="best")
     return fig
