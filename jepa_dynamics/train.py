@@ -877,7 +877,7 @@ def unreached_note(result: TrainResult) -> Optional[str]:
     steps = ", ".join(f"{n:.0f}" for n in need[: shown.size]) + (", ..." if more else "")
     kind = "" if cfg.optimizer == "sgd" else " (gradient flow; with adam, lr x step is not gradient-flow time)"
     return (f"the run ended at step {cfg.steps} (t = {cfg.lr * cfg.steps:.6g}) before feature{'s' * (missed.size > 1)} "
-            f"{names} reached fraction * |w_inf|; the theory{kind} needs {steps} steps at lr {cfg.lr:g}: rerun with "
+            f"{names} reached fraction * {'w_star' if cfg.balanced_fixed_point else '|w_inf|'}; the theory{kind} needs {steps} steps at lr {cfg.lr:g}: rerun with "
             f"--steps {int(need.max())} --resume to extend it")
 
 

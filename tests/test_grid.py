@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from jepa_dynamics import cli, grid, records, train
 
@@ -72,11 +71,6 @@ def test_sharded_equals_unsharded_on_four_cpu_devices():
         assert four == one, key
     t = np.frombuffer(bytes.fromhex(result["critical_times"][0]))
     assert t.size == 20 and np.isfinite(t).sum() >= 4
-
-
-def _cli(args, capsys=None):
-    status = cli.main(args)
-    return status
 
 
 GRID = ["train-grid", "--objective", "jepa,mae", "--depth", "1,2", "--lam", "1,0.6", "--rho", "0.9,0.6",
