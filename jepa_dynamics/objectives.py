@@ -52,7 +52,7 @@ __all__ = [
 
 def jepa_population(model, target, sxx, sxy, syy):
     """Exact JEPA loss of a linear ``model`` against the linear encoder ``target``."""
-    a = model.predictor.matrix() @ model.encoder.matrix()
+    a = models.product(model.predictor.matrix(), model.encoder.matrix())
     wt = target.matrix()
     return (0.5 * jnp.sum(a**2 * sxx[None, :]) - jnp.sum(a * wt * sxy[None, :])
             + 0.5 * jnp.sum(wt**2 * syy[None, :]))
@@ -60,7 +60,7 @@ def jepa_population(model, target, sxx, sxy, syy):
 
 def mae_population(model, sxx, sxy, syy):
     """Exact MAE loss of a linear ``model`` (decoder ``V``)."""
-    a = model.predictor.matrix() @ model.encoder.matrix()
+    a = models.product(model.predictor.matrix(), model.encoder.matrix())
     return 0.5 * jnp.sum(a**2 * sxx[None, :]) - jnp.sum(jnp.diagonal(a) * sxy) + 0.5 * jnp.sum(syy)
 
 
@@ -95,16 +95,18 @@ def ema_target(encoder):
     return encoder
 
 
-def ema_update(target, encoder, tau):
-    """``f_tgt <- tau f_tgt + (1 - tau) f``.
+def ema_update(target, encoder, tau, mix=None):
+    """``f_tgt <- tau f_tgt + (1 - tau) f`` (``mix``: ``1 - tau`` computed by the caller, e.g. in
+    float64 before a cast to float32).
 
     Deep linear encoders (spec section 2): on the end-to-end matrix,
     ``Wtgt <- tau Wtgt + (1 - tau) Wbar`` (an average of products, which layer-wise
     averages would not give for ``L >= 2``).  Other encoders: leaf by leaf on the
     parameters, the usual EMA of BYOL / I-JEPA."""
+    mix = 1.0 - tau if mix is None else mix
     if isinstance(encoder, models.DeepLinear):
-        return models.DeepLinear((tau * target.matrix() + (1.0 - tau) * encoder.matrix(),))
-    return jax.tree_util.tree_map(lambda t, w: tau * t + (1.0 - tau) * w, target, encoder)
+        return models.DeepLinear((tau * target.matrix() + mix * encoder.matrix(),))
+    return jax.tree_util.tree_map(lambda t, w: tau * t + mix * w, target, encoder)
 
 
 def loss(objective: str, kind: str, model, batch, ema_target=None, *, stop_gradient: bool = True):
