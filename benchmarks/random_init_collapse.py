@@ -84,6 +84,8 @@ def main(argv=None):
     p.add_argument("--scale", type=float, default=0.3)
     p.add_argument("--steps", type=int, default=40000)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--project-at", default="0", help="comma-separated steps at which the criteria are applied to "
+                                                     "the network's state (0: initial state)")
     args = p.parse_args(argv)
     ds = data.custom(LAM, RHO)
     batch = tuple(jnp.asarray(a) for a in ds.covariances())
@@ -95,18 +97,23 @@ def main(argv=None):
     def loss(m):
         return objectives.loss("jepa", "population", m, batch)
 
-    def run(m):
+    def run(m, steps):
         def body(m, _):
             g = eqx.filter_grad(loss)(m)
             return jax.tree_util.tree_map(lambda w, gw: w - args.lr * gw, m, g), None
 
-        m, _ = jax.lax.scan(body, m, None, length=args.steps)
+        m, _ = jax.lax.scan(body, m, None, length=steps)
         return m
 
-    trained = jax.jit(jax.vmap(run))(stacked)
+    trained = jax.jit(jax.vmap(lambda m: run(m, args.steps)))(stacked)
+    at_steps = [int(x) for x in args.project_at.split(",")]
+    snapshots = {k: (nets if k == 0 else [jax.tree_util.tree_map(lambda x: x[s], jax.jit(jax.vmap(
+        lambda m: run(m, k)))(stacked)) for s in range(args.seeds)]) for k in at_steps}
     rho = np.asarray(RHO)
     rates, counts = {}, {}
-    empirical_all, predicted = [], {"diagonal": [], "path": [], "conserved": [], "always_learned": []}
+    empirical_all = []
+    predicted = {f"{name}@{k}": [] for k in at_steps for name in ("diagonal", "path", "conserved")}
+    predicted["always_learned"] = []
     for s in range(args.seeds):
         net0 = nets[s]
         net1 = jax.tree_util.tree_map(lambda x: x[s], trained)
@@ -114,8 +121,9 @@ def main(argv=None):
         g1 = np.linalg.norm(np.asarray(net1.encoder.matrix()), axis=0)
         empirical = g1 > 2 * g0
         empirical_all.append(empirical)
-        for name, (a, v) in projections(net0, d).items():
-            predicted[name].append(criterion(a, v, rho))
+        for k in at_steps:
+            for name, (a, v) in projections(snapshots[k][s], d).items():
+                predicted[f"{name}@{k}"].append(criterion(a, v, rho))
         predicted["always_learned"].append(np.ones(d, bool))
     emp = np.array(empirical_all)
     for name, pred in predicted.items():
@@ -123,7 +131,7 @@ def main(argv=None):
         rates[name] = float(np.mean(pred == emp))
         counts[name] = {"features": int(emp.size), "correct": int(np.sum(pred == emp)),
                         "per_feature_rate": np.mean(pred == emp, axis=0).round(3).tolist()}
-    out = {"seeds": args.seeds, "scale": args.scale, "steps": args.steps, "lr": args.lr,
+    out = {"seeds": args.seeds, "scale": args.scale, "steps": args.steps, "lr": args.lr, "project_at": at_steps,
            "empirical_learned_fraction_per_feature": emp.mean(axis=0).round(3).tolist(),
            "correct_rate": rates, "detail": counts}
     print(json.dumps(out, indent=1))
