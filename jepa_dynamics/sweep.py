@@ -13,6 +13,16 @@ sigma2, eps, fraction, fixed_point, critical_time, critical_time_asymptotic``.
 ``method="exact"``, diffrax integration with ``method="ode"``);
 ``critical_time_asymptotic`` is the small-``eps`` divergent part of
 :func:`jepa_dynamics.theory.critical_time_asymptotic`.
+
+Issue 9 (``docs/theory.md`` section 9) adds four Cartesian axes after ``fraction``
+(``predictor_init`` (``None`` = balanced), ``ema_rate``, ``weight_decay``, ``lr``; their defaults keep
+today's rows, order and values) and seven columns after today's ten: ``predictor_init`` (the
+number, ``eps**(1/depth)`` when balanced), ``ema_rate`` (``inf``: stop-gradient), ``weight_decay``,
+``lr`` (``0``: gradient flow), ``w_inf``, ``learned`` (``true``/``false``) and ``critical_step`` (empty
+for gradient flow).  Rows that leave today's setting come from :func:`jepa_dynamics.aligned.predict`
+whatever ``method`` says; for them ``critical_time`` is ``inf`` when not learned, ``lr`` times the
+interpolated step count for ``lr > 0``, and ``critical_time_asymptotic`` is ``nan`` unless the row is
+balanced, stop-gradient and without weight decay (the balanced small-``eps`` series applies there).
 """
 
 from __future__ import annotations
