@@ -33,4 +33,18 @@ def _enable_compilation_cache() -> None:
 
 _enable_compilation_cache()
 
-__all__ = ["jax"]
+MATMUL_PRECISIONS = {"highest": "highest", "tf32": "tensorfloat32"}
+
+
+def matmul_precision(name: str = "highest"):
+    """A context in which float32 matrix products run at ``name`` precision (``highest``: full
+    float32; ``tf32``: NVIDIA's TensorFloat-32, ~10 mantissa bits, fast on GPUs).
+
+    JAX's default on NVIDIA GPUs is TF32 (``theory-spec.md`` section 13); the package's
+    training runs under ``highest`` unless asked otherwise.  The context is part of ``jit``'s
+    cache key, so it scopes the package's own computations only (nothing global).  float64
+    products and CPUs are unaffected."""
+    return jax.default_matmul_precision(MATMUL_PRECISIONS[name])
+
+
+__all__ = ["jax", "matmul_precision", "MATMUL_PRECISIONS"]

@@ -81,12 +81,23 @@ def _check_plot(path):
 
 # --- sweep -----------------------------------------------------------------------------------------------
 
+def _add_aligned_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--predictor-init", default="balanced",
+                   help="signed initial predictor/decoder entries V0, layers at eps**(1/depth); 'balanced' = "
+                        "eps**(1/depth) (default: balanced; docs/theory.md section 9)")
+    p.add_argument("--ema-rate", default="inf", help="EMA target rates kappa (1/time), JEPA only; inf = stop-gradient "
+                                                     "(default: inf)")
+    p.add_argument("--weight-decay", default="0", help="weight decay beta >= 0 on every layer and V (default: 0)")
+    p.add_argument("--lr", default="0", help="plain gradient-descent step eta; 0 = gradient flow (default: 0)")
+
+
 def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="critical times over a grid of depth x lam x rho x eps (CSV)",
                        description="One CSV row per element of objective x depth x lam x rho x eps x fraction. "
                                    "Prints the files it wrote. Columns and formulas: docs/theory.md. Load the CSV "
                                    "with jepa_dynamics.records.read_csv(path) or pandas.read_csv(path, comment='#').")
     _add_grid_flags(p)
+    _add_aligned_flags(p)
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--plot", help="also draw critical time against rho and lam (PNG/PDF/SVG)")
     p.add_argument("--resume", action="store_true",
@@ -100,9 +111,10 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args, argv) -> int:
-    from .sweep import plot_rows, run_sweep
+    from .sweep import parse_grid, plot_rows, run_sweep
 
-    grid = _grid(args)
+    grid = parse_grid(args.objective, args.depth, args.lam, args.rho, args.eps, args.fraction,
+                      args.predictor_init, args.ema_rate, args.weight_decay, args.lr)
     spec.check_writable(args.out, "out")
     _check_plot(args.plot)
     if args.repair and not args.resume:
@@ -172,29 +184,7 @@ def _add_train(sub) -> None:
                                    "first. --resume continues a run with the same flags; with a larger --steps and "
                                    "nothing else changed it extends a finished run. A refused command changes no "
                                    "file. Theory: docs/theory.md.")
-    p.add_argument("--model", default="linear", help="linear (deep linear) or mlp (default: linear)")
-    p.add_argument("--objective", default="jepa", help="jepa or mae (default: jepa)")
-    p.add_argument("--depth", default="1", help="encoder depth L (default: 1)")
-    p.add_argument("--lam", help="per-feature lam, comma-separated (with --rho)")
-    p.add_argument("--rho", help="per-feature rho, comma-separated (with --lam)")
-    p.add_argument("--dist", help="data family instead of --lam/--rho: same-trend, reversed-trend, static, dynamic")
-    p.add_argument("--dim", default="100", help="number of features of --dist (default: 100)")
-    p.add_argument("--eps", default="0.01", help="initial response, below fraction * w_star (default: 0.01)")
-    p.add_argument("--init", default="balanced",
-                   help="balanced (every layer eps^(1/depth) times an orthogonal matrix; docs/theory.md) or random "
-                        "(default: balanced)")
-    p.add_argument("--init-scale", help="random init: each factor's scale (default: eps**(1/depth))")
-    p.add_argument("--loss", default="population", help="population (exact, linear) or sampled (default: population)")
-    p.add_argument("--batch", default="256", help="minibatch size for --loss sampled (default: 256)")
-    p.add_argument("--optimizer", default="sgd", help="sgd (plain gradient descent, t = lr * step) or adam")
-    p.add_argument("--lr", default="0.01", help="learning rate (default: 0.01)")
-    p.add_argument("--steps", required=True, help="number of optimiser steps")
-    p.add_argument("--ema", default="0", help="EMA target rate tau in [0, 1); 0 = stop-gradient (default: 0)")
-    p.add_argument("--seed", default="0", help="random seed (default: 0)")
-    p.add_argument("--width", help="MLP hidden width (default: the number of features)")
-    p.add_argument("--activation", default="tanh", help="MLP activation: tanh, relu, gelu, linear (default: tanh)")
-    p.add_argument("--predictor", default="linear", help="linear or mlp predictor (default: linear)")
-    p.add_argument("--fraction", default="0.5", help="critical time at fraction * w_star (default: 0.5)")
+    _add_training_flags(p)
     p.add_argument("--records", default="1000", help="number of recorded steps after step 0 (default: 1000)")
     p.add_argument("--grid", default="linear", help="recorded steps: linear or log spacing (default: linear)")
     p.add_argument("--checkpoints", help="comma-separated steps at which to save the encoder")
@@ -204,6 +194,41 @@ def _add_train(sub) -> None:
                         "with every file left as it was, naming each flag that differs")
     _add_allow_large(p)
     _add_progress_flags(p)
+
+
+def _add_training_flags(p) -> None:
+    """The flags ``train`` and ``train-grid`` share (what a network is and how it trains)."""
+    p.add_argument("--model", default="linear", help="linear (deep linear) or mlp (default: linear)")
+    p.add_argument("--objective", default="jepa", help="jepa or mae (default: jepa)")
+    p.add_argument("--depth", default="1", help="encoder depth L (default: 1)")
+    p.add_argument("--lam", help="per-feature lam, comma-separated (with --rho)")
+    p.add_argument("--rho", help="per-feature rho, comma-separated (with --lam)")
+    p.add_argument("--dist", help="data family instead of --lam/--rho: same-trend, reversed-trend, static, dynamic")
+    p.add_argument("--dim", default="100", help="number of features of --dist (default: 100)")
+    p.add_argument("--eps", default="0.01", help="initial response, below fraction * w_star (default: 0.01)")
+    p.add_argument("--init", default="balanced", help="balanced (every layer eps^(1/depth) times an orthogonal matrix; docs/theory.md), "
+                        "aligned (diagonal layers eps^(1/depth) I, predictor V0 I: --predictor-init) or random "
+                        "(default: balanced)")
+    p.add_argument("--init-scale", help="random init: each factor's scale (default: eps**(1/depth))")
+    p.add_argument("--predictor-init", help="aligned init: the signed predictor/decoder entry V0 (default: the balanced "
+                                            "eps**(1/depth)); write a negative one as --predictor-init=-0.3")
+    p.add_argument("--loss", default="population", help="population (exact, linear) or sampled (default: population)")
+    p.add_argument("--batch", default="256", help="minibatch size for --loss sampled (default: 256)")
+    p.add_argument("--optimizer", default="sgd", help="sgd (plain gradient descent, t = lr * step) or adam")
+    p.add_argument("--lr", default="0.01", help="learning rate (default: 0.01)")
+    p.add_argument("--steps", required=True, help="number of optimiser steps")
+    p.add_argument("--ema", default="0", help="EMA target rate tau in [0, 1); 0 = stop-gradient (default: 0); the "
+                                              "theory's rate is kappa = (1 - tau) / lr")
+    p.add_argument("--weight-decay", default="0", help="coupled L2 beta on every layer and the predictor: grad += "
+                                                       "beta * theta (default: 0)")
+    p.add_argument("--seed", default="0", help="random seed (default: 0)")
+    p.add_argument("--matmul-precision", default="highest", choices=("highest", "tf32"),
+                   help="float32 matrix products: highest (full float32, default) or tf32 (GPUs' fast mode, ~10 "
+                        "mantissa bits); recorded in the provenance")
+    p.add_argument("--width", help="MLP hidden width (default: the number of features)")
+    p.add_argument("--activation", default="tanh", help="MLP activation: tanh, relu, gelu, linear (default: tanh)")
+    p.add_argument("--predictor", default="linear", help="linear or mlp predictor (default: linear)")
+    p.add_argument("--fraction", default="0.5", help="critical time at fraction * w_star (default: 0.5)")
 
 
 _TRAIN_LISTS = ("lam", "rho", "checkpoints", "out")  # train flags that may hold commas (lists, a path)
@@ -231,6 +256,8 @@ def _run_train(args, argv) -> int:
         ema=num(args.ema, "ema"), seed=num(args.seed, "seed", int), width=num(args.width, "width", int),
         activation=args.activation, predictor=args.predictor, fraction=num(args.fraction, "fraction"),
         records=num(args.records, "records", int), grid=args.grid,
+        predictor_init=num(args.predictor_init, "predictor_init"), weight_decay=num(args.weight_decay, "weight_decay"),
+        matmul_precision=args.matmul_precision,
         checkpoints=() if args.checkpoints is None else tuple(spec.parse_list(args.checkpoints, "checkpoints", int)),
     )
     spec.check_writable_dir(args.out, "out")
@@ -240,6 +267,67 @@ def _run_train(args, argv) -> int:
                  allow_large=args.allow_large, report=_note("train"))
     for path in run_files(args.out):
         print(path)
+    return 0
+
+
+# --- train-grid ------------------------------------------------------------------------------------------
+
+GRID_LISTS = {"objective": str, "depth": int, "eps": float, "lr": float, "init": str, "init_scale": float,
+              "predictor_init": float, "ema": float, "weight_decay": float, "seed": int}
+
+
+def _add_train_grid(sub) -> None:
+    p = sub.add_parser("train-grid", help="train a grid of networks in one program (vmapped, sharded)",
+                       description="Train every network of the Cartesian product of the list flags (objective, "
+                                   "depth, eps, lr, init, init-scale, predictor-init, ema, weight-decay, seed: "
+                                   "comma lists) on one dataset (--lam/--rho or --dist), networks of one shape "
+                                   "side by side in one jitted, vmapped program sharded over every local device; "
+                                   "write DIR/summary.csv (one row per network and feature) and DIR/fidelity.png "
+                                   "and print their paths. Knobs that do not apply to a network are dropped for it "
+                                   "(MAE takes ema 0, --predictor-init is for --init aligned, --init-scale for "
+                                   "--init random). --resume keeps the finished networks. A refused command "
+                                   "changes no file. Deep linear encoders only. Docs: docs/grid.md.")
+    _add_training_flags(p)
+    p.add_argument("--block", default="4096", help="networks per program call and per appended block of rows "
+                                                   "(default: 4096)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue the grid in --out (same flags), keeping its "
+                                                         "finished networks")
+    _add_progress_flags(p)
+
+
+def _run_train_grid(args, argv) -> int:
+    from .grid import configs_from, run_grid
+
+    lists = {}
+    for name, kind in GRID_LISTS.items():
+        text = getattr(args, name)
+        lists[name] = [None] if text is None else spec.parse_list(text, name, kind)
+    for name, value in vars(args).items():
+        if name not in GRID_LISTS and name not in ("lam", "rho", "out") and isinstance(value, str) and "," in value:
+            raise spec.SpecError(name, f"takes one value, got {value!r} (the list flags are "
+                                       f"{', '.join('--' + n.replace('_', '-') for n in GRID_LISTS)})")
+
+    def one(text, name, kind=float):
+        return spec.parse_list(text, name, kind)[0] if text is not None else None
+
+    if args.model != "linear":
+        raise spec.SpecError("model", f"train-grid trains deep linear encoders (--model linear), got {args.model!r}; "
+                                      "train MLPs one at a time with jepa-dynamics train")
+    base = dict(model=args.model, lam=None if args.lam is None else spec.parse_list(args.lam, "lam"),
+                rho=None if args.rho is None else spec.parse_list(args.rho, "rho"), dist=args.dist,
+                dim=one(args.dim, "dim", int), loss=args.loss, batch=one(args.batch, "batch", int),
+                optimizer=args.optimizer, steps=one(args.steps, "steps", int), width=one(args.width, "width", int),
+                activation=args.activation, predictor=args.predictor, fraction=one(args.fraction, "fraction"),
+                matmul_precision=args.matmul_precision, records=1)
+    block = spec.check_positive_int(one(args.block, "block", int), "block")
+    configs = configs_from(base, lists)
+    spec.check_writable_dir(args.out, "out")
+    key = {"base": {k: v for k, v in base.items()}, "lists": lists}
+    command = records.command_line([a for a in argv if a != "--resume"])
+    run_grid(configs, args.out, key=key, resume=args.resume, progress=args.progress, command=command, block=block)
+    for name in ("summary.csv", "fidelity.png"):
+        print(os.path.join(args.out, name))
     return 0
 
 
@@ -484,6 +572,7 @@ COMMANDS = {
     "figures": (_add_figures, _run_figures),
     "matrix": (_add_matrix, _run_matrix),
     "spectrum": (_add_spectrum, _run_spectrum),
+    "train-grid": (_add_train_grid, _run_train_grid),
 }
 
 

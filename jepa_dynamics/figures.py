@@ -23,9 +23,15 @@ generative_models  ``static`` (noisy views) and ``dynamic`` (AR(1)) data: which 
                    JEPA and MAE learn first, by depth (theory and trained networks)
 linear_probe       linear-probe accuracy over training on encoder checkpoints, for a label
                    of the high-``rho`` features and a control label of the high-``lam`` ones
+matrix_study       full-matrix engine on non-commuting data: error of the per-feature theory in the
+                   mode basis against mixing / non-orthogonality, trained networks, random init
+                   (issue 12)
 real_data          digits views: observed vs predicted critical time and order of the modes,
                    JEPA vs MAE by depth, and logistic probes on all / top- / bottom-variance
                    inputs over training (issue 10)
+beyond_balanced    JEPA past the paper's assumptions: collapse map under aligned init, t* against
+                   the EMA rate, weight-decay survival, GD critical steps against the learning rate
+                   (issue 9; :mod:`jepa_dynamics.figures_beyond`)
 =================  =====================================================================
 """
 
@@ -752,6 +758,13 @@ def _nonorth(m):
 
 # --- registry and rendering -------------------------------------------------------------------------------
 
+def _beyond_balanced(fast: bool = False):
+    """Section 10 of theory-spec.md: collapse map, EMA, weight decay, GD vs GF (:mod:`jepa_dynamics.figures_beyond`)."""
+    from .figures_beyond import beyond_balanced
+
+    return beyond_balanced(fast=fast)
+
+
 FIGURES = {
     "ode_dynamics": ode_dynamics,
     "critical_times": critical_times,
@@ -761,6 +774,7 @@ FIGURES = {
     "linear_probe": linear_probe,
     "matrix_study": matrix_study,
     "real_data": real_data,
+    "beyond_balanced": _beyond_balanced,  # issue 9: jepa_dynamics.figures_beyond
 }
 
 

@@ -57,7 +57,7 @@ def jepa_population(model, target, sxx, sxy, syy):
 
     Second moments as vectors (independent features) or as full ``(d, d)`` matrices
     (spec section 11, ``sxy = E[x y^T]``)."""
-    a = model.predictor.matrix() @ model.encoder.matrix()
+    a = models.product(model.predictor.matrix(), model.encoder.matrix())
     wt = target.matrix()
     if jnp.ndim(sxx) == 2:
         return 0.5 * jnp.sum((a @ sxx) * a) - jnp.sum((a @ sxy) * wt) + 0.5 * jnp.sum((wt @ syy) * wt)
@@ -68,7 +68,7 @@ def jepa_population(model, target, sxx, sxy, syy):
 def mae_population(model, sxx, sxy, syy):
     """Exact MAE loss of a linear ``model`` (decoder ``V``); vectors or full matrices as in
     :func:`jepa_population`."""
-    a = model.predictor.matrix() @ model.encoder.matrix()
+    a = models.product(model.predictor.matrix(), model.encoder.matrix())
     if jnp.ndim(sxx) == 2:
         return 0.5 * jnp.sum((a @ sxx) * a) - jnp.trace(a @ sxy) + 0.5 * jnp.trace(syy)
     return 0.5 * jnp.sum(a**2 * sxx[None, :]) - jnp.sum(jnp.diagonal(a) * sxy) + 0.5 * jnp.sum(syy)
@@ -105,16 +105,18 @@ def ema_target(encoder):
     return encoder
 
 
-def ema_update(target, encoder, tau):
-    """``f_tgt <- tau f_tgt + (1 - tau) f``.
+def ema_update(target, encoder, tau, mix=None):
+    """``f_tgt <- tau f_tgt + (1 - tau) f`` (``mix``: ``1 - tau`` computed by the caller, e.g. in
+    float64 before a cast to float32).
 
     Deep linear encoders (spec section 2): on the end-to-end matrix,
     ``Wtgt <- tau Wtgt + (1 - tau) Wbar`` (an average of products, which layer-wise
     averages would not give for ``L >= 2``).  Other encoders: leaf by leaf on the
     parameters, the usual EMA of BYOL / I-JEPA."""
+    mix = 1.0 - tau if mix is None else mix
     if isinstance(encoder, models.DeepLinear):
-        return models.DeepLinear((tau * target.matrix() + (1.0 - tau) * encoder.matrix(),))
-    return jax.tree_util.tree_map(lambda t, w: tau * t + (1.0 - tau) * w, target, encoder)
+        return models.DeepLinear((tau * target.matrix() + mix * encoder.matrix(),))
+    return jax.tree_util.tree_map(lambda t, w: tau * t + mix * w, target, encoder)
 
 
 def loss(objective: str, kind: str, model, batch, ema_target=None, *, stop_gradient: bool = True):

@@ -347,3 +347,8 @@ def check_ema(tau, name: str = "ema") -> float:
     """EMA target rate ``tau`` in ``[0, 1)``: ``Wtgt <- tau Wtgt + (1 - tau) Wbar``; ``0`` is the
     stop-gradient copy, ``1`` would freeze the target forever."""
     return float(check_unit_interval(tau, name, closed_left=True))
+
+
+def check_finite(values, name: str) -> np.ndarray:
+    """Finite numbers of any sign (scalar or array); returns a float64 array."""
+    return _as_float_array(values, name)

@@ -30,6 +30,7 @@ a resumed run equals an uninterrupted one bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time as _time
@@ -39,7 +40,7 @@ from typing import Optional
 import numpy as np
 
 from . import analysis, data, models, objectives, records, spec, theory
-from ._jax import jax
+from ._jax import MATMUL_PRECISIONS, jax, matmul_precision
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -50,7 +51,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "run_train
            "MODELS", "INITS", "LOSSES", "OPTIMIZERS", "GRIDS"]
 
 MODELS = ("linear", "mlp")
-INITS = ("balanced", "random")
+INITS = ("balanced", "aligned", "random")
 LOSSES = ("population", "sampled")
 OPTIMIZERS = ("sgd", "adam")
 GRIDS = ("linear", "log")
@@ -76,14 +77,20 @@ class TrainConfig:
     Data: ``lam`` and ``rho`` (per feature, the ``custom`` family) or ``dist`` (a family
     of :mod:`jepa_dynamics.data` with ``dim`` features).  Model: ``model`` (``linear`` |
     ``mlp``), ``depth``, MLP ``width`` (default ``dim``) and ``activation``,
-    ``predictor`` (``linear`` | ``mlp``).  Init: ``balanced`` (``Wbar(0) = eps I``) or
-    ``random`` (scale ``init_scale``, default ``eps**(1/depth)`` so the end-to-end map
-    starts at size ~``eps``).  Objective: ``jepa`` | ``mae``; ``ema = tau`` in
-    ``[0, 1)`` (0: stop-gradient target); ``stop_gradient=False`` lets the gradient flow
-    through the JEPA target.  Loss: ``population`` (exact, linear models) or
-    ``sampled`` (minibatches of ``batch``).  Optimiser ``sgd`` | ``adam`` with ``lr`` for
-    ``steps`` steps.  Records: ``records`` points on a ``linear`` or ``log`` grid of
-    steps (plus step 0); encoder ``checkpoints`` at the listed steps."""
+    ``predictor`` (``linear`` | ``mlp``).  Init: ``balanced`` (``Wbar(0) = eps I``),
+    ``aligned`` (spec section 10: diagonal layers ``eps**(1/depth) I`` and predictor
+    ``predictor_init I``, signed; default the balanced value) or ``random`` (scale
+    ``init_scale``, default ``eps**(1/depth)`` so the end-to-end map starts at size
+    ~``eps``).  Objective: ``jepa`` | ``mae``; ``ema = tau`` in ``[0, 1)`` (0: stop-gradient
+    target; the target is updated after the parameters, ``kappa = (1 - tau) / lr`` in
+    gradient-flow time); ``stop_gradient=False`` lets the gradient flow through the JEPA
+    target.  ``weight_decay = beta``: coupled L2 on every layer and the predictor
+    (``grad += beta theta``, before SGD or Adam).  Loss: ``population`` (exact, linear
+    models) or ``sampled`` (minibatches of ``batch``).  Optimiser ``sgd`` | ``adam`` with
+    ``lr`` for ``steps`` steps.  Records: ``records`` points on a ``linear`` or ``log`` grid
+    of steps (plus step 0); encoder ``checkpoints`` at the listed steps.
+    ``matmul_precision``: ``highest`` (full float32 products, the default) or ``tf32``
+    (GPUs' fast mode; spec section 13), recorded in the summary's provenance."""
 
     model: str = "linear"
     objective: str = "jepa"
@@ -95,12 +102,14 @@ class TrainConfig:
     eps: float = 1e-2
     init: str = "balanced"
     init_scale: Optional[float] = None
+    predictor_init: Optional[float] = None
     loss: str = "population"
     batch: int = 256
     optimizer: str = "sgd"
     lr: float = 1e-2
     steps: int = 1000
     ema: float = 0.0
+    weight_decay: float = 0.0
     stop_gradient: bool = True
     seed: int = 0
     width: Optional[int] = None
@@ -113,6 +122,7 @@ class TrainConfig:
     eval_batch: int = 4096
     dtype: Optional[str] = None
     chunk: int = 1000
+    matmul_precision: str = "highest"
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -125,6 +135,7 @@ class TrainConfig:
         spec.check_choice(self.grid, GRIDS, "grid")
         spec.check_choice(self.predictor, PREDICTORS, "predictor")
         spec.check_choice(self.activation, tuple(models.ACTIVATIONS), "activation")
+        spec.check_choice(self.matmul_precision, tuple(MATMUL_PRECISIONS), "matmul_precision")
         put("steps", spec.check_positive_int(self.steps, "steps"))
         put("batch", spec.check_positive_int(self.batch, "batch"))
         put("records", spec.check_positive_int(self.records, "records"))
@@ -135,6 +146,14 @@ class TrainConfig:
         put("lr", float(spec.check_positive(self.lr, "lr")))
         put("fraction", float(spec.check_unit_interval(self.fraction, "fraction")))
         put("ema", spec.check_ema(self.ema))
+        put("weight_decay", float(spec.check_nonnegative(self.weight_decay, "weight_decay")))
+        if self.predictor_init is not None:
+            if self.init != "aligned":
+                raise spec.SpecError("predictor_init", f"only for --init aligned (got --init {self.init})")
+            v0 = np.asarray(self.predictor_init, dtype=np.float64)
+            if v0.ndim != 0 or not np.isfinite(v0):
+                raise spec.SpecError("predictor_init", f"must be one finite number, got {self.predictor_init!r}")
+            put("predictor_init", float(v0))
         if self.width is not None:
             put("width", spec.check_positive_int(self.width, "width"))
         if self.init_scale is not None:
@@ -163,20 +182,49 @@ class TrainConfig:
             raise spec.SpecError("ema", "an EMA target only exists for --objective jepa")
         if self.ema > 0 and not self.stop_gradient:
             raise spec.SpecError("ema", "an EMA target carries no gradient; drop stop_gradient=False")
-        if self.init == "balanced" and self.model == "mlp" and (self.width or self.dim) < self.dim:
-            raise spec.SpecError("width", f"balanced init needs width >= dim = {self.dim}, got {self.width}")
+        if self.init != "random" and self.model == "mlp" and (self.width or self.dim) < self.dim:
+            raise spec.SpecError("width", f"{self.init} init needs width >= dim = {self.dim}, got {self.width}")
+        if self.init == "aligned" and self.predictor != "linear":
+            raise spec.SpecError("predictor", "aligned init needs a linear predictor (V0 I)")
         checkpoints = tuple(sorted({spec.check_nonnegative_int(k, "checkpoints") for k in self.checkpoints}))
         if checkpoints and checkpoints[-1] > self.steps:
             raise spec.SpecError("checkpoints", f"steps must lie in [0, steps={self.steps}], got {checkpoints[-1]}")
         put("checkpoints", checkpoints)
-        ds = self.dataset()
-        # eps below fraction * w_star, and the theory's critical times (the summary's reference)
-        # finite in float64: both checked now rather than after the run
-        theory.critical_time(self.objective, self.depth, ds.lam, ds.rho, self.eps, self.fraction)
-        put("eps", float(self.eps))
+        put("eps", float(spec.check_positive(self.eps, "eps")))
+        # every feature starts below its critical level, and the theory's critical times (the
+        # summary's reference) are finite in float64: both checked now rather than after the run
+        # (jepa_dynamics.grid checks a whole grid at once, vectorised, and defers this one)
+        if _THEORY_CHECK[0]:
+            prediction(self, times=False)
 
     def dataset(self) -> data.Dataset:
         return data.make(self.dist, lam=self.lam, rho=self.rho, dim=self.dim)
+
+    @property
+    def ema_rate(self) -> float:
+        """``kappa = (1 - tau) / lr`` in gradient-flow time (``inf``: stop-gradient, ``tau = 0``)."""
+        return (1.0 - self.ema) / self.lr if self.ema > 0 else np.inf
+
+    @property
+    def balanced_theory(self) -> bool:
+        """The paper's setting (spec sections 5-6): balanced init, stop-gradient or MAE, no weight
+        decay.  Its reference is :mod:`jepa_dynamics.theory`'s, bit for bit as before section 10."""
+        return self.balanced_fixed_point and self.ema == 0
+
+    @property
+    def balanced_fixed_point(self) -> bool:
+        """A balanced predictor (``V0 = eps**(1/depth)``) and no weight decay: ``w_inf = w_star``
+        whatever the EMA rate (the target only delays the rise)."""
+        v0_balanced = self.init != "aligned" or self.predictor_init is None \
+            or self.predictor_init == self.eps ** (1.0 / self.depth)
+        return v0_balanced and self.weight_decay == 0
+
+    @property
+    def exact_map(self) -> bool:
+        """Whether the exact per-feature GD map (spec section 10) describes this run: linear
+        encoder, population loss, plain SGD, a diagonal (balanced or aligned) init."""
+        return (self.model == "linear" and self.loss == "population" and self.optimizer == "sgd"
+                and self.init != "random" and self.stop_gradient)
 
     @property
     def jnp_dtype(self):
@@ -205,16 +253,19 @@ class TrainResult:
     crossing_times: Optional[np.ndarray] = None
 
     def critical_times(self, w_star=None) -> np.ndarray:
-        """Empirical critical times at ``fraction * w_star`` (default: the deep linear theory's
-        ``w_star`` at the run's depth, for every model).
+        """Empirical critical times at ``fraction * w_star`` (default: ``fraction * |w_inf|`` of
+        the run's own theory, :func:`crossing_level`; balanced runs: the deep linear ``w_star``
+        at the run's depth, for every model).
 
         Linear encoders at the default level: the crossing tracked at every training step
         (``crossing_times``), so the answer does not depend on the recording grid.  Otherwise
         the recorded responses, interpolated (:func:`jepa_dynamics.analysis.critical_times`)."""
         if w_star is None and self.crossing_times is not None:
             return self.crossing_times
-        return analysis.critical_times(self.times, self.responses, _w_star(self.config, self.dataset)
-                                       if w_star is None else w_star, self.config.fraction)
+        if w_star is None:
+            level = crossing_level(self.config, prediction(self.config, self.dataset, times=False))
+            return analysis.critical_times(self.times, self.responses, level, 1.0)
+        return analysis.critical_times(self.times, self.responses, w_star, self.config.fraction)
 
 
 def record_steps(config: TrainConfig) -> np.ndarray:
@@ -226,14 +277,57 @@ def record_steps(config: TrainConfig) -> np.ndarray:
     return np.unique(np.round(grid).astype(np.int64))
 
 
-def _w_star(config, dataset):
-    """The reference level: the balanced deep linear theory's ``w_star`` at the run's depth
-    (for MLPs too: a bias-free tanh MLP is linear around its small initialisation)."""
-    return spec.fixed_point(config.objective, config.depth, dataset.rho)
+@dataclass(frozen=True)
+class Prediction:
+    """The theory's per-feature prediction for a run (spec section 10): the gradient-flow limit
+    ``w_inf`` (signed), whether the feature is ``learned`` (``w_inf != 0``), and the
+    ``critical_time`` (``inf`` if not learned)."""
+
+    w_inf: np.ndarray
+    learned: np.ndarray
+    critical_time: np.ndarray
 
 
-def _optimizer(config):
-    return optax.sgd(config.lr) if config.optimizer == "sgd" else optax.adam(config.lr)
+_THEORY_CHECK = [True]
+
+
+def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: float = 0.0, *,
+               times: bool = True) -> Prediction:
+    """The theory for ``config``'s own init, EMA and weight decay, per feature of its data:
+    gradient flow (``lr = 0``), or the exact gradient-descent map with step ``lr`` (the
+    summary's ``critical_time_gd``; time = ``lr`` x the interpolated step count).
+
+    The paper's setting (:attr:`TrainConfig.balanced_theory`, gradient flow) is
+    :mod:`jepa_dynamics.theory`'s closed forms, as before; everything else is
+    :func:`jepa_dynamics.aligned.predict` with ``predictor_init = V0`` (aligned init;
+    balanced and random inits use the balanced ``V0``), ``ema_rate = (1 - tau) / lr`` and
+    ``weight_decay = beta``.  MLPs use the deep linear theory at their depth, as a reference.
+    ``times=False``: only ``w_inf`` and ``learned`` are needed (the crossing level), and a
+    balanced EMA run skips its 2-D integration (``critical_time`` is then ``nan``).
+    Raises ``SpecError`` for a feature that starts at or above its critical level."""
+    ds = config.dataset() if dataset is None else dataset
+    if lr == 0 and (config.balanced_theory or (not times and config.balanced_fixed_point)):
+        w_star = np.asarray(spec.fixed_point(config.objective, config.depth, ds.rho), dtype=np.float64)
+        # the closed form also checks eps < fraction * w_star and that the times fit in float64
+        t_star = theory.critical_time(config.objective, config.depth, ds.lam, ds.rho, config.eps, config.fraction)
+        if not config.balanced_theory:
+            t_star = np.full(w_star.shape, np.nan)
+        return Prediction(w_star, np.ones(w_star.shape, dtype=bool), np.asarray(t_star, dtype=np.float64))
+    from . import aligned
+
+    v0 = config.predictor_init if config.init == "aligned" else None
+    pred = aligned.predict(config.objective, config.depth, ds.lam, ds.rho, config.eps, v0,
+                           ema_rate=config.ema_rate, weight_decay=config.weight_decay, lr=lr,
+                           fraction=config.fraction)
+    return Prediction(np.asarray(pred.w_inf, np.float64), np.asarray(pred.learned, bool),
+                      np.asarray(pred.critical_time, np.float64))
+
+
+def crossing_level(config: TrainConfig, pred: Prediction) -> np.ndarray:
+    """The empirical critical level per feature: ``fraction * |w_inf|`` of the run's own theory
+    (balanced runs: ``fraction * w_star``, as before); ``inf`` for a feature the theory says is
+    never learned (its empirical critical time is then ``nan``)."""
+    return np.where(pred.learned, config.fraction * np.abs(pred.w_inf), np.inf)
 
 
 def _init_model(config, key, dim):
@@ -241,8 +335,144 @@ def _init_model(config, key, dim):
                   predictor=config.predictor, dtype=config.jnp_dtype)
     if config.init == "balanced":
         return models.balanced(key, dim, config.depth, config.eps, **kwargs)
+    if config.init == "aligned":
+        return models.aligned(key, dim, config.depth, config.eps, config.predictor_init, **kwargs)
     scale = config.init_scale if config.init_scale is not None else config.eps ** (1.0 / config.depth)
     return models.random_init(key, dim, config.depth, scale, **kwargs)
+
+
+@dataclass(frozen=True)
+class Program:
+    """What a training step compiles to: everything static about a run.
+
+    Runs that share a program (the same shape, objective, loss, optimiser, ...) differ only in
+    their :func:`hyperparameters` and initial state, which are data: :mod:`jepa_dynamics.grid`
+    trains many of them in one ``vmap`` of :func:`segment`."""
+
+    model: str
+    objective: str
+    loss: str
+    optimizer: str
+    stop_gradient: bool
+    ema: bool  # an EMA target is carried (tau is data; tau = 0 makes it the stop-gradient copy)
+    weight_decay: bool  # grad += beta * theta (beta is data)
+    batch: int
+    dtype: str
+    dataset: Optional[data.Dataset] = None  # the sampler, for loss="sampled"
+
+    @staticmethod
+    def of(config: TrainConfig, dataset: data.Dataset | None = None, *, ema=None, weight_decay=None) -> "Program":
+        return Program(config.model, config.objective, config.loss, config.optimizer, config.stop_gradient,
+                       config.ema > 0 if ema is None else ema,
+                       config.weight_decay > 0 if weight_decay is None else weight_decay,
+                       config.batch, config.dtype, dataset if config.loss == "sampled" else None)
+
+    @property
+    def jnp_dtype(self):
+        return jnp.float64 if self.dtype == "float64" else jnp.float32
+
+    @property
+    def transform(self):
+        """The optimiser without its learning rate (``-lr`` is applied as data): plain SGD is
+        the identity, Adam is ``optax.scale_by_adam`` -- ``optax.sgd``/``optax.adam`` exactly."""
+        return optax.identity() if self.optimizer == "sgd" else optax.scale_by_adam()
+
+
+def hyperparameters(config: TrainConfig, dataset: data.Dataset, level, data_key) -> dict:
+    """The per-run numbers a step reads (data, not code): ``lr``, ``weight_decay``, ``ema``
+    (tau), the crossing ``level`` per feature, the population moments ``cov`` and the
+    minibatch ``data_key``."""
+    dtype = config.jnp_dtype
+    return {"lr": jnp.asarray(config.lr, jnp.float64), "weight_decay": jnp.asarray(config.weight_decay, jnp.float64),
+            "ema": jnp.asarray(config.ema, jnp.float64), "level": jnp.asarray(level, dtype),
+            "cov": tuple(jnp.asarray(a, dtype) for a in dataset.covariances()), "data_key": data_key}
+
+
+def initial_state(program: Program, hp: dict, model, x_eval=None):
+    """``(model, optimiser state, EMA target, crossing tracker)`` at step 0."""
+    target = objectives.ema_target(model.encoder) if program.ema else None
+    r0 = jnp.asarray(responses(program, model.encoder, x_eval), program.jnp_dtype)
+    first = jnp.where(r0 >= hp["level"], 0, -1).astype(jnp.int64)
+    crossing = (first, r0, r0, r0)  # (first step at or above the level, previous, before, at the crossing)
+    return model, program.transform.init(model), target, crossing
+
+
+def responses(program: Program, encoder, x_eval=None):
+    if program.model == "linear":
+        return analysis.responses_linear(encoder.matrix())
+    return analysis.responses_from_samples(encoder, x_eval)
+
+
+def step(program: Program, hp: dict, state, k):
+    """One optimiser step ``k -> k + 1`` of one run (pure; ``vmap`` it over runs).
+
+    ``grads (+ beta theta)`` -> Adam's scaling (or none) -> ``theta - lr * update`` (the
+    same operations as ``optax.chain(add_decayed_weights(beta), sgd(lr) | adam(lr))``), then
+    the EMA target ``W_T <- tau W_T + (1 - tau) Wbar`` from the new parameters, then (linear
+    encoders) the crossing tracker."""
+    model, opt_state, target, crossing = state
+    dtype = program.jnp_dtype
+    if program.loss == "population":
+        batch = hp["cov"]
+    else:
+        batch = program.dataset.sample(jax.random.fold_in(hp["data_key"], k), program.batch, dtype)
+
+    def loss_fn(m):
+        return objectives.loss(program.objective, program.loss, m, batch, target, stop_gradient=program.stop_gradient)
+
+    grads = jax.grad(loss_fn)(model)
+    if program.weight_decay:
+        beta = hp["weight_decay"]
+        grads = jax.tree_util.tree_map(lambda g, p: g + beta.astype(g.dtype) * p, grads, model)
+    updates, opt_state = program.transform.update(grads, opt_state, model)
+    neg_lr = -hp["lr"]
+    updates = jax.tree_util.tree_map(lambda u: neg_lr.astype(u.dtype) * u, updates)
+    model = eqx.apply_updates(model, updates)
+    if target is not None:
+        tau = hp["ema"]
+        target = objectives.ema_update(target, model.encoder, tau.astype(dtype), (1.0 - tau).astype(dtype))
+    if program.model == "linear":
+        first, prev, before, at = crossing
+        r = analysis.responses_linear(model.encoder.matrix()).astype(prev.dtype)
+        now = (first < 0) & (r >= hp["level"])
+        crossing = (jnp.where(now, k + 1, first), r, jnp.where(now, prev, before), jnp.where(now, r, at))
+    return model, opt_state, target, crossing
+
+
+def segment(program: Program, chunk: int, hp: dict, state, start, n):
+    """Steps ``start .. start + n - 1`` (``n <= chunk`` traced: one compile per ``chunk``)."""
+    def body(carry, i):
+        carry = jax.lax.cond(i < n, lambda c: step(program, hp, c, start + i), lambda c: c, carry)
+        return carry, None
+
+    state, _ = jax.lax.scan(body, state, jnp.arange(chunk))
+    return state
+
+
+def crossing_steps(crossing, level) -> np.ndarray:
+    """The tracked crossing as an interpolated step count per feature (trailing axis):
+    linear between the steps just before and at the crossing, ``0`` if it starts at or above
+    the level, ``nan`` if not reached.  Multiply by ``lr`` for the time."""
+    first, _, before, at = (np.asarray(a, np.float64) for a in crossing)
+    level = np.broadcast_to(np.asarray(level, np.float64), first.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = np.where(first > 0, analysis.interpolate_crossing(first - 1, first, before, at, level), 0.0)
+    return np.where(first >= 0, k, np.nan)
+
+
+def finite(model):
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf))
+                              for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))]))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(program: Program, chunk: int):
+    """The jitted chunk of steps and responses of a program: runs that differ only in their
+    hyperparameters and initial state (data) share one compile."""
+    return jax.jit(functools.partial(segment, program, chunk)), jax.jit(functools.partial(responses, program))
+
+
+_finite = jax.jit(finite)
 
 
 class _Runner:
@@ -250,54 +480,30 @@ class _Runner:
 
     def __init__(self, config: TrainConfig):
         self.config = config
+        with matmul_precision(config.matmul_precision):
+            self._build(config)
+
+    def _build(self, config):
         self.dataset = config.dataset()
-        init_key, self.data_key, eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
-        dtype = config.jnp_dtype
+        init_key, data_key, eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+        self.prediction = prediction(config, self.dataset, times=False)
+        # Linear encoders: the crossing of fraction * |w_inf| is tracked at every step inside the
+        # scan, so the empirical critical time does not depend on the recording grid.
+        self.reference = np.abs(self.prediction.w_inf)
+        self.program = Program.of(config, self.dataset)
+        self.hp = hyperparameters(config, self.dataset, crossing_level(config, self.prediction), data_key)
+        self.level = self.hp["level"]
         model = _init_model(config, init_key, self.dataset.dim)
-        self.optimizer = _optimizer(config)
-        target = objectives.ema_target(model.encoder) if config.ema > 0 else None
-        self.cov = tuple(jnp.asarray(a, dtype) for a in self.dataset.covariances())
         self.x_eval = None
         if config.model != "linear":
-            self.x_eval, _ = self.dataset.sample(eval_key, config.eval_batch, dtype)
-        # Linear encoders: the crossing of fraction * w_star is tracked at every step inside the
-        # scan, so the empirical critical time does not depend on the recording grid.
-        self.level = jnp.asarray(config.fraction * _w_star(config, self.dataset), dtype)
-        r0 = jnp.asarray(self._responses_impl(model.encoder), dtype)
-        first = jnp.where(r0 >= self.level, 0, -1).astype(jnp.int64)
-        crossing = (first, r0, r0, r0)  # (first step at or above the level, previous, before, at the crossing)
-        self.initial = (model, self.optimizer.init(model), target, crossing)
+            self.x_eval, _ = self.dataset.sample(eval_key, config.eval_batch, config.jnp_dtype)
+        self.initial = initial_state(self.program, self.hp, model, self.x_eval)
         boundaries = set(record_steps(config).tolist()) | set(config.checkpoints) | {config.steps}
         self.boundaries = np.array(sorted(boundaries), dtype=np.int64)
         gaps = np.diff(self.boundaries)
         self.chunk = int(min(config.chunk, gaps.max())) if gaps.size else 1
-        self._segment = jax.jit(self._segment_impl)
-        self._responses = jax.jit(self._responses_impl)
-        self._finite = jax.jit(lambda model: jnp.all(jnp.stack(
-            [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array))])))
-
-    def _step(self, state, k):
-        cfg = self.config
-        model, opt_state, target, crossing = state
-        if cfg.loss == "population":
-            batch = self.cov
-        else:
-            batch = self.dataset.sample(jax.random.fold_in(self.data_key, k), cfg.batch, cfg.jnp_dtype)
-
-        def loss_fn(m):
-            return objectives.loss(cfg.objective, cfg.loss, m, batch, target, stop_gradient=cfg.stop_gradient)
-
-        grads = jax.grad(loss_fn)(model)
-        updates, opt_state = self.optimizer.update(grads, opt_state, model)
-        model = eqx.apply_updates(model, updates)
-        if target is not None:
-            target = objectives.ema_update(target, model.encoder, cfg.ema)
-        if cfg.model == "linear":
-            first, prev, before, at = crossing
-            r = analysis.responses_linear(model.encoder.matrix()).astype(prev.dtype)
-            now = (first < 0) & (r >= self.level)
-            crossing = (jnp.where(now, k + 1, first), r, jnp.where(now, prev, before), jnp.where(now, r, at))
-        return model, opt_state, target, crossing
+        self._segment, self._responses = _compiled(self.program, self.chunk)
+        self._finite = _finite
 
     def crossing_times(self, state) -> np.ndarray | None:
         """Linear encoders: ``t_star`` per feature from the step-by-step tracker, interpolated
@@ -305,36 +511,21 @@ class _Runner:
         reached, ``0`` if the response starts at or above the level); ``None`` for MLPs."""
         if self.config.model != "linear":
             return None
-        first, _, before, at = (np.asarray(a, np.float64) for a in state[3])
-        level = np.broadcast_to(np.asarray(self.level, np.float64), first.shape)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            step = np.where(first > 0, analysis.interpolate_crossing(first - 1, first, before, at, level), 0.0)
-        return np.where(first >= 0, self.config.lr * step, np.nan)
-
-    def _segment_impl(self, state, start, n):
-        def body(carry, i):
-            carry = jax.lax.cond(i < n, lambda c: self._step(c, start + i), lambda c: c, carry)
-            return carry, None
-
-        state, _ = jax.lax.scan(body, state, jnp.arange(self.chunk))
-        return state
-
-    def _responses_impl(self, encoder):
-        if self.config.model == "linear":
-            return analysis.responses_linear(encoder.matrix())
-        return analysis.responses_from_samples(encoder, self.x_eval)
+        return self.config.lr * crossing_steps(state[3], self.level)
 
     def responses(self, state) -> np.ndarray:
-        return np.asarray(self._responses(state[0].encoder), dtype=np.float64)
+        with matmul_precision(self.config.matmul_precision):
+            return np.asarray(self._responses(state[0].encoder, self.x_eval), dtype=np.float64)
 
     def advance(self, state, start: int, stop: int):
         """Run steps ``start .. stop - 1`` (``stop - start`` of them) and return the new state.
 
         Raises :class:`TrainingDiverged` if the parameters are no longer finite at ``stop``."""
-        while start < stop:
-            n = min(self.chunk, stop - start)
-            state = self._segment(state, jnp.asarray(start), jnp.asarray(n))
-            start += n
+        with matmul_precision(self.config.matmul_precision):
+            while start < stop:
+                n = min(self.chunk, stop - start)
+                state = self._segment(self.hp, state, jnp.asarray(start), jnp.asarray(n))
+                start += n
         if not bool(self._finite(state[0])):
             cfg = self.config
             raise TrainingDiverged(
@@ -387,7 +578,7 @@ def train(config: TrainConfig, *, progress=False) -> TrainResult:
 
 RESPONSE_COLUMNS = ("step", "time", "feature", "response")
 SUMMARY_COLUMNS = ("feature", "lam", "rho", "fixed_point", "critical_time_theory", "critical_time_empirical",
-                   "final_response")
+                   "final_response", "critical_time_gd", "learned_theory", "learned_empirical")
 
 
 def _save_atomic(path, tree):
@@ -670,15 +861,16 @@ def _rewrite_head(path: str, head: list, body: int, keep: int) -> None:
 
 
 def unreached_note(result: TrainResult) -> Optional[str]:
-    """One line naming the features whose response never reached ``fraction * w_star`` within
-    the run, and how many steps the balanced gradient-flow theory says each needs (``None``
-    if every feature crossed)."""
+    """One line naming the features whose response never reached ``fraction * |w_inf|`` within
+    the run, and how many steps the gradient-flow theory says each needs (``None`` if every
+    feature the theory learns crossed)."""
     cfg = result.config
     t_emp = np.asarray(result.critical_times(), dtype=np.float64)
-    missed = np.flatnonzero(np.isnan(t_emp))
+    cols = theory_columns(cfg, result.dataset, gd=False)
+    missed = np.flatnonzero(np.isnan(t_emp) & cols["learned_theory"])
     if missed.size == 0:
         return None
-    _, t_theory = theory_columns(cfg, result.dataset)
+    t_theory = cols["critical_time_theory"]
     need = np.ceil(t_theory[missed] / cfg.lr)
     shown = missed[:8]
     more = f" and {missed.size - shown.size} more" if missed.size > shown.size else ""
@@ -686,37 +878,66 @@ def unreached_note(result: TrainResult) -> Optional[str]:
     steps = ", ".join(f"{n:.0f}" for n in need[: shown.size]) + (", ..." if more else "")
     kind = "" if cfg.optimizer == "sgd" else " (gradient flow; with adam, lr x step is not gradient-flow time)"
     return (f"the run ended at step {cfg.steps} (t = {cfg.lr * cfg.steps:.6g}) before feature{'s' * (missed.size > 1)} "
-            f"{names} reached fraction * w_star; the theory{kind} needs {steps} steps at lr {cfg.lr:g}: rerun with "
+            f"{names} reached fraction * {'w_star' if cfg.balanced_fixed_point else '|w_inf|'}; the theory{kind} needs {steps} steps at lr {cfg.lr:g}: rerun with "
             f"--steps {int(need.max())} --resume to extend it")
 
 
-def theory_columns(config: TrainConfig, dataset: data.Dataset):
-    """``(fixed_point, critical_time_theory)`` per feature: the balanced deep linear theory
-    (``docs/theory.md``) at the run's depth -- the reference for MLPs too, which it only
-    approximates (near their small initialisation)."""
-    w_star = spec.fixed_point(config.objective, config.depth, dataset.rho)
-    t_star = theory.critical_time(config.objective, config.depth, dataset.lam, dataset.rho, config.eps,
-                                  config.fraction)
-    return np.asarray(w_star, dtype=np.float64), np.asarray(t_star, dtype=np.float64)
+def theory_columns(config: TrainConfig, dataset: data.Dataset, gd: bool = True) -> dict:
+    """The summary's theory columns per feature (:func:`prediction`): ``fixed_point`` = the
+    run's gradient-flow limit ``w_inf`` (balanced: ``w_star``), ``critical_time_theory``
+    (gradient flow), ``critical_time_gd`` (the exact GD map at the run's ``lr``, where it
+    applies: :attr:`TrainConfig.exact_map`; else ``nan``) and ``learned_theory``."""
+    gf = prediction(config, dataset)
+    t_gd = (prediction(config, dataset, lr=config.lr).critical_time if gd and config.exact_map
+            else np.full(dataset.dim, np.nan))
+    return {"fixed_point": gf.w_inf, "critical_time_theory": gf.critical_time, "critical_time_gd": t_gd,
+            "learned_theory": gf.learned}
+
+
+def learned_empirical(first_response, final_response) -> np.ndarray:
+    """A feature counts as learned by the network when its response ends above where it
+    started (section 10: a collapsing feature decays towards 0, a learned one rises past
+    ``fraction * |w_inf| > eps``; a feature that first shrinks, ``V0 < 0``, needs a run past
+    its critical time)."""
+    return np.asarray(final_response, np.float64) > np.asarray(first_response, np.float64)
+
+
+SUMMARY_NOTES = {
+    "fixed_point": "w_inf: the gradient-flow limit of w for the run's own init, EMA and weight decay (theory-spec "
+                   "section 10; balanced runs: w_star of the deep linear theory; for mlp: a reference only)",
+    "critical_time_theory": "t_star: first gradient-flow time with |w| >= fraction * |w_inf| for the run's own init, "
+                            "EMA (kappa = (1 - ema) / lr) and weight decay (inf: not learned)",
+    "critical_time_gd": "the exact gradient-descent map's prediction at the run's lr: lr x the step count interpolated "
+                        "as critical_time_empirical is (nan: the map does not describe this run -- random init, "
+                        "sampled loss, adam or mlp)",
+    "learned_theory": "w_inf != 0 (theory-spec section 10)",
+    "learned_empirical": "the final response exceeds the initial one (collapsing features decay towards 0)",
+}
 
 
 def write_summary(result: TrainResult, path: str, command: str) -> None:
     cfg, ds = result.config, result.dataset
-    w_star, t_theory = theory_columns(cfg, ds)
+    cols = theory_columns(cfg, ds)
     t_emp = result.critical_times()
     notes = {
-        "fixed_point": "w_star of the balanced deep linear theory at this depth (for mlp: a reference only)",
-        "critical_time_theory": f"exact t_star at fraction={cfg.fraction!r} of w_star, in gradient-flow time "
-                                "(balanced deep linear theory)",
-        "critical_time_empirical": ("first crossing of fraction * fixed_point, linearly interpolated in time "
+        **SUMMARY_NOTES,
+        "critical_time_empirical": ("first crossing of fraction * |fixed_point|, linearly interpolated in time "
                                     + ("between the training steps around it (tracked at every step)"
                                        if cfg.model == "linear" else "between the recorded responses around it")
-                                    + "; nan = not reached within the run"),
+                                    + "; nan = not reached within the run, or not learned in theory"),
         "time": TIME_NOTE,
+        "matmul_precision": f"{cfg.matmul_precision} (float32 matrix products; float64 runs are unaffected)",
     }
     header = records.provenance_lines(command, notes)
+    learned_emp = learned_empirical(result.responses[0], result.responses[-1])
     records.write_csv_atomic(path, header, SUMMARY_COLUMNS,
-                             [np.arange(ds.dim), ds.lam, ds.rho, w_star, t_theory, t_emp, result.responses[-1]])
+                             [np.arange(ds.dim), ds.lam, ds.rho, cols["fixed_point"], cols["critical_time_theory"],
+                              t_emp, result.responses[-1], cols["critical_time_gd"],
+                              _bools(cols["learned_theory"]), _bools(learned_emp)])
+
+
+def _bools(values):
+    return np.where(np.asarray(values, bool), "true", "false")
 
 
 def response_figure(result: TrainResult, max_features: int = 10):
@@ -733,10 +954,11 @@ def response_figure(result: TrainResult, max_features: int = 10):
     t = result.times
     positive = t > 0 if cfg.grid == "log" else np.ones_like(t, dtype=bool)
     theory_w = None
-    if cfg.model == "linear":
+    if cfg.model == "linear" and cfg.balanced_theory:
         ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
         theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
-    w_star, t_star = theory_columns(cfg, ds)
+    cols = theory_columns(cfg, ds, gd=False)
+    w_star, t_star = np.abs(cols["fixed_point"]), cols["critical_time_theory"]
     for j, (i, c) in enumerate(zip(idx, colours)):
         label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
         # markers under the theory's line (zorder), so that the line stays visible where they agree
@@ -744,7 +966,7 @@ def response_figure(result: TrainResult, max_features: int = 10):
                 label=label)
         if theory_w is not None:
             ax.plot(ts, theory_w[j], "-", lw=1.4, color=c, zorder=3)
-        if t_star[i] <= t[-1]:  # the theory's t* (fraction * w_star crossed): a dotted line and a cross
+        if t_star[i] <= t[-1]:  # the theory's t* (fraction * |w_inf| crossed): a dotted line and a cross
             ax.axvline(t_star[i], color=c, ls=":", lw=0.9, zorder=1)
             ax.plot([t_star[i]], [cfg.fraction * w_star[i]], "x", ms=7, mew=1.5, color=c, zorder=4)
     if cfg.grid == "log":

@@ -10,7 +10,8 @@ from jepa_dynamics import figures
 from jepa_dynamics.cli import main
 
 NAMES = ("ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models", "linear_probe",
-         "matrix_study", "real_data")
+         "matrix_study", "real_data",
+         "beyond_balanced")
 
 
 def test_registry_names():

@@ -1,0 +1,373 @@
+r"""One feature from any aligned initialisation, with EMA target and weight decay
+(``theory-spec.md`` section 10): gradient flow, float64.
+
+Per feature the network is the layers ``a_1..a_L``, the predictor (JEPA) / decoder (MAE)
+entry ``v`` and optionally an EMA target ``w_T``; ``w = a_1 ... a_L``.  The initial state of
+:func:`predict` is every layer ``a_l(0) = a0 = eps**(1/L)``, ``v(0) = predictor_init``
+(signed; balanced: ``a0``), ``w_T(0) = w(0) = eps``.  Layers that start equal stay equal
+(the field is symmetric in them), so ``c = a^2 - v^2`` is the one conserved quantity
+(``exp(-2 beta t)`` decay with weight decay ``beta``).
+
+How each row is computed (``docs/theory.md``, section 9, derives every step):
+
+* **balanced, stop-gradient / MAE, no weight decay**: :func:`jepa_dynamics.theory.critical_time`
+  (closed form), so today's sweep rows keep their values;
+* **JEPA, stop-gradient, no weight decay**: the exact 1-D reduction
+  ``dv/dt = (lam - sigma2 v) (v^2 + c)^L``, ``|w| = (v^2 + c)^(L/2)``: the collapse criterion
+  decides ``learned``, ``w_inf = (rho^2 + c)^(L/2)``, and ``t*`` is one quadrature in ``v``
+  (:func:`_jepa_time`: Gauss-Legendre panels after a substitution that makes the integrand
+  smooth and exponentially decaying);
+* **everything else** (MAE unbalanced, EMA, weight decay): ``w_inf``'s magnitude from the
+  fixed-point equations (:func:`fixed_point_magnitude`), ``learned``, its sign and ``t*`` from a
+  diffrax integration of ``(a, v, w_T)`` on a Sundman clock (:func:`_flow`), which turns the
+  ``~eps^-(2-1/L)``-long plateau into ``O(ln 1/eps)`` units of the clock.
+
+``lr > 0`` rows iterate the exact gradient-descent map (:mod:`jepa_dynamics.gd`) to the same
+level ``fraction * |w_inf|`` (``w_inf`` is always the gradient-flow limit).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import spec, theory
+
+__all__ = ["Prediction", "predict", "conserved", "collapses", "fixed_point_magnitude", "weight_decay_threshold",
+           "weight_decay_fixed_points", "field", "check_start"]
+
+
+class Prediction(NamedTuple):
+    """Per-row results of :func:`predict` (arrays of the broadcast shape)."""
+
+    w_inf: np.ndarray
+    learned: np.ndarray
+    critical_time: np.ndarray
+    critical_step: np.ndarray
+
+
+# --- the field and its invariants ------------------------------------------------------------------------
+
+def field(objective: str, depth: int, lam, rho, a, v, w_t=None, *, ema_rate=np.inf, weight_decay=0.0):
+    """``(da_l/dt for each layer, dv/dt, dw_T/dt)`` of section 10 for layers ``a`` (shape ``(L,)``).
+
+    A plain NumPy reference (no validation); ``w_t`` is used only with a finite ``ema_rate``."""
+    a = np.asarray(a, dtype=np.float64)
+    w = np.prod(a)
+    sigma2 = lam / rho
+    target = w if not np.isfinite(ema_rate) else w_t
+    r = sigma2 * v * w - (lam if objective == "mae" else lam * target)
+    others = np.array([np.prod(np.delete(a, l)) for l in range(a.size)])
+    da = -others * v * r - weight_decay * a
+    dv = -w * r - weight_decay * v
+    dwt = ema_rate * (w - w_t) if np.isfinite(ema_rate) else 0.0
+    return da, dv, dwt
+
+
+def conserved(a, v):
+    """``c_l = a_l^2 - v^2`` (constant under gradient flow without weight decay)."""
+    return np.asarray(a, dtype=np.float64) ** 2 - np.asarray(v, dtype=np.float64) ** 2
+
+
+def collapses(objective: str, depth, rho, eps, predictor_init):
+    """Section 10's collapse criterion (stop-gradient JEPA or MAE, no weight decay, equal layers).
+
+    JEPA: ``v`` moves monotonically to ``rho``; the feature collapses iff ``v^2 + c`` reaches 0
+    on the way: ``v0 < 0`` and ``c <= 0``, or ``v0 > rho`` and ``rho^2 + c <= 0`` (``c = 0``
+    with ``v0 < 0``: ``v -> 0`` and ``w -> 0`` asymptotically, a boundary the spec's strict
+    ``c < 0`` leaves out).  MAE, ``L >= 2``: ``a = 0`` is invariant and ``v w`` rises to
+    ``rho`` unless ``v0 <= -a0`` (then ``a -> 0``).  MAE, ``L = 1``: only ``v0 = -a0``
+    collapses (the stable manifold of the origin); ``v0 < -a0`` is learned with ``w_inf < 0``."""
+    depth = np.asarray(depth)
+    a0 = np.asarray(eps, dtype=np.float64) ** (1.0 / depth)
+    v0 = np.asarray(predictor_init, dtype=np.float64)
+    c = a0**2 - v0**2
+    if objective == "jepa":
+        return ((v0 < 0) & (c <= 0)) | ((v0 > rho) & (np.asarray(rho) ** 2 + c <= 0))
+    return np.where(depth >= 2, v0 <= -a0, v0 == -a0)
+
+
+# --- fixed points ----------------------------------------------------------------------------------------
+
+def _bisect(func, lo, hi, iterations: int = 200):
+    """Vectorised bisection for a root of ``func`` increasing or decreasing on ``[lo, hi]``."""
+    lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+    f_lo = func(lo)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        same = np.sign(func(mid)) == np.sign(f_lo)
+        lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def weight_decay_threshold(objective: str, depth, lam, rho):
+    """Largest ``beta`` for which balanced dynamics have a non-zero fixed point.
+
+    JEPA: ``lam rho^(2L-1) (2L-1)^(2L-1) / (2L)^(2L)`` (the maximum of ``u^(2L-1) (lam - sigma2 u)``);
+    MAE: the maximum of ``u^(L-1) (lam - sigma2 u^(L+1))``, ``lam (L+1)/(2L) u_m^(L-1)`` at
+    ``u_m^(L+1) = (L-1) rho / (2L)`` (``lam`` for ``L = 1``)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    lam, rho = np.asarray(lam, dtype=np.float64), np.asarray(rho, dtype=np.float64)
+    if objective == "jepa":
+        n = 2 * depth - 1
+        return lam * rho**n * n**n / (2 * depth) ** (2 * depth)
+    u_m = ((depth - 1) * rho / (2 * depth)) ** (1.0 / (depth + 1))
+    return np.where(depth == 1, lam, lam * (depth + 1) / (2 * depth) * u_m ** (depth - 1))
+
+
+def weight_decay_fixed_points(objective: str, depth, lam, rho, beta):
+    """``(u_minus, u_plus)``: the balanced non-zero fixed points of ``du/dt = g(u) - beta u``
+    (unstable, stable); ``nan`` where ``beta >= threshold``.  ``u_minus = 0`` when ``beta = 0``."""
+    depth = np.asarray(depth, dtype=np.float64)
+    lam, rho, beta = (np.asarray(x, dtype=np.float64) for x in (lam, rho, beta))
+    sigma2 = lam / rho
+    if objective == "jepa":
+        u_m = (2 * depth - 1) * rho / (2 * depth)
+        u_top = rho
+
+        def h(u):
+            return u ** (2 * depth - 1) * (lam - sigma2 * u) - beta
+    else:
+        u_m = np.where(depth == 1, 0.0, ((depth - 1) * rho / (2 * depth)) ** (1.0 / (depth + 1)))
+        u_top = rho ** (1.0 / (depth + 1))
+
+        def h(u):
+            return u ** (depth - 1) * (lam - sigma2 * u ** (depth + 1)) - beta
+    ok = beta < weight_decay_threshold(objective, depth, lam, rho)
+    with np.errstate(all="ignore"):
+        plus = np.where(beta == 0, u_top, _bisect(h, u_m, u_top))
+        minus = np.where(beta == 0, 0.0, _bisect(h, np.zeros_like(u_m), u_m))
+    return np.where(ok, minus, np.nan), np.where(ok, plus, np.nan)
+
+
+def fixed_point_magnitude(objective: str, depth, lam, rho, eps, predictor_init, weight_decay=0.0):
+    """``|w_inf|`` of a learned feature (``nan`` where no non-zero fixed point exists).
+
+    No weight decay: JEPA ``(rho^2 + c)^(L/2)``; MAE ``a^L`` at the root of
+    ``a^L sqrt(a^2 - c) = rho`` (``v w = rho`` on the conserved hyperbola).  Weight decay: every
+    non-zero fixed point is balanced (``a^2 = v^2``, ``docs/theory.md``), ``u_plus^L``.  The EMA
+    target does not move fixed points.  Balanced rows without weight decay return
+    :func:`jepa_dynamics.spec.fixed_point` exactly."""
+    depth = np.asarray(depth, dtype=np.float64)
+    lam, rho, eps, v0, beta = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
+                                                     for x in (lam, rho, eps, predictor_init, weight_decay)))
+    depth = np.broadcast_to(depth, lam.shape)
+    a0 = eps ** (1.0 / depth)
+    c = a0**2 - v0**2
+    with np.errstate(all="ignore"):
+        if objective == "jepa":
+            free = (rho**2 + c) ** (depth / 2)
+            free = np.where(rho**2 + c > 0, free, np.nan)
+        else:
+            lo = np.sqrt(np.maximum(c, 0.0))
+            hi = np.sqrt(np.maximum(c, 0.0) + rho ** (2.0 / (depth + 1)))
+            a = _bisect(lambda x: depth * np.log(x) + 0.5 * np.log(np.maximum(x**2 - c, 0.0)) - np.log(rho), lo, hi)
+            free = a**depth
+        free = np.where(v0 == a0, spec.fixed_point(objective, depth, rho), free)
+        _, u_plus = weight_decay_fixed_points(objective, depth, lam, rho, beta)
+    return np.where(beta > 0, u_plus**depth, free)
+
+
+# --- JEPA stop-gradient: one quadrature ------------------------------------------------------------------
+
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(10)
+_CHUNK = 2048
+
+
+def _jepa_time(depth, lam, rho, a0, v0, level):
+    """``t*`` of a learned stop-gradient JEPA row: ``int dv / ((lam - sigma2 v)(v^2 + c)^L)`` from
+    ``v0`` to ``v_c``, ``(v_c^2 + c)^(L/2) = level``, ``v_c > 0``.
+
+    Substitutions (smooth, exponentially decaying integrands): ``c > 0``: ``v = sqrt(c) sinh s``
+    (``v^2 + c = c cosh^2 s``); ``c <= 0``: ``y = ln(v^2 + c)``, ``v = sqrt(e^y - c)``.  Composite
+    10-point Gauss-Legendre on panels of equal width, their number set so that the integrand's
+    decay rate times a panel's half-width stays below ~2.5."""
+    out = np.empty(depth.size)
+    for start in range(0, depth.size, _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        out[sl] = _jepa_time_block(depth[sl], lam[sl], rho[sl], a0[sl], v0[sl], level[sl])
+    return out
+
+
+def _jepa_time_block(depth, lam, rho, a0, v0, level):
+    sigma2 = lam / rho
+    c = a0**2 - v0**2
+    pos = c > 0
+    root_c = np.sqrt(np.abs(c))
+    y_c = 2.0 / depth * np.log(level)
+    with np.errstate(all="ignore"):
+        v_c = np.sqrt(np.exp(y_c) - c)
+        lo = np.where(pos, np.arcsinh(v0 / root_c), 2.0 * np.log(a0))
+        hi = np.where(pos, np.arcsinh(v_c / root_c), y_c)
+    rate = np.where(pos, 2 * depth - 1, np.maximum(depth - 1, 1))
+    panels = int(np.clip(np.ceil(np.max(rate * (hi - lo)) / 5.0), 16, 4096))
+    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
+    mid = 0.5 * (edges[:, 1:] + edges[:, :-1])
+    half = 0.5 * (edges[:, 1:] - edges[:, :-1])
+    x = (mid[:, :, None] + half[:, :, None] * _GL_NODES[None, None, :]).reshape(depth.size, -1)
+    L = depth[:, None]
+    with np.errstate(all="ignore"):
+        # c > 0: log of sqrt(c) cosh s / ((lam - sigma2 v) (c cosh^2 s)^L)
+        ax = np.abs(x)
+        log_cosh = ax + np.log1p(np.exp(-2 * ax)) - np.log(2.0)
+        v_pos = root_c[:, None] * np.sinh(x)
+        log_pos = (0.5 - L) * np.log(np.abs(c))[:, None] + (1 - 2 * L) * log_cosh
+        # c <= 0: e^((1-L) y) / (2 v (lam - sigma2 v)), v = sqrt(e^y - c)
+        v_neg = np.sqrt(np.exp(x) - c[:, None])
+        log_neg = (1 - L) * x - np.log(2 * v_neg)
+        v = np.where(pos[:, None], v_pos, v_neg)
+        log_f = np.where(pos[:, None], log_pos, log_neg) - np.log(lam[:, None] - sigma2[:, None] * v)
+        f = np.exp(log_f).reshape(depth.size, panels, -1)
+    return np.sum(half * np.sum(f * _GL_WEIGHTS[None, None, :], axis=2), axis=1)
+
+
+# --- everything else: diffrax on a Sundman clock ---------------------------------------------------------
+
+def _flow(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=1e-11, atol=1e-13, max_steps=16384):
+    """``(crossed, t_cross, sign)`` per row: does ``|w|`` reach ``level`` under gradient flow, when,
+    and with which sign of ``w`` (see :mod:`jepa_dynamics._aligned_flow`)."""
+    from . import _aligned_flow
+
+    return _aligned_flow.first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level,
+                                        rtol=rtol, atol=atol, max_steps=max_steps)
+
+
+# --- the entry point -------------------------------------------------------------------------------------
+
+def _validate(objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_decay, lr, fraction):
+    spec.check_objective(objective)
+    depth = spec.check_depths(depth)
+    lam, rho = spec.check_lam(lam), spec.check_rho(rho)
+    eps = spec.check_positive(eps, "eps")
+    fraction = spec.check_unit_interval(fraction, "fraction")
+    v0 = None if predictor_init is None else spec.check_finite(predictor_init, "predictor_init")
+    kappa = np.asarray(ema_rate, dtype=np.float64)
+    if np.any(np.isnan(kappa)) or np.any(kappa <= 0):
+        raise spec.SpecError("ema_rate", "must be > 0 (inf for a stop-gradient target)")
+    if objective == "mae" and np.any(np.isfinite(kappa)):
+        raise spec.SpecError("ema_rate", "only JEPA has an EMA target (leave it at inf for MAE)")
+    beta = spec.check_nonnegative(weight_decay, "weight_decay")
+    eta = spec.check_nonnegative(lr, "lr")
+    with np.errstate(invalid="ignore"):
+        bad = (eta > 0) & np.isfinite(kappa) & (eta * np.where(np.isfinite(kappa), kappa, 0.0) > 1)
+    if np.any(bad):
+        raise spec.SpecError("ema_rate", "must be <= 1/lr with gradient descent (tau = 1 - lr * ema_rate >= 0)")
+    return depth, lam, rho, eps, v0, kappa, beta, eta, fraction
+
+
+def _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced):
+    """``(learned, |w_inf| candidate, sign, plain)`` before any integration (1-D rows)."""
+    a0 = eps ** (1.0 / depth)
+    plain = ~np.isfinite(kappa) & (beta == 0)  # stop-gradient JEPA or MAE, no weight decay: closed-form fate
+    magnitude = fixed_point_magnitude(objective, depth, lam, rho, eps, v0, beta)
+    magnitude = np.where(balanced & plain, spec.fixed_point(objective, depth, rho), magnitude)
+    learned = np.isfinite(magnitude) & (magnitude > 0)
+    learned = np.where(plain, learned & ~collapses(objective, depth, rho, eps, v0), learned)
+    sign = np.ones(depth.size)
+    if objective == "mae":
+        sign = np.where(plain & (depth == 1) & (v0 < -a0), -1.0, sign)
+    return learned, magnitude, sign, plain
+
+
+def _check_start(objective, depth, rho, eps, v0, learned, level, balanced):
+    """A learned feature must start below ``fraction * |w_inf|`` (rows whose fate is decided by
+    integration are checked against their non-zero fixed point, before integration)."""
+    above = learned & (eps >= level)
+    if above.any():
+        i = int(np.flatnonzero(above)[0])
+        name = "eps" if balanced[i] else "predictor_init"
+        raise spec.SpecError(
+            name, f"the feature starts at or above fraction * |w_inf| = {level[i]:.6g} (|w(0)| = eps = {eps[i]:.6g}, "
+                  f"predictor_init = {v0[i]:.6g}, objective={objective} depth={int(depth[i])} rho={rho[i]:.6g}); "
+                  f"t* is undefined: use a smaller eps or another predictor_init")
+
+
+def check_start(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_rate=np.inf, weight_decay=0.0,
+                fraction=0.5) -> None:
+    """Raise :class:`~jepa_dynamics.spec.SpecError` if any row of :func:`predict` would start at or
+    above ``fraction * |w_inf|`` (cheap: no integration).  Arguments broadcast; inputs validated."""
+    depth, lam, rho, eps, v0, kappa, beta, _, fraction = _validate(
+        objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_decay, 0.0, fraction)
+    parts = [np.asarray(depth), lam, rho, eps, kappa, beta, fraction] + ([] if v0 is None else [v0])
+    shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
+    flat = lambda x: np.broadcast_to(np.asarray(x), shape).ravel()  # noqa: E731
+    depth, lam, rho, eps, kappa, beta, fraction = (flat(x) for x in (depth, lam, rho, eps, kappa, beta, fraction))
+    depth = depth.astype(np.int64)
+    a0 = eps ** (1.0 / depth)
+    v0 = a0 if v0 is None else flat(v0).astype(np.float64)
+    balanced = v0 == a0
+    learned, magnitude, _, _ = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
+    _check_start(objective, depth, rho, eps, v0, learned, fraction * magnitude, balanced)
+
+
+def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_rate=np.inf, weight_decay=0.0,
+            lr=0.0, fraction=0.5) -> Prediction:
+    """``w_inf``, ``learned``, ``critical_time`` and ``critical_step`` of one feature per row.
+
+    Arguments broadcast (NumPy rules).  ``predictor_init=None`` is balanced (``eps**(1/depth)``);
+    ``ema_rate`` is kappa (``inf`` = stop-gradient, JEPA only); ``weight_decay`` beta; ``lr`` eta
+    (``0`` = gradient flow).  ``critical_time`` is the gradient-flow ``t*`` (``lr = 0``) or
+    ``lr`` times the interpolated step count (``lr > 0``); ``inf`` when not learned.  Raises
+    :class:`~jepa_dynamics.spec.SpecError` for bad input, including a learned feature that starts at
+    or above ``fraction * |w_inf|``."""
+    depth, lam, rho, eps, v0, kappa, beta, eta, fraction = _validate(
+        objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_decay, lr, fraction)
+    parts = [np.asarray(depth), lam, rho, eps, kappa, beta, eta, fraction] + ([] if v0 is None else [v0])
+    shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
+    flat = lambda x: np.broadcast_to(np.asarray(x), shape).ravel()  # noqa: E731
+    depth, lam, rho, eps, kappa, beta, eta, fraction = (flat(x) for x in
+                                                        (depth, lam, rho, eps, kappa, beta, eta, fraction))
+    depth = depth.astype(np.int64)
+    a0 = eps ** (1.0 / depth)
+    balanced_given = np.zeros(depth.size, bool) if v0 is not None else np.ones(depth.size, bool)
+    v0 = a0.copy() if v0 is None else flat(v0).astype(np.float64)
+    balanced = balanced_given | (v0 == a0)
+    n = depth.size
+    learned, magnitude, sign, plain = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
+    level = fraction * magnitude
+    _check_start(objective, depth, rho, eps, v0, learned, level, balanced)
+
+    t_star = np.full(n, np.inf)
+    # 1. balanced, plain: today's closed form
+    m = plain & balanced & learned & (eta == 0)
+    if m.any():
+        t_star[m] = theory.critical_time_unchecked(objective, depth[m], lam[m], rho[m], eps[m], fraction[m])
+    # 2. JEPA, stop-gradient, no weight decay: the 1-D reduction
+    m = plain & ~balanced & learned & (eta == 0) & (objective == "jepa")
+    if m.any():
+        t_star[m] = _jepa_time(depth[m], lam[m], rho[m], a0[m], v0[m], level[m])
+    # 3. the rest: integrate (also decides the fate of EMA / weight-decay rows, for GD rows too)
+    sim = learned & ~(plain & ((objective == "jepa") | balanced))
+    sim_fate = sim & ~plain
+    sim_time = sim & (eta == 0)
+    m = sim_time | sim_fate
+    if m.any():
+        crossed, t_cross, s = _flow(objective, depth[m], lam[m], rho[m], a0[m], v0[m], kappa[m], beta[m], level[m])
+        fate = np.ones(n, bool)
+        fate[m] = crossed
+        learned = np.where(sim_fate, fate, learned)
+        sign = sign.copy()
+        sign[m] = s
+        tt = np.full(n, np.inf)
+        tt[m] = np.where(crossed, t_cross, np.inf)
+        t_star = np.where(sim_time, tt, t_star)
+
+    step = np.full(n, np.nan)
+    m = eta > 0
+    if m.any():
+        from . import gd
+
+        step[m] = np.inf
+        g = m & learned
+        if g.any():
+            k, _ = gd.critical_steps(objective, depth[g], lam[g], rho[g], a0[g], v0[g], level[g], lr=eta[g],
+                                     ema_rate=kappa[g], weight_decay=beta[g])
+            step[g] = k
+        t_star = np.where(m, eta * step, t_star)
+
+    learned = learned.astype(bool)
+    w_inf = np.where(learned, sign * magnitude, 0.0)
+    t_star = np.where(learned, t_star, np.inf)
+    step = np.where(learned | (eta == 0), step, np.inf)
+    return Prediction(w_inf.reshape(shape), learned.reshape(shape), t_star.reshape(shape), step.reshape(shape))

@@ -1,0 +1,167 @@
+"""Section 10 of theory-spec.md: aligned (unbalanced) init, EMA target, weight decay, under gradient flow.
+
+Every reference here integrates the full L + 1 (+ EMA) scalars written out by hand (scipy
+``solve_ivp``), with the layers as separate components, never the package's reduction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from jepa_dynamics import aligned, spec, theory
+
+
+def full_rhs(objective, lam, rho, kappa=math.inf, beta=0.0):
+    """``d/dt (a_1..a_L, v, w_T)`` of section 10, by hand."""
+    sigma2 = lam / rho
+
+    def rhs(t, y):
+        a, v, wt = y[:-2], y[-2], y[-1]
+        w = np.prod(a)
+        target = wt if math.isfinite(kappa) else w
+        r = sigma2 * v * w - (lam if objective == "mae" else lam * target)
+        others = np.array([np.prod(np.delete(a, i)) for i in range(a.size)])
+        da = -others * v * r - beta * a
+        dv = -w * r - beta * v
+        dwt = kappa * (w - wt) if math.isfinite(kappa) else 0.0
+        return np.concatenate([da, [dv, dwt]])
+
+    return rhs
+
+
+def direct(objective, depth, lam, rho, eps, v0, level, *, kappa=math.inf, beta=0.0, t_max=1e7):
+    """First time ``|w| = level`` (``inf`` if never before ``t_max``) and the final ``w``."""
+    a0 = eps ** (1.0 / depth)
+    y0 = np.concatenate([np.full(depth, a0), [v0, eps]])
+    ev = lambda t, y: abs(np.prod(y[:-2])) - level  # noqa: E731
+    ev.terminal, ev.direction = True, 1
+    stiff = math.isfinite(kappa)
+    sol = solve_ivp(full_rhs(objective, lam, rho, kappa, beta), (0, t_max), y0, method="Radau" if stiff else "DOP853",
+                    rtol=1e-12, atol=1e-15 * eps, events=ev)
+    t = sol.t_events[0][0] if sol.t_events[0].size else math.inf
+    return t, np.prod(sol.y[:-2, -1])
+
+
+def test_field_matches_hand_written_rhs():
+    rng = np.random.default_rng(0)
+    for objective, kappa in (("jepa", math.inf), ("jepa", 0.7), ("mae", math.inf)):
+        a = rng.normal(size=3)
+        v, wt = rng.normal(), rng.normal()
+        da, dv, dwt = aligned.field(objective, 3, 0.8, 0.6, a, v, wt, ema_rate=kappa, weight_decay=0.1)
+        ref = full_rhs(objective, 0.8, 0.6, kappa, 0.1)(0.0, np.concatenate([a, [v, wt]]))
+        np.testing.assert_allclose(np.concatenate([da, [dv, dwt]]), ref, rtol=1e-14)
+
+
+@pytest.mark.parametrize("objective,kappa", [("jepa", math.inf), ("jepa", 0.5), ("mae", math.inf)])
+def test_conservation_and_decay(objective, kappa):
+    """c_l = a_l^2 - v^2 is constant (unequal layers too); with weight decay it decays as exp(-2 beta t)."""
+    rng = np.random.default_rng(1)
+    y0 = np.concatenate([rng.uniform(0.3, 0.9, 3) * rng.choice([-1, 1], 3), [rng.normal(), 0.2]])
+    for beta in (0.0, 0.05):
+        sol = solve_ivp(full_rhs(objective, 0.9, 0.7, kappa, beta), (0, 20), y0, method="DOP853", rtol=1e-13,
+                        atol=1e-14, dense_output=True)
+        for t in (5.0, 20.0):
+            y = sol.sol(t)
+            c = aligned.conserved(y[:3], y[3])
+            np.testing.assert_allclose(c, aligned.conserved(y0[:3], y0[3]) * math.exp(-2 * beta * t), rtol=1e-9,
+                                       atol=1e-11)
+
+
+def test_balanced_rows_equal_theory():
+    depth = np.array([1, 2, 3, 4])[:, None]
+    lam, rho, eps = 0.7, np.array([0.5, 0.9, 1.4]), 1e-3
+    for objective in ("jepa", "mae"):
+        pred = aligned.predict(objective, depth, lam, rho, eps)
+        assert np.array_equal(pred.critical_time, theory.critical_time(objective, depth, lam, rho, eps))
+        assert np.array_equal(pred.w_inf, np.broadcast_to(spec.fixed_point(objective, depth, rho), pred.w_inf.shape))
+        assert pred.learned.all() and np.isnan(pred.critical_step).all()
+
+
+def _cases(objective, n, seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        depth = int(rng.integers(1, 5))
+        lam, rho = rng.uniform(0.5, 1.5), rng.uniform(0.4, 1.2)
+        eps = 10 ** rng.uniform(-2.5, -1.5) * (rho ** depth)
+        a0 = eps ** (1 / depth)
+        v0 = a0 * rng.choice([rng.uniform(-3, 3), rng.uniform(-1.2, 1.2)])
+        yield depth, lam, rho, eps, v0
+
+
+@pytest.mark.parametrize("objective", ["jepa", "mae"])
+def test_predict_and_collapse_against_direct_integration(objective):
+    """Random aligned inits incl. negative V0, depths 1-4: learned flag and t* (1e-6) against scipy."""
+    rows = [c for c in _cases(objective, 40, 3 if objective == "jepa" else 4)]
+    depth, lam, rho, eps, v0 = (np.array(x) for x in zip(*rows))
+    pred = aligned.predict(objective, depth, lam, rho, eps, v0)
+    keep = np.flatnonzero(pred.critical_time < 3e4)[:8].tolist() + np.flatnonzero(~pred.learned)[:5].tolist()
+    rows = [rows[i] for i in keep]
+    pred = aligned.Prediction(*(x[keep] for x in pred))
+    flags = set()
+    for i, (d, la, r, e, v) in enumerate(rows):
+        learned = pred.learned[i]
+        flags.add(bool(learned))
+        level = 0.5 * abs(pred.w_inf[i]) if learned else 0.5 * np.nan_to_num(
+            aligned.fixed_point_magnitude(objective, d, la, r, e, v), nan=1e-3)
+        t_ref, w_end = direct(objective, d, la, r, e, v, max(level, 2 * e), t_max=1e5)
+        if learned:
+            assert t_ref == pytest.approx(pred.critical_time[i], rel=1e-6)
+            assert w_end * np.sign(pred.w_inf[i]) > 0
+        else:
+            assert math.isinf(t_ref) and abs(w_end) < e, (d, v / e ** (1 / d))
+    assert flags == {True, False}
+
+
+def test_jepa_collapse_boundaries():
+    """v0 < 0 with c <= 0 and v0 > rho with v0^2 >= rho^2 + a0^2 collapse; just inside them does not."""
+    a0, rho, depth = 0.1, 0.6, 2
+    eps = a0**depth
+    v0 = np.array([-a0 * 1.1, -a0 * 0.9, math.sqrt(rho**2 + a0**2) * 1.001])
+    assert aligned.collapses("jepa", depth, rho, eps, v0).tolist() == [True, False, True]
+    for v, expect in zip(v0, (False, True, False)):
+        t, w_end = direct("jepa", depth, 1.0, rho, eps, v, 0.3 * rho**2, t_max=1e5)
+        assert math.isfinite(t) == expect
+
+
+def test_spec_ema_example():
+    """theory-spec section 10: L=2, lam=0.8, rho=0.6, balanced u0=0.1: t* = 550.6, 555.4, 630.4."""
+    pred = aligned.predict("jepa", 2, 0.8, 0.6, 0.01, ema_rate=np.array([100.0, 1.0, 0.05]))
+    np.testing.assert_allclose(pred.critical_time, [550.6, 555.4, 630.4], atol=0.05)
+    for kappa, t in zip((1.0, 0.05), pred.critical_time[1:]):
+        t_ref, _ = direct("jepa", 2, 0.8, 0.6, 0.01, 0.1, 0.18, kappa=kappa, t_max=1e4)
+        assert t_ref == pytest.approx(t, rel=1e-6)
+
+
+def test_weight_decay_threshold_and_survival():
+    """Balanced JEPA: non-zero fixed points iff beta < threshold; a feature below u_minus decays."""
+    depth, lam, rho = 2, 1.0, 0.8
+    thr = aligned.weight_decay_threshold("jepa", depth, lam, rho)
+    u = np.linspace(1e-4, rho, 200001)
+    assert thr == pytest.approx(np.max(u**3 * (lam - lam / rho * u)), rel=1e-8)
+    u_minus, u_plus = aligned.weight_decay_fixed_points("jepa", depth, lam, rho, 0.5 * thr)
+    for u0, survives in ((1.05 * u_minus, True), (0.95 * u_minus, False)):
+        pred = aligned.predict("jepa", depth, lam, rho, u0**depth, weight_decay=0.5 * thr)
+        assert bool(pred.learned) == survives
+        t, w_end = direct("jepa", depth, lam, rho, u0**depth, u0, 0.5 * u_plus**depth, beta=0.5 * thr, t_max=1e5)
+        assert math.isfinite(t) == survives
+        if survives:
+            assert t == pytest.approx(float(pred.critical_time), rel=1e-6)
+            assert float(pred.w_inf) == pytest.approx(u_plus**depth, rel=1e-12)
+    above = aligned.predict("jepa", depth, lam, rho, 0.3**depth, weight_decay=1.01 * thr)
+    assert not above.learned and math.isinf(above.critical_time)
+
+
+def test_bad_inputs_are_one_line_errors():
+    with pytest.raises(spec.SpecError, match="predictor_init"):
+        aligned.predict("jepa", 2, 1.0, 0.6, 0.01, predictor_init=0.595)  # |w_inf| = 0.016 < 2 eps
+    with pytest.raises(spec.SpecError, match="ema_rate"):
+        aligned.predict("mae", 2, 1.0, 0.6, 0.01, ema_rate=1.0)
+    with pytest.raises(spec.SpecError, match="weight_decay"):
+        aligned.predict("jepa", 2, 1.0, 0.6, 0.01, weight_decay=-1.0)
+    with pytest.raises(spec.SpecError, match="lr"):
+        aligned.predict("jepa", 2, 1.0, 0.6, 0.01, lr=-0.1)
+    with pytest.raises(spec.SpecError, match="eps"):
+        aligned.predict("jepa", 2, 1.0, 0.6, 0.5)

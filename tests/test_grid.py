@@ -1,0 +1,145 @@
+"""The grid engine (many networks in one vmapped, sharded program) and ``jepa-dynamics train-grid``."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from jepa_dynamics import cli, grid, records, train
+
+LAM, RHO = (1.0, 0.6, 1.4), (0.9, 0.7, 0.5)
+
+
+def _levels(configs):
+    pred = grid.predict(configs)
+    return np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
+
+
+def test_grid_rows_equal_single_train_runs():
+    """Every network of a mixed grid (lr, eps, init incl. aligned with negative V0 and random, seed,
+    EMA, weight decay as data in one program; and a minibatch group) gives the critical times of a
+    single ``train`` run of the same network, to 1e-9, with the same seed."""
+    base = dict(objective="jepa", depth=2, lam=LAM, rho=RHO, steps=2500, records=1)
+    configs = [
+        dict(eps=0.02, lr=0.05), dict(eps=0.05, lr=0.08, seed=3), dict(eps=0.05, lr=0.08, ema=0.2),
+        dict(eps=0.05, lr=0.05, weight_decay=0.002), dict(eps=0.05, lr=0.08, init="aligned", predictor_init=-0.1),
+        dict(eps=0.05, lr=0.08, init="aligned", predictor_init=0.3), dict(eps=0.05, lr=0.08, init="random", seed=1),
+    ]
+    sampled = [dict(objective="mae", depth=1, eps=0.05, lr=0.05, init="random", loss="sampled", batch=16, seed=s)
+               for s in (0, 1)]
+    configs = [train.TrainConfig(**{**base, **c}) for c in configs + sampled]
+    groups = grid.plan(configs)
+    assert [g.tolist() for g in groups] == [list(range(7)), [7, 8]]
+    levels = _levels(configs)
+    for idx in groups:
+        res = grid.train_group([configs[i] for i in idx], levels[idx])
+        for row, i in enumerate(idx):
+            single = train.train(configs[i]).critical_times()
+            assert np.array_equal(np.isnan(single), np.isnan(res.critical_times[row]))
+            np.testing.assert_allclose(res.critical_times[row], single, rtol=1e-9, atol=0)
+    assert np.isfinite(res.critical_times).sum() >= 3
+
+
+SHARDED = r"""
+import json, sys
+import numpy as np
+import jax
+from jepa_dynamics import grid, train
+assert len(jax.devices()) == 4, jax.devices()
+configs = grid.configs_from(dict(objective="jepa", depth=2, lam=(1.0, 0.6), rho=(0.9, 0.7), steps=1500, init="random",
+                                 loss="sampled", batch=8), {"eps": [0.02, 0.05], "lr": [0.05, 0.1], "seed": [0, 1, 2]})
+configs = configs[:10]  # 10 networks: padded to 12 on 4 devices
+pred = grid.predict(configs)
+levels = np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
+four = grid.train_group(configs, levels)
+one = grid.train_group(configs, levels, devices=jax.devices()[:1])
+print(json.dumps({k: [np.asarray(getattr(r, k)).tobytes().hex() for r in (four, one)]
+                  for k in ("critical_times", "final", "first")}))
+"""
+
+
+def test_sharded_equals_unsharded_on_four_cpu_devices():
+    """4 forced CPU devices (XLA_FLAGS must be set before JAX starts: a subprocess): the sharded grid
+    gives the single-device result bit for bit, padding included."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for key, (four, one) in result.items():
+        assert four == one, key
+    t = np.frombuffer(bytes.fromhex(result["critical_times"][0]))
+    assert t.size == 20 and np.isfinite(t).sum() >= 4
+
+
+GRID = ["train-grid", "--objective", "jepa,mae", "--depth", "1,2", "--lam", "1,0.6", "--rho", "0.9,0.6",
+        "--eps", "0.05", "--lr", "0.08", "--init", "balanced,aligned", "--predictor-init=-0.1,0.2",
+        "--seed", "0", "--steps", "1500"]
+
+
+def test_train_grid_files_resume_and_refusals(tmp_path, capsys, monkeypatch):
+    """summary.csv has one row per (network, feature) with the issue's columns, fidelity.png is drawn;
+    an interrupted grid resumed gives the uninterrupted file byte for byte; hostile commands are one
+    line, exit 2, and change no file."""
+    full, part = str(tmp_path / "full"), str(tmp_path / "part")
+    assert cli.main(GRID + ["--out", full]) == 0
+    table = records.read_csv(os.path.join(full, "summary.csv"))
+    assert os.path.getsize(os.path.join(full, "fidelity.png")) > 10_000
+    n_networks = 2 * 2 * 3  # objective x depth x (balanced, aligned V0=-0.1, aligned V0=0.2)
+    assert len(table["feature"]) == 2 * n_networks
+    head = open(os.path.join(full, "summary.csv")).read().split("\n")
+    columns = [ln for ln in head if not ln.startswith("#")][0].split(",")
+    assert columns[:17] == ["objective", "depth", "eps", "lr", "init", "seed", "ema", "weight_decay", "feature", "lam",
+                            "rho", "critical_time_theory", "critical_time_gd", "critical_time_empirical",
+                            "learned_theory", "learned_empirical", "final_response"]
+    learned = table["learned_theory"] == "true"
+    done = learned & np.isfinite(table["critical_time_empirical"])
+    assert np.all((table["learned_empirical"] == "true")[done | ~learned] == learned[done | ~learned])
+    assert done.sum() >= 10 and (~learned).sum() >= 2
+    np.testing.assert_allclose(table["critical_time_empirical"][done], table["critical_time_gd"][done], rtol=1e-9)
+    assert np.all(np.isnan(table["critical_time_empirical"][~learned]))
+
+    # interrupted after the first block (one shape: 3 networks), then resumed
+    real = grid.train_group
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grid, "train_group", flaky)
+    assert cli.main(GRID + ["--block", "4", "--out", part]) == 130
+    assert "interrupted after 3 of 12 networks" in capsys.readouterr().err
+    monkeypatch.setattr(grid, "train_group", real)
+    assert cli.main(GRID + ["--block", "4", "--out", part, "--resume"]) == 0
+    body = lambda p: [ln for ln in open(p).read().split("\n") if not ln.startswith("# command")]  # noqa: E731
+    assert body(os.path.join(part, "summary.csv")) == body(os.path.join(full, "summary.csv"))
+
+    before = {n: open(os.path.join(full, n), "rb").read() for n in ("summary.csv", "fidelity.png")}
+    hostile = [
+        (["--depth", "1,x"], "--depth: 'x' is not a number"),
+        (["--lr", "0.1,-1"], "--lr:"),
+        (["--model", "mlp"], "--model: train-grid trains deep linear encoders"),
+        (["--batch", "8,16"], "--batch: takes one value"),
+        (["--eps", "0.5"], "--eps:"),
+        (["--objective", "byol"], "--objective:"),
+        (["--seed", ","], "--seed:"),
+        (["--lr", "0.2", "--resume"], "--resume: cannot resume"),
+    ]
+    for change, message in hostile:
+        args = list(GRID)
+        for flag, value in zip(change[::2], change[1::2]):
+            if flag in args:
+                args[args.index(flag) + 1] = value
+            else:
+                args += [flag, value]
+        if change[-1] == "--resume":
+            args = [a for a in args if a != "--resume"] + ["--resume"]
+        status = cli.main(args + ["--out", full])
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and len(err.splitlines()) == 1 and message in err, (change, err)
+        after = {n: open(os.path.join(full, n), "rb").read() for n in before}
+        assert after == before, change
