@@ -116,7 +116,6 @@ def _run_sweep(args, argv) -> int:
         from .plots import save_figure, sweep_figure
 
         # only the rows the plot draws are read (bounded memory for sweeps of any size)
-        records.ensure_folder(args.plot)
         save_figure(sweep_figure(records.read_csv_rows(args.out, plot_rows(grid))), args.plot)
         print(args.plot)
     return 0
@@ -155,7 +154,6 @@ def _run_simulate(args, argv) -> int:
     if args.plot:
         from .plots import save_figure, trajectory_figure
 
-        records.ensure_folder(args.plot)
         save_figure(trajectory_figure(params, ts, w), args.plot)
         print(args.plot)
     return 0

@@ -63,6 +63,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.2, height: fl
 def save_figure(fig, path: str, *, dpi: int = 150) -> None:
     """Save via a temporary file and ``os.replace`` (PNG, PDF or SVG by extension)."""
     root, ext = os.path.splitext(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # spec.check_writable creates nothing
     tmp = f"{root}.tmp-{os.getpid()}{ext}"
     fig.savefig(tmp, dpi=dpi)
     os.replace(tmp, path)

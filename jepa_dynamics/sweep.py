@@ -35,6 +35,8 @@ SIMULATE_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fracti
 _GRID_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction")
 _SWEEP_GRID_POSITIONS = (0, 1, 2, 3, 5, 6)  # where each grid axis sits among SWEEP_COLUMNS
 _FLOAT_TEXT = 24  # characters of the longest float repr ("-1.2345678901234567e-300")
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"0123456789.e+-infa", np.uint8)] = True
 
 _EXACT_BLOCK = 1 << 16
 _ODE_BLOCK = 512  # one compiled ODE bucket (see ode._BUCKETS) per block, small enough to keep work on Ctrl-C
@@ -173,31 +175,34 @@ def sweep_bytes(grid: Grid, rows: int | None = None) -> float:
 
 
 def row_checker(grid: Grid):
-    """``check(start, lines)`` for :class:`~jepa_dynamics.records.CsvAppender`: the index of the
-    first line that is not the sweep's row at its position (its six grid columns must be the
-    grid's text, its four computed columns numbers; rows past the grid's end are not its rows)."""
-    tables = _text_tables(grid)
+    """``check(start, rows)`` for :class:`~jepa_dynamics.records.CsvAppender`: the index of the
+    first row of the block ``rows`` (:class:`~jepa_dynamics.records.Rows`) that is not the
+    sweep's row at its position: its six grid columns must be the grid's text (compared as
+    bytes, vectorised), its four computed columns number text (1 to 24 of ``0-9 . e + -`` and
+    the letters of ``inf`` and ``nan``); a row past the grid's end is not its row."""
+    tables = []
+    for table in _text_tables(grid):
+        encoded = [t.encode() for t in table]
+        width = max(map(len, encoded)) + 1  # one more byte: a longer field in the file cannot match
+        tables.append((np.array(encoded, dtype=f"S{width}"), np.array([len(e) for e in encoded]), width))
     total = grid.size
 
-    def check(start: int, lines: list):
-        stop = min(total, start + len(lines))
-        bad = [stop - start] if stop - start < len(lines) else []
-        if stop <= start:
-            return 0 if lines else None
-        cells = list(zip(*(ln.split(",") for ln in lines[: stop - start])))
-        for pos, table, index in zip(_SWEEP_GRID_POSITIONS, tables, grid.indices(start, stop)):
-            wrong = np.flatnonzero(np.asarray(cells[pos], dtype=object) != table[index])
-            bad += wrong[:1].tolist()
-        for pos in (4, 7, 8, 9):
-            try:
-                np.asarray(cells[pos], dtype=np.float64)
-            except ValueError:
-                for i, text in enumerate(cells[pos]):
-                    try:
-                        float(text)
-                    except ValueError:
-                        bad.append(i)
-                        break
+    def check(start: int, rows):
+        k = rows.k
+        stop = min(total, start + k)
+        bad = [stop - start] if stop - start < k else []
+        m = stop - start
+        if m > 0:
+            for pos, (text, length, width), index in zip(_SWEEP_GRID_POSITIONS, tables, grid.indices(start, stop)):
+                got, got_len = rows.field(pos, width)
+                wrong = np.flatnonzero((got[:m] != text[index]) | (got_len[:m] != length[index]))
+                bad += wrong[:1].tolist()
+            # number text: 1 to 24 of 0-9 . e + - (inf and nan spelt with i n f a)
+            wrong = rows.bytes_outside((4, 7, 8, 9), _NUMBER_BYTES)
+            bad += wrong[wrong < m][:1].tolist()
+            for pos in (4, 7, 8, 9):
+                length = rows.lengths(pos)[:m]
+                bad += np.flatnonzero((length == 0) | (length > _FLOAT_TEXT))[:1].tolist()
         return min(bad) if bad else None
 
     return check
@@ -245,7 +250,7 @@ def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = Fal
     records.check_size(f"this sweep ({total} rows)", path=out, out_bytes=sweep_bytes(grid) - have,
                        allow_large=allow_large)
     writer = records.CsvAppender(out, header, SWEEP_COLUMNS, key=grid.key(method), resume=resume,
-                                 check=row_checker(grid), repair=repair, progress=progress)
+                                 check=row_checker(grid), repair=repair, progress=progress, what="sweep")
     start = writer.done
     if writer.repaired is not None and report is not None:
         row, found = writer.repaired

@@ -763,7 +763,8 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
     command = command or _default_command(config)
     out_bytes, mem_bytes = _footprint(config, config.dim)
     records.check_size(f"this run (dim={config.dim}, steps={config.steps})",
-                       path=os.path.join(out_dir, "responses.csv"), out_bytes=out_bytes, mem_bytes=mem_bytes, allow_large=allow_large)
+                       path=os.path.join(out_dir, "responses.csv"), out_bytes=out_bytes, mem_bytes=mem_bytes,
+                       allow_large=allow_large)
     runner = _Runner(config)
     ds = runner.dataset
     dim = ds.dim

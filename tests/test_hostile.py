@@ -180,6 +180,10 @@ def damaged(full, case):
         return full + rows[-1]
     if case == "a value edited to text":
         return b"".join(head + rows[:5] + [rows[5].replace(b",", b",abc,", 1).replace(b",", b"", 1)] + rows[6:])
+    if case == "letters in a computed column":
+        cells = rows[5].split(b",")
+        cells[8] = b"abc"
+        return b"".join(head + rows[:5] + [b",".join(cells)] + rows[6:])
     if case == "a row deleted":
         return b"".join(head + rows[:5] + rows[6:10])
     if case == "two rows swapped":
@@ -202,8 +206,9 @@ def damaged(full, case):
 
 
 DAMAGE = {
-    "extra row past the end": "data row 25 is not this job's row 25",
+    "extra row past the end": "data row 25 is not this sweep's row 25",
     "a value edited to text": "data row 6",
+    "letters in a computed column": "data row 6",
     "a row deleted": "data row 6",
     "two rows swapped": "data row 6",
     "windows line endings": "Windows (CRLF) line endings",
@@ -403,3 +408,30 @@ def test_ctrl_c_while_resume_checks_rows_leaves_the_file_untouched(tmp_path):
     else:  # the check was done before the signal: the refusal of row 160001
         assert "jepa-dynamics sweep: error: --resume: cannot resume" in last, last
     assert path.read_bytes() == text
+
+
+def test_csv_appender_line_checks_and_torn_utf8(tmp_path):
+    """A check written line by line (as train-grid's) sees the block as str lines; a torn last
+    line cut inside a multi-byte character is dropped; non-UTF-8 bytes are refused untouched."""
+    path = tmp_path / "t.csv"
+    header = ["# jepa-dynamics test"]
+    with records.CsvAppender(str(path), header, ["a", "b"], key={"k": 1}) as app:
+        app.write_columns([["x", "y", "z"], ["café", "2", "3"]])
+    data = path.read_bytes()
+    seen = []
+
+    def check(start, lines):
+        for i, ln in enumerate(lines):
+            seen.append(ln)
+            if ln.split(",")[0] not in ("x", "y", "z"):
+                return i
+        return None
+
+    path.write_bytes(data + "w,caf".encode() + "é".encode()[:1])  # torn inside the é
+    with records.CsvAppender(str(path), header, ["a", "b"], key={"k": 1}, resume=True, check=check) as app:
+        assert app.done == 3
+    assert seen == ["x,café", "y,2", "z,3"] and path.read_bytes() == data
+    path.write_bytes(data + b"q,\xff\n")
+    with pytest.raises(Exception, match="data row 4 .*not UTF-8 text"):
+        records.CsvAppender(str(path), header, ["a", "b"], key={"k": 1}, resume=True, check=check)
+    assert path.read_bytes() == data + b"q,\xff\n"
