@@ -16,8 +16,12 @@ so every component's logarithm moves at most at unit speed in ``s``: the plateau
 time ``|w| = level``.  Rows with an EMA target are stiff (``w_T`` relaxes at rate ``kappa``, far
 faster than the plateau's rate) and use the implicit Kvaerno5; the others use Tsit5.
 
-A row that does not cross before ``s_max = 200 + 20 |ln(level/eps)|`` has collapsed (its state
-went to ``w = 0``; section 10's fixed points are ``0`` and ``+-|w_inf|`` only).
+A row whose ``|w|`` falls ``e^60`` below the level (a boolean event), or that does not cross
+before ``s_max = 200 + 20 |ln(level/eps)|``, has collapsed (its state goes to ``w = 0``;
+section 10's fixed points are ``0`` and ``+-|w_inf|`` only).  The clock uses ``|A|`` itself
+where ``a`` cannot pass through 0 (every case but ``L = 1`` with MAE or an EMA target), so a
+collapse ``a -> 0`` is followed exponentially in ``s``; the other components use
+``|.| + delta``, ``delta = 1e-3`` of the initial size.
 """
 
 from __future__ import annotations
@@ -56,7 +60,11 @@ def _rates(y, args):
 
 def _sundman(s, y, args):
     dA, dV, dT = _rates(y, args)
-    R = jnp.sqrt((dA / (jnp.abs(y[0]) + _DELTA)) ** 2 + (dV / (jnp.abs(y[1]) + _DELTA)) ** 2) + 1e-300
+    depth, mae, ema = args[0], args[8], args[7]
+    # a can pass through 0 only for L = 1 with MAE or an EMA target; elsewhere a -> 0 is a collapse,
+    # which the clock must follow exponentially (no delta), not linearly into a kink
+    delta_a = jnp.where((depth == 1) & ((mae > 0) | (ema > 0)), _DELTA, 0.0)
+    R = jnp.sqrt((dA / (jnp.abs(y[0]) + delta_a + 1e-300)) ** 2 + (dV / (jnp.abs(y[1]) + _DELTA)) ** 2) + 1e-300
     return jnp.stack([dA / R, dV / R, dT / R, 1.0 / R])
 
 
@@ -67,18 +75,21 @@ def _row(depth, lam, sigma2, a0, eps, kappa, beta, ema, mae, V0, log_level, rtol
     def crossing(t, y, args, **kwargs):
         return depth * jnp.log(jnp.abs(y[0]) + 1e-300) - log_rel
 
+    def collapsed(t, y, args, **kwargs):  # |w| fell e^60 below the level: on its way to 0
+        return depth * jnp.log(jnp.abs(y[0]) + 1e-300) - log_rel < -60.0
+
     s_max = 200.0 + 20.0 * jnp.abs(log_rel)
     solver = dfx.Kvaerno5(root_finder=optx.Newton(rtol=1e-8, atol=1e-10)) if stiff else dfx.Tsit5()
     sol = dfx.diffeqsolve(
         dfx.ODETerm(_sundman), solver, t0=0.0, t1=s_max, dt0=1e-3,
         y0=jnp.stack([jnp.ones_like(V0), V0, jnp.ones_like(V0), jnp.zeros_like(V0)]), args=args,
         stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, dtmax=0.5),
-        saveat=dfx.SaveAt(t1=True), event=dfx.Event(crossing, root_finder=optx.Newton(rtol=1e-13, atol=1e-13)),
+        saveat=dfx.SaveAt(t1=True), event=dfx.Event((crossing, collapsed), root_finder=optx.Newton(rtol=1e-13, atol=1e-13)),
         max_steps=max_steps, throw=False, adjoint=dfx.ForwardMode(),
     )
     y = sol.ys[-1]
-    crossed = sol.result == dfx.RESULTS.event_occurred
-    ok = crossed | (sol.result == dfx.RESULTS.successful)
+    crossed = (sol.result == dfx.RESULTS.event_occurred) & sol.event_mask[0]
+    ok = (sol.result == dfx.RESULTS.event_occurred) | (sol.result == dfx.RESULTS.successful)
     sign = jnp.sign(_signed_power(y[0], depth))
     return crossed, y[3], sign, ok
 

@@ -35,7 +35,7 @@ import numpy as np
 from . import spec, theory
 
 __all__ = ["Prediction", "predict", "conserved", "collapses", "fixed_point_magnitude", "weight_decay_threshold",
-           "weight_decay_fixed_points", "field"]
+           "weight_decay_fixed_points", "field", "check_start"]
 
 
 class Prediction(NamedTuple):
@@ -256,6 +256,51 @@ def _validate(objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_
     return depth, lam, rho, eps, v0, kappa, beta, eta, fraction
 
 
+def _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced):
+    """``(learned, |w_inf| candidate, sign, plain)`` before any integration (1-D rows)."""
+    a0 = eps ** (1.0 / depth)
+    plain = ~np.isfinite(kappa) & (beta == 0)  # stop-gradient JEPA or MAE, no weight decay: closed-form fate
+    magnitude = fixed_point_magnitude(objective, depth, lam, rho, eps, v0, beta)
+    magnitude = np.where(balanced & plain, spec.fixed_point(objective, depth, rho), magnitude)
+    learned = np.isfinite(magnitude) & (magnitude > 0)
+    learned = np.where(plain, learned & ~collapses(objective, depth, rho, eps, v0), learned)
+    sign = np.ones(depth.size)
+    if objective == "mae":
+        sign = np.where(plain & (depth == 1) & (v0 < -a0), -1.0, sign)
+    return learned, magnitude, sign, plain
+
+
+def _check_start(objective, depth, rho, eps, v0, learned, level, balanced):
+    """A learned feature must start below ``fraction * |w_inf|`` (rows whose fate is decided by
+    integration are checked against their non-zero fixed point, before integration)."""
+    above = learned & (eps >= level)
+    if above.any():
+        i = int(np.flatnonzero(above)[0])
+        name = "eps" if balanced[i] else "predictor_init"
+        raise spec.SpecError(
+            name, f"the feature starts at or above fraction * |w_inf| = {level[i]:.6g} (|w(0)| = eps = {eps[i]:.6g}, "
+                  f"predictor_init = {v0[i]:.6g}, objective={objective} depth={int(depth[i])} rho={rho[i]:.6g}); "
+                  f"t* is undefined: use a smaller eps or another predictor_init")
+
+
+def check_start(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_rate=np.inf, weight_decay=0.0,
+                fraction=0.5) -> None:
+    """Raise :class:`~jepa_dynamics.spec.SpecError` if any row of :func:`predict` would start at or
+    above ``fraction * |w_inf|`` (cheap: no integration).  Arguments broadcast; inputs validated."""
+    depth, lam, rho, eps, v0, kappa, beta, _, fraction = _validate(
+        objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_decay, 0.0, fraction)
+    parts = [np.asarray(depth), lam, rho, eps, kappa, beta, fraction] + ([] if v0 is None else [v0])
+    shape = np.broadcast_shapes(*(np.shape(p) for p in parts))
+    flat = lambda x: np.broadcast_to(np.asarray(x), shape).ravel()  # noqa: E731
+    depth, lam, rho, eps, kappa, beta, fraction = (flat(x) for x in (depth, lam, rho, eps, kappa, beta, fraction))
+    depth = depth.astype(np.int64)
+    a0 = eps ** (1.0 / depth)
+    v0 = a0 if v0 is None else flat(v0).astype(np.float64)
+    balanced = v0 == a0
+    learned, magnitude, _, _ = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
+    _check_start(objective, depth, rho, eps, v0, learned, fraction * magnitude, balanced)
+
+
 def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_rate=np.inf, weight_decay=0.0,
             lr=0.0, fraction=0.5) -> Prediction:
     """``w_inf``, ``learned``, ``critical_time`` and ``critical_step`` of one feature per row.
@@ -279,29 +324,9 @@ def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_ra
     v0 = a0.copy() if v0 is None else flat(v0).astype(np.float64)
     balanced = balanced_given | (v0 == a0)
     n = depth.size
-    ema = np.isfinite(kappa)
-    plain = ~ema & (beta == 0)  # stop-gradient JEPA or MAE, no weight decay: closed-form fate
-
-    magnitude = fixed_point_magnitude(objective, depth, lam, rho, eps, v0, beta)
-    magnitude = np.where(balanced & plain, spec.fixed_point(objective, depth, rho), magnitude)
-    sign = np.ones(n)
-    learned = np.isfinite(magnitude) & (magnitude > 0)
-    closed = plain & ~collapses(objective, depth, rho, eps, v0)
-    learned = np.where(plain, learned & closed, learned)
-    if objective == "mae":
-        sign = np.where(plain & (depth == 1) & (v0 < -a0), -1.0, sign)
+    learned, magnitude, sign, plain = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
     level = fraction * magnitude
-
-    # a learned feature must start below fraction * |w_inf| (the simulated rows are checked against
-    # the non-zero fixed point, before integration decides their fate)
-    above = learned & (eps >= level)
-    if above.any():
-        i = int(np.flatnonzero(above)[0])
-        name = "eps" if balanced[i] else "predictor_init"
-        raise spec.SpecError(
-            name, f"the feature starts at or above fraction * |w_inf| = {level[i]:.6g} (|w(0)| = eps = {eps[i]:.6g}, "
-                  f"predictor_init = {v0[i]:.6g}, objective={objective} depth={int(depth[i])} rho={rho[i]:.6g}); "
-                  f"t* is undefined: use a smaller eps or another predictor_init")
+    _check_start(objective, depth, rho, eps, v0, learned, level, balanced)
 
     t_star = np.full(n, np.inf)
     # 1. balanced, plain: today's closed form
@@ -322,9 +347,8 @@ def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_ra
         fate = np.ones(n, bool)
         fate[m] = crossed
         learned = np.where(sim_fate, fate, learned)
-        sgn = np.ones(n)
-        sgn[m] = s
-        sign = np.where(sim, sgn, sign)
+        sign = sign.copy()
+        sign[m] = s
         tt = np.full(n, np.inf)
         tt[m] = np.where(crossed, t_cross, np.inf)
         t_star = np.where(sim_time, tt, t_star)

@@ -80,12 +80,23 @@ def _check_plot(path):
 
 # --- sweep -----------------------------------------------------------------------------------------------
 
+def _add_aligned_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--predictor-init", default="balanced",
+                   help="signed initial predictor/decoder entries V0, layers at eps**(1/depth); 'balanced' = "
+                        "eps**(1/depth) (default: balanced; docs/theory.md section 9)")
+    p.add_argument("--ema-rate", default="inf", help="EMA target rates kappa (1/time), JEPA only; inf = stop-gradient "
+                                                     "(default: inf)")
+    p.add_argument("--weight-decay", default="0", help="weight decay beta >= 0 on every layer and V (default: 0)")
+    p.add_argument("--lr", default="0", help="plain gradient-descent step eta; 0 = gradient flow (default: 0)")
+
+
 def _add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="critical times over a grid of depth x lam x rho x eps (CSV)",
                        description="One CSV row per element of objective x depth x lam x rho x eps x fraction. "
                                    "Prints the files it wrote. Columns and formulas: docs/theory.md. Load the CSV "
                                    "with jepa_dynamics.records.read_csv(path) or pandas.read_csv(path, comment='#').")
     _add_grid_flags(p)
+    _add_aligned_flags(p)
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--plot", help="also draw critical time against rho and lam (PNG/PDF/SVG)")
     p.add_argument("--resume", action="store_true",
@@ -99,9 +110,10 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args, argv) -> int:
-    from .sweep import plot_rows, run_sweep
+    from .sweep import parse_grid, plot_rows, run_sweep
 
-    grid = _grid(args)
+    grid = parse_grid(args.objective, args.depth, args.lam, args.rho, args.eps, args.fraction,
+                      args.predictor_init, args.ema_rate, args.weight_decay, args.lr)
     spec.check_writable(args.out, "out")
     _check_plot(args.plot)
     if args.repair and not args.resume:

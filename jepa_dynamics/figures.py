@@ -511,6 +511,13 @@ def linear_probe(fast: bool = False):
 
 # --- registry and rendering -------------------------------------------------------------------------------
 
+def _beyond_balanced(fast: bool = False):
+    """Section 10 of theory-spec.md: collapse map, EMA, weight decay, GD vs GF (:mod:`jepa_dynamics.figures_beyond`)."""
+    from .figures_beyond import beyond_balanced
+
+    return beyond_balanced(fast=fast)
+
+
 FIGURES = {
     "ode_dynamics": ode_dynamics,
     "critical_times": critical_times,
@@ -518,6 +525,7 @@ FIGURES = {
     "mlp_heatmaps": mlp_heatmaps,
     "generative_models": generative_models,
     "linear_probe": linear_probe,
+    "beyond_balanced": _beyond_balanced,  # issue 9: jepa_dynamics.figures_beyond
 }
 
 

@@ -13,6 +13,16 @@ sigma2, eps, fraction, fixed_point, critical_time, critical_time_asymptotic``.
 ``method="exact"``, diffrax integration with ``method="ode"``);
 ``critical_time_asymptotic`` is the small-``eps`` divergent part of
 :func:`jepa_dynamics.theory.critical_time_asymptotic`.
+
+Issue 9 (``docs/theory.md`` section 9) adds four Cartesian axes after ``fraction``
+(``predictor_init`` (``None`` = balanced), ``ema_rate``, ``weight_decay``, ``lr``; their defaults keep
+today's rows, order and values) and seven columns after today's ten: ``predictor_init`` (the
+number, ``eps**(1/depth)`` when balanced), ``ema_rate`` (``inf``: stop-gradient), ``weight_decay``,
+``lr`` (``0``: gradient flow), ``w_inf``, ``learned`` (``true``/``false``) and ``critical_step`` (empty
+for gradient flow).  Rows that leave today's setting come from :func:`jepa_dynamics.aligned.predict`
+whatever ``method`` says; for them ``critical_time`` is ``inf`` when not learned, ``lr`` times the
+interpolated step count for ``lr > 0``, and ``critical_time_asymptotic`` is ``nan`` unless the row is
+balanced, stop-gradient and without weight decay (the balanced small-``eps`` series applies there).
 """
 
 from __future__ import annotations
@@ -29,11 +39,18 @@ __all__ = ["SWEEP_COLUMNS", "SIMULATE_COLUMNS", "Grid", "SweepInterrupted", "com
            "check_simulate_size", "run_simulate", "parse_grid"]
 
 SWEEP_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point",
-                 "critical_time", "critical_time_asymptotic")
+                 "critical_time", "critical_time_asymptotic", "predictor_init", "ema_rate", "weight_decay", "lr",
+                 "w_inf", "learned", "critical_step")
+_ALIGNED_AXES = ("predictor_init", "ema_rate", "weight_decay", "lr")  # section 10's sweep dimensions
 SIMULATE_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point", "critical_time",
                     "time", "w")
-_GRID_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction")
-_SWEEP_GRID_POSITIONS = (0, 1, 2, 3, 5, 6)  # where each grid axis sits among SWEEP_COLUMNS
+_GRID_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction", "predictor_init", "ema_rate", "weight_decay",
+              "lr")
+_TEXT_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction", "ema_rate", "weight_decay", "lr")
+_SWEEP_GRID_POSITIONS = (0, 1, 2, 3, 5, 6, 11, 12, 13)  # where each text axis sits among SWEEP_COLUMNS
+_NUMBER_POSITIONS = (4, 7, 8, 9, 10, 14, 16)  # computed numbers (critical_step, 16, may be empty)
+_TRUE_FALSE = np.zeros(256, dtype=bool)
+_TRUE_FALSE[np.frombuffer(b"truefals", np.uint8)] = True
 _FLOAT_TEXT = 24  # characters of the longest float repr ("-1.2345678901234567e-300")
 _NUMBER_BYTES = np.zeros(256, dtype=bool)
 _NUMBER_BYTES[np.frombuffer(b"0123456789.e+-infa", np.uint8)] = True
@@ -63,11 +80,15 @@ class Grid:
     rho: tuple
     eps: tuple
     fraction: tuple = (0.5,)
+    predictor_init: tuple = (None,)  # None: balanced, eps**(1/depth)
+    ema_rate: tuple = (math.inf,)  # inf: stop-gradient target
+    weight_decay: tuple = (0.0,)
+    lr: tuple = (0.0,)  # 0: gradient flow
 
     def __post_init__(self):
-        for name in ("objective", "depth", "lam", "rho", "eps", "fraction"):
+        for name in ("objective", "depth", "lam", "rho", "eps", "fraction") + _ALIGNED_AXES:
             values = getattr(self, name)
-            if isinstance(values, (str, int, float)):
+            if values is None or isinstance(values, (str, int, float)):
                 values = (values,)
             values = tuple(values)
             if not values:
@@ -85,7 +106,10 @@ class Grid:
         spec.check_sigma2([max(self.lam), min(self.lam)], [min(self.rho), max(self.rho)])
         for obj in self.objective:
             spec.check_fixed_point(obj, np.asarray(self.depth)[:, None], np.asarray(self.rho)[None, :])
+        self._check_aligned()
         # the tightest combination decides: the largest eps against the smallest fraction * w_star
+        if not self.balanced_only:
+            return
         limits = [(min(self.fraction) * float(spec.fixed_point(obj, d, r)), obj, d, r)
                   for obj in self.objective for d in self.depth for r in self.rho]
         _, obj, d, r = min(limits, key=lambda item: item[0])
@@ -99,8 +123,41 @@ class Grid:
             theory.critical_time_asymptotic(obj, depth, min(self.lam), rho, min(self.eps), min(self.fraction))
 
     @property
+    def balanced_only(self) -> bool:
+        """Only balanced initial states (every ``predictor_init`` is the default)."""
+        return all(v is None for v in self.predictor_init)
+
+    def _check_aligned(self) -> None:
+        """Validate the section-10 axes; every (eps, predictor_init, ...) combination must start below
+        ``fraction * |w_inf|`` when its feature is learned (checked for all, before any output)."""
+        from . import aligned
+
+        v0 = tuple(None if v is None or (isinstance(v, str) and v == "balanced") else v for v in self.predictor_init)
+        if any(v is not None for v in v0):
+            spec.check_finite([v for v in v0 if v is not None], "predictor_init")
+        object.__setattr__(self, "predictor_init", tuple(None if v is None else float(v) for v in v0))
+        kappa = np.asarray(self.ema_rate, dtype=np.float64)
+        object.__setattr__(self, "ema_rate", tuple(kappa.tolist()))
+        object.__setattr__(self, "weight_decay", tuple(spec.check_nonnegative(self.weight_decay, "weight_decay").tolist()))
+        object.__setattr__(self, "lr", tuple(spec.check_nonnegative(self.lr, "lr").tolist()))
+        if self.balanced_only and self.ema_rate == (math.inf,) and self.weight_decay == (0.0,):
+            return  # today's grid: checked below as before
+        for obj in self.objective:
+            if obj == "mae" and np.any(np.isfinite(kappa)):
+                raise spec.SpecError("ema_rate", "only JEPA has an EMA target: sweep MAE and a finite --ema-rate "
+                                                 "separately (inf for MAE)")
+            kap = kappa if obj == "jepa" else np.array([math.inf])
+            for v in self.predictor_init:
+                grids = np.meshgrid(np.asarray(self.depth), np.asarray(self.lam), np.asarray(self.rho),
+                                    np.asarray(self.eps), np.asarray(self.fraction), kap,
+                                    np.asarray(self.weight_decay), np.asarray(self.lr), indexing="ij")
+                d, lam, rho, eps, frac, k, beta, eta = (g.ravel() for g in grids)
+                aligned._validate(obj, d, lam, rho, eps, v, k, beta, eta, frac)
+                aligned.check_start(obj, d, lam, rho, eps, v, ema_rate=k, weight_decay=beta, fraction=frac)
+
+    @property
     def shape(self) -> tuple:
-        return tuple(len(getattr(self, n)) for n in ("objective", "depth", "lam", "rho", "eps", "fraction"))
+        return tuple(len(getattr(self, n)) for n in _GRID_AXES)
 
     @property
     def size(self) -> int:
@@ -108,8 +165,12 @@ class Grid:
 
     def key(self, method: str) -> dict:
         """What identifies this sweep's rows (for ``--resume``)."""
-        return {"objective": list(self.objective), "depth": list(self.depth), "lam": list(self.lam),
-                "rho": list(self.rho), "eps": list(self.eps), "fraction": list(self.fraction), "method": method}
+        key = {"objective": list(self.objective), "depth": list(self.depth), "lam": list(self.lam),
+               "rho": list(self.rho), "eps": list(self.eps), "fraction": list(self.fraction), "method": method}
+        if not (self.balanced_only and self.ema_rate == (math.inf,) and self.weight_decay == (0.0,)
+                and self.lr == (0.0,)):
+            key.update({n: [str(v) for v in getattr(self, n)] for n in _ALIGNED_AXES})
+        return key
 
     def indices(self, start: int, stop: int) -> tuple:
         return np.unravel_index(np.arange(start, stop), self.shape)
@@ -118,31 +179,57 @@ class Grid:
 def compute_rows(grid: Grid, start: int, stop: int, method: str = "exact", **ode_options) -> dict:
     """Rows ``start:stop`` of the sweep as ``{column: array}`` (float64 / str)."""
     spec.check_choice(method, spec.METHODS, "method")
-    io, idepth, ilam, irho, ieps, ifrac = grid.indices(start, stop)
+    io, idepth, ilam, irho, ieps, ifrac, iv0, ikappa, ibeta, ieta = grid.indices(start, stop)
     depth = np.asarray(grid.depth)[idepth]
     lam, rho = np.asarray(grid.lam)[ilam], np.asarray(grid.rho)[irho]
     eps, fraction = np.asarray(grid.eps)[ieps], np.asarray(grid.fraction)[ifrac]
+    v0_given = np.array([np.nan if v is None else v for v in grid.predictor_init])[iv0]
+    balanced = np.array([v is None for v in grid.predictor_init])[iv0]
+    kappa, beta = np.asarray(grid.ema_rate)[ikappa], np.asarray(grid.weight_decay)[ibeta]
+    eta = np.asarray(grid.lr)[ieta]
+    a0 = eps ** (1.0 / depth)
+    v0 = np.where(balanced, a0, v0_given)
     n = stop - start
     fixed = np.empty(n)
     t_star = np.empty(n)
-    t_asym = np.empty(n)
+    t_asym = np.full(n, np.nan)
+    w_inf = np.empty(n)
+    learned = np.ones(n, bool)
+    step = np.full(n, np.nan)
+    # today's rows: balanced, stop-gradient (or MAE), no weight decay, gradient flow -- today's code
+    today = balanced & ~np.isfinite(kappa) & (beta == 0) & (eta == 0)
     for k, obj in enumerate(grid.objective):
         m = io == k
         if not m.any():
             continue
-        args = (obj, depth[m], lam[m], rho[m], eps[m])
         fixed[m] = spec.fixed_point(obj, depth[m], rho[m])
-        # first: it is cheap and names a float64 overflow before any integration starts
-        t_asym[m] = theory.critical_time_asymptotic(*args, fraction[m])
-        if method == "exact":
-            t_star[m] = theory.critical_time_unchecked(*args, fraction[m])
-        else:
-            from . import ode
+        # the balanced divergent part, where the balanced gradient-flow theory applies (nan elsewhere)
+        b = m & balanced & ~np.isfinite(kappa) & (beta == 0)
+        if b.any():
+            t_asym[b] = theory.critical_time_asymptotic(obj, depth[b], lam[b], rho[b], eps[b], fraction[b])
+        t = m & today
+        if t.any():
+            args = (obj, depth[t], lam[t], rho[t], eps[t])
+            w_inf[t] = fixed[t]
+            if method == "exact":
+                t_star[t] = theory.critical_time_unchecked(*args, fraction[t])
+            else:
+                from . import ode
 
-            t_star[m] = ode.critical_time(*args, fraction[m], **ode_options)
+                t_star[t] = ode.critical_time(*args, fraction[t], **ode_options)
+        x = m & ~today
+        if x.any():
+            from . import aligned
+
+            pred = aligned.predict(obj, depth[x], lam[x], rho[x], eps[x], v0[x],
+                                   ema_rate=np.where(obj == "jepa", kappa[x], np.inf), weight_decay=beta[x],
+                                   lr=eta[x], fraction=fraction[x])
+            w_inf[x], learned[x], t_star[x], step[x] = pred
     return {"objective": np.asarray(grid.objective)[io], "depth": depth, "lam": lam, "rho": rho,
             "sigma2": lam / rho, "eps": eps, "fraction": fraction, "fixed_point": fixed,
-            "critical_time": t_star, "critical_time_asymptotic": t_asym}
+            "critical_time": t_star, "critical_time_asymptotic": t_asym, "predictor_init": v0,
+            "ema_rate": kappa, "weight_decay": beta, "lr": eta, "w_inf": w_inf, "learned": learned,
+            "critical_step": step}
 
 
 def _format_block(grid: Grid, cols: dict, start: int, stop: int) -> list:
@@ -156,14 +243,21 @@ def _format_block(grid: Grid, cols: dict, start: int, stop: int) -> list:
     for name, index in zip(("eps", "fraction"), idx[4:]):
         table = np.asarray(records.format_column(np.asarray(getattr(grid, name))), dtype=object)
         out.append(table[index].tolist())
-    for name in ("fixed_point", "critical_time", "critical_time_asymptotic"):
+    for name in ("fixed_point", "critical_time", "critical_time_asymptotic", "predictor_init"):
         out.append(records.format_column(cols[name]))
+    for name, index in zip(("ema_rate", "weight_decay", "lr"), idx[7:]):
+        table = np.asarray(records.format_column(np.asarray(getattr(grid, name))), dtype=object)
+        out.append(table[index].tolist())
+    out.append(records.format_column(cols["w_inf"]))
+    out.append(np.where(cols["learned"], "true", "false").tolist())
+    step = np.asarray(records.format_column(cols["critical_step"]), dtype=object)
+    out.append(np.where(np.isnan(cols["critical_step"]), "", step).tolist())  # empty for gradient flow
     return out
 
 
 def _text_tables(grid: Grid) -> list:
     """The grid's values of each axis as the text a sweep writes (object arrays)."""
-    return [np.asarray(records.format_column(np.asarray(getattr(grid, n))), dtype=object) for n in _GRID_AXES]
+    return [np.asarray(records.format_column(np.asarray(getattr(grid, n))), dtype=object) for n in _TEXT_AXES]
 
 
 def sweep_bytes(grid: Grid, rows: int | None = None) -> float:
@@ -171,7 +265,7 @@ def sweep_bytes(grid: Grid, rows: int | None = None) -> float:
     text of each axis, four computed floats at their longest repr, commas and newline."""
     rows = grid.size if rows is None else rows
     per_row = sum(float(np.mean([len(t) for t in table])) for table in _text_tables(grid))
-    return rows * (per_row + 4 * _FLOAT_TEXT + len(SWEEP_COLUMNS))
+    return rows * (per_row + 7 * _FLOAT_TEXT + 5 + len(SWEEP_COLUMNS))
 
 
 def row_checker(grid: Grid):
@@ -193,16 +287,22 @@ def row_checker(grid: Grid):
         bad = [stop - start] if stop - start < k else []
         m = stop - start
         if m > 0:
-            for pos, (text, length, width), index in zip(_SWEEP_GRID_POSITIONS, tables, grid.indices(start, stop)):
+            indices = grid.indices(start, stop)
+            indices = [indices[_GRID_AXES.index(n)] for n in _TEXT_AXES]
+            for pos, (text, length, width), index in zip(_SWEEP_GRID_POSITIONS, tables, indices):
                 got, got_len = rows.field(pos, width)
                 wrong = np.flatnonzero((got[:m] != text[index]) | (got_len[:m] != length[index]))
                 bad += wrong[:1].tolist()
             # number text: 1 to 24 of 0-9 . e + - (inf and nan spelt with i n f a)
-            wrong = rows.bytes_outside((4, 7, 8, 9), _NUMBER_BYTES)
+            wrong = rows.bytes_outside(_NUMBER_POSITIONS, _NUMBER_BYTES)
             bad += wrong[wrong < m][:1].tolist()
-            for pos in (4, 7, 8, 9):
+            for pos in _NUMBER_POSITIONS:
                 length = rows.lengths(pos)[:m]
-                bad += np.flatnonzero((length == 0) | (length > _FLOAT_TEXT))[:1].tolist()
+                bad += np.flatnonzero(((length == 0) & (pos != 16)) | (length > _FLOAT_TEXT))[:1].tolist()
+            wrong = rows.bytes_outside((15,), _TRUE_FALSE)
+            bad += wrong[wrong < m][:1].tolist()
+            length = rows.lengths(15)[:m]
+            bad += np.flatnonzero((length != 4) & (length != 5))[:1].tolist()
         return min(bad) if bad else None
 
     return check
@@ -219,7 +319,7 @@ def plot_rows(grid: Grid) -> np.ndarray:
     lam_u, rho_u = np.unique(axes[2]), np.unique(axes[3])
     lam0 = np.flatnonzero(axes[2] == lam_u[lam_u.size // 2])
     rho0 = np.flatnonzero(axes[3] == rho_u[rho_u.size // 2])
-    picks = [np.ravel_multi_index(np.ix_(every[0], every[1], lam, rho, eps, frac), grid.shape).ravel()
+    picks = [np.ravel_multi_index(np.ix_(every[0], every[1], lam, rho, eps, frac, *every[6:]), grid.shape).ravel()
              for lam, rho in ((lam0, every[3]), (every[2], rho0))]
     return np.unique(np.concatenate(picks))
 
@@ -375,9 +475,27 @@ def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", comman
     return params, ts, w
 
 
-def parse_grid(objective: str, depth: str, lam: str, rho: str, eps: str, fraction: str = "0.5") -> Grid:
+def _parse_ema(text):
+    """``--ema-rate``: positive numbers or ``inf`` (stop-gradient)."""
+    items = [item.strip() for item in str(text).split(",")]
+    out = [math.inf if item.lower() in ("inf", "+inf") else spec.parse_list(item, "ema_rate")[0] for item in items]
+    spec.check_positive([x for x in out if math.isfinite(x)] or [1.0], "ema_rate")
+    return tuple(out)
+
+
+def _parse_predictor_init(text):
+    """``--predictor-init``: signed numbers or ``balanced`` (``eps**(1/depth)``)."""
+    items = [item.strip() for item in str(text).split(",")]
+    return tuple(None if item == "balanced" else spec.parse_list(item, "predictor_init")[0] for item in items)
+
+
+def parse_grid(objective: str, depth: str, lam: str, rho: str, eps: str, fraction: str = "0.5",
+               predictor_init: str = "balanced", ema_rate: str = "inf", weight_decay: str = "0",
+               lr: str = "0") -> Grid:
     """A :class:`Grid` from comma-separated strings (the CLI flags)."""
     return Grid(
+        predictor_init=_parse_predictor_init(predictor_init), ema_rate=_parse_ema(ema_rate),
+        weight_decay=tuple(spec.parse_list(weight_decay, "weight_decay")), lr=tuple(spec.parse_list(lr, "lr")),
         objective=tuple(spec.parse_list(objective, "objective", str)),
         depth=tuple(spec.parse_list(depth, "depth", str)),
         lam=tuple(spec.parse_list(lam, "lam")),

@@ -156,7 +156,7 @@ def test_weight_decay_threshold_and_survival():
 
 def test_bad_inputs_are_one_line_errors():
     with pytest.raises(spec.SpecError, match="predictor_init"):
-        aligned.predict("jepa", 2, 1.0, 0.6, 0.01, predictor_init=0.55)  # |w_inf| < 2 eps
+        aligned.predict("jepa", 2, 1.0, 0.6, 0.01, predictor_init=0.595)  # |w_inf| = 0.016 < 2 eps
     with pytest.raises(spec.SpecError, match="ema_rate"):
         aligned.predict("mae", 2, 1.0, 0.6, 0.01, ema_rate=1.0)
     with pytest.raises(spec.SpecError, match="weight_decay"):

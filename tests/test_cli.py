@@ -17,7 +17,9 @@ from jepa_dynamics.cli import main
 from reference import quad_critical_time
 
 SWEEP_COLUMNS = ["objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point",
-                 "critical_time", "critical_time_asymptotic"]
+                 "critical_time", "critical_time_asymptotic",
+                 # issue 9: section-10 dimensions and results, appended after today's ten
+                 "predictor_init", "ema_rate", "weight_decay", "lr", "w_inf", "learned", "critical_step"]
 
 
 def run_cli(*args, check=True):

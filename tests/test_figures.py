@@ -9,7 +9,8 @@ import pytest
 from jepa_dynamics import figures
 from jepa_dynamics.cli import main
 
-NAMES = ("ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models", "linear_probe")
+NAMES = ("ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models", "linear_probe",
+         "beyond_balanced")
 
 
 def test_registry_names():
