@@ -94,10 +94,27 @@ class Prediction:
     critical_time_gd: np.ndarray
 
 
+def _theory_key(c: train.TrainConfig) -> tuple:
+    """What a network's theory depends on (not its seed, nor a random init's scale)."""
+    return (c.objective, c.depth, c.dist, c.lam, c.rho, c.dim, c.eps, c.init, c.predictor_init, c.ema, c.lr,
+            c.weight_decay, c.fraction, c.exact_map)
+
+
 def predict(configs) -> Prediction:
     """:func:`jepa_dynamics.train.prediction` for many networks at once (one vectorised
-    :func:`jepa_dynamics.aligned.predict` per objective and depth).  Raises ``SpecError`` for
-    the first network with a feature that starts at or above its critical level."""
+    :func:`jepa_dynamics.aligned.predict` per objective and depth, over the distinct settings:
+    networks that differ only by seed share their theory).  Raises ``SpecError`` for the first
+    network with a feature that starts at or above its critical level."""
+    keys: dict = {}
+    index = np.array([keys.setdefault(_theory_key(c), len(keys)) for c in configs])
+    if len(keys) < len(configs):
+        first = np.unique(index, return_index=True)[1]
+        p = predict([configs[i] for i in first])
+        return Prediction(*(getattr(p, f.name)[index] for f in dataclasses.fields(Prediction)))
+    return _predict(configs)
+
+
+def _predict(configs) -> Prediction:
     from . import aligned
 
     n, d = len(configs), configs[0].dim

@@ -87,12 +87,14 @@ def test_aligned_unbalanced_networks_learn_what_the_theory_says():
 def test_ema_and_weight_decay_under_gradient_flow():
     """Balanced networks at a small lr with an EMA target (kappa = (1 - tau) / lr) or weight decay:
     the trained critical times are within 0.5% of the gradient-flow theory (which moves them by
-    up to ~10% here: the EMA lags, weight decay lowers w_inf and slows the rise)."""
+    up to ~10% here: the EMA lags, weight decay lowers w_inf and slows the rise), and a feature
+    that weight decay drops (section 10 threshold) decays in the trained network too."""
     lr = 2e-3
     cases = [dict(objective="jepa", depth=1, ema=1 - lr * 0.5, eps=0.05),  # kappa = 0.5
              dict(objective="jepa", depth=2, ema=1 - lr * 2.0, eps=0.05),  # kappa = 2
              dict(objective="jepa", depth=1, weight_decay=0.01, eps=0.05),
-             dict(objective="mae", depth=2, weight_decay=0.05, eps=0.05)]
+             dict(objective="mae", depth=2, weight_decay=0.05, eps=0.05),
+             dict(objective="jepa", depth=2, weight_decay=0.005, eps=0.05)]  # drops the (0.6, 0.7) feature
     for case in cases:
         probe = train.TrainConfig(lam=LAM, rho=RHO, lr=lr, steps=1, **case)
         cols = train.theory_columns(probe, probe.dataset(), gd=False)
@@ -105,6 +107,7 @@ def test_ema_and_weight_decay_under_gradient_flow():
         balanced = train.prediction(train.TrainConfig(lam=LAM, rho=RHO, lr=lr, steps=1, depth=case["depth"],
                                                       objective=case["objective"], eps=case["eps"]))
         assert np.max(np.abs(t / balanced.critical_time - 1)) > 0.01  # the knob matters at this size
+    assert learned.tolist() == [True, False, True]  # weight decay above the feature's threshold: never learned
 
 
 def test_aligned_init_and_new_fields_are_checked():
