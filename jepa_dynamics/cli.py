@@ -53,6 +53,17 @@ def _add_progress_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
 
 
+def _one(text, name: str, kind=float):
+    """The single value of a flag that takes one (``None`` stays ``None``); a comma list is refused
+    with one line, never cut to its first value."""
+    if text is None:
+        return None
+    values = spec.parse_list(text, name, kind)
+    if len(values) != 1:
+        raise spec.SpecError(name, f"takes one value, got {len(values)} ({text})")
+    return values[0]
+
+
 def _grid(args):
     from .sweep import parse_grid
 
@@ -243,20 +254,17 @@ def _run_train(args, argv) -> int:
             raise spec.SpecError(name, f"train takes one value, got {count} ({value}); to train a grid of "
                                        "networks use jepa-dynamics train-grid")
 
-    def num(text, name, kind=float):
-        return spec.parse_list(text, name, kind)[0] if text is not None else None
-
     config = TrainConfig(
-        model=args.model, objective=args.objective, depth=num(args.depth, "depth", int),
+        model=args.model, objective=args.objective, depth=_one(args.depth, "depth", int),
         lam=None if args.lam is None else spec.parse_list(args.lam, "lam"),
         rho=None if args.rho is None else spec.parse_list(args.rho, "rho"),
-        dist=args.dist, dim=num(args.dim, "dim", int), eps=num(args.eps, "eps"), init=args.init,
-        init_scale=num(args.init_scale, "init_scale"), loss=args.loss, batch=num(args.batch, "batch", int),
-        optimizer=args.optimizer, lr=num(args.lr, "lr"), steps=num(args.steps, "steps", int),
-        ema=num(args.ema, "ema"), seed=num(args.seed, "seed", int), width=num(args.width, "width", int),
-        activation=args.activation, predictor=args.predictor, fraction=num(args.fraction, "fraction"),
-        records=num(args.records, "records", int), grid=args.grid,
-        predictor_init=num(args.predictor_init, "predictor_init"), weight_decay=num(args.weight_decay, "weight_decay"),
+        dist=args.dist, dim=_one(args.dim, "dim", int), eps=_one(args.eps, "eps"), init=args.init,
+        init_scale=_one(args.init_scale, "init_scale"), loss=args.loss, batch=_one(args.batch, "batch", int),
+        optimizer=args.optimizer, lr=_one(args.lr, "lr"), steps=_one(args.steps, "steps", int),
+        ema=_one(args.ema, "ema"), seed=_one(args.seed, "seed", int), width=_one(args.width, "width", int),
+        activation=args.activation, predictor=args.predictor, fraction=_one(args.fraction, "fraction"),
+        records=_one(args.records, "records", int), grid=args.grid,
+        predictor_init=_one(args.predictor_init, "predictor_init"), weight_decay=_one(args.weight_decay, "weight_decay"),
         matmul_precision=args.matmul_precision,
         checkpoints=() if args.checkpoints is None else tuple(spec.parse_list(args.checkpoints, "checkpoints", int)),
     )
@@ -308,19 +316,16 @@ def _run_train_grid(args, argv) -> int:
             raise spec.SpecError(name, f"takes one value, got {value!r} (the list flags are "
                                        f"{', '.join('--' + n.replace('_', '-') for n in GRID_LISTS)})")
 
-    def one(text, name, kind=float):
-        return spec.parse_list(text, name, kind)[0] if text is not None else None
-
     if args.model != "linear":
         raise spec.SpecError("model", f"train-grid trains deep linear encoders (--model linear), got {args.model!r}; "
                                       "train MLPs one at a time with jepa-dynamics train")
     base = dict(model=args.model, lam=None if args.lam is None else spec.parse_list(args.lam, "lam"),
                 rho=None if args.rho is None else spec.parse_list(args.rho, "rho"), dist=args.dist,
-                dim=one(args.dim, "dim", int), loss=args.loss, batch=one(args.batch, "batch", int),
-                optimizer=args.optimizer, steps=one(args.steps, "steps", int), width=one(args.width, "width", int),
-                activation=args.activation, predictor=args.predictor, fraction=one(args.fraction, "fraction"),
+                dim=_one(args.dim, "dim", int), loss=args.loss, batch=_one(args.batch, "batch", int),
+                optimizer=args.optimizer, steps=_one(args.steps, "steps", int), width=_one(args.width, "width", int),
+                activation=args.activation, predictor=args.predictor, fraction=_one(args.fraction, "fraction"),
                 matmul_precision=args.matmul_precision, records=1)
-    block = spec.check_positive_int(one(args.block, "block", int), "block")
+    block = spec.check_positive_int(_one(args.block, "block", int), "block")
     configs = configs_from(base, lists)
     spec.check_writable_dir(args.out, "out")
     key = {"base": {k: v for k, v in base.items()}, "lists": lists}
@@ -398,24 +403,21 @@ def _run_matrix(args, argv) -> int:
     from .matrix import MatrixConfig
     from .matrix_run import load_dataset, run_matrix
 
-    def num(text, name, kind=float):
-        return spec.parse_list(text, name, kind)[0] if text is not None else None
-
     if args.init not in ("balanced", "aligned", "random"):
         spec.check_choice(args.init, ("balanced", "aligned", "random"), "init")
-    config = MatrixConfig(objective=args.objective, depth=num(args.depth, "depth", int), eps=num(args.eps, "eps"),
-                          init=args.init, init_scale=num(args.init_scale, "init_scale"), seed=num(args.seed, "seed", int),
-                          ema_rate=num(args.ema_rate, "ema_rate"), weight_decay=num(args.weight_decay, "weight_decay"),
-                          fraction=num(args.fraction, "fraction"))
+    config = MatrixConfig(objective=args.objective, depth=_one(args.depth, "depth", int), eps=_one(args.eps, "eps"),
+                          init=args.init, init_scale=_one(args.init_scale, "init_scale"), seed=_one(args.seed, "seed", int),
+                          ema_rate=_one(args.ema_rate, "ema_rate"), weight_decay=_one(args.weight_decay, "weight_decay"),
+                          fraction=_one(args.fraction, "fraction"))
     if args.init_scale is not None and args.init != "random":
         raise spec.SpecError("init_scale", "applies to --init random only")
     if args.dist is not None:
         spec.check_choice(args.dist, ("rotated", "mixed", "lagged"), "dist")
-    mixing = num(args.mixing, "mixing")
-    sxx, sxy, syy, source = load_dataset(args.cov, args.dist, num(args.dim, "dim", int), mixing, config.seed)
+    mixing = _one(args.mixing, "mixing")
+    sxx, sxy, syy, source = load_dataset(args.cov, args.dist, _one(args.dim, "dim", int), mixing, config.seed)
     command = records.command_line([a for a in argv if a != "--resume"])
-    run_matrix(config, (sxx, sxy, syy), args.out, t_max=num(args.t_max, "t_max"),
-               num_times=num(args.num_times, "num_times", int), resume=args.resume, progress=args.progress,
+    run_matrix(config, (sxx, sxy, syy), args.out, t_max=_one(args.t_max, "t_max"),
+               num_times=_one(args.num_times, "num_times", int), resume=args.resume, progress=args.progress,
                command=command, source=source)
     return 0
 
@@ -494,7 +496,7 @@ def _views_from_args(args):
         elif kind is str:
             opts[k] = tuple(spec.parse_list(text, k, str))
         else:
-            opts[k] = spec.parse_list(text, k, kind)[0]
+            opts[k] = _one(text, k, kind)
     return views.make(args.dataset, **opts)
 
 
@@ -502,8 +504,8 @@ def _run_spectrum(args, argv) -> int:
     from . import spectrum
 
     depths = [spec.check_depth(d) for d in spec.parse_list(args.depth, "depth", int)]
-    eps, fraction = spectrum.check_eps_fraction(spec.parse_list(args.eps, "eps")[0],
-                                                spec.parse_list(args.fraction, "fraction")[0])
+    eps, fraction = spectrum.check_eps_fraction(_one(args.eps, "eps"),
+                                                _one(args.fraction, "fraction"))
     spec.check_writable_dir(args.out, "out")
     if args.probe and not args.train:
         raise spec.SpecError("probe", "probes read the trained encoders: add --train")
@@ -515,13 +517,13 @@ def _run_spectrum(args, argv) -> int:
     train_options = None
     if args.train:
         one = lambda name, kind=float: (None if getattr(args, name) is None  # noqa: E731
-                                        else spec.parse_list(getattr(args, name), name, kind)[0])
+                                        else _one(getattr(args, name), name, kind))
         objectives_ = [spec.check_objective(o) for o in spec.parse_list(args.objective, "objective", str)]
-        train_options = dict(eps=eps, fraction=fraction, modes=one("train_modes", int), batch=one("batch", int),
-                             lr=one("lr"), lr_factor=one("lr_factor"), steps=one("steps", int),
-                             max_steps=one("max_steps", int), records=one("records", int),
-                             seed=one("train_seed", int), matrix=bool(args.matrix))
-        probe_noise = float(spec.check_nonnegative(one("probe_noise"), "probe_noise"))
+        train_options = dict(eps=eps, fraction=fraction, modes=_one("train_modes", int), batch=_one("batch", int),
+                             lr=_one("lr"), lr_factor=_one("lr_factor"), steps=_one("steps", int),
+                             max_steps=_one("max_steps", int), records=_one("records", int),
+                             seed=_one("train_seed", int), matrix=bool(args.matrix))
+        probe_noise = float(spec.check_nonnegative(_one("probe_noise"), "probe_noise"))
     command = records.command_line(argv)
     cov, m = spectrum.compute(v, progress=args.progress)
     table = spectrum.mode_table(m, depths, eps, fraction)

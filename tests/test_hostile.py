@@ -435,3 +435,19 @@ def test_csv_appender_line_checks_and_torn_utf8(tmp_path):
     with pytest.raises(Exception, match="data row 4 .*not UTF-8 text"):
         records.CsvAppender(str(path), header, ["a", "b"], key={"k": 1}, resume=True, check=check)
     assert path.read_bytes() == data + b"q,\xff\n"
+
+
+# --- single-value flags of matrix, spectrum and train-grid refuse lists (never cut to the first value) ------
+
+@pytest.mark.parametrize("argv, needle", [
+    (["matrix", "--objective", "jepa", "--depth", "1,2", "--dist", "rotated", "--dim", "3", "--eps", "1e-3"],
+     "--depth: takes one value, got 2 (1,2)"),
+    (["matrix", "--objective", "jepa", "--depth", "2", "--dist", "mixed", "--dim", "3", "--mixing", "0.1,0.5",
+      "--eps", "1e-3"], "--mixing: takes one value, got 2"),
+    (["spectrum", "--dataset", "digits", "--depth", "1", "--eps", "1e-2,1e-3"], "--eps: takes one value, got 2"),
+    (["train-grid", "--lam", "1", "--rho", "0.9", "--eps", "0.01", "--steps", "100,200"], "--steps: takes one value"),
+])
+def test_single_value_flags_refuse_lists(capsys, tmp_path, argv, needle):
+    out = tmp_path / "out"
+    refused(capsys, [*argv, "--out", str(out)], needle)
+    assert not out.exists()
