@@ -461,22 +461,18 @@ def read_csv_rows(path: str, rows) -> dict[str, np.ndarray]:
                 if k == rows.size:
                     break
             i += 1
-    out: dict[str, np.ndarray] = {}
-    for j, column in enumerate(names or []):
-        values = [row[j] for row in picked]
-        try:
-            out[column] = np.array([float(v) for v in values])
-        except ValueError:
-            out[column] = np.array(values)
-    return out
+    return _columns(names or [], picked)
 
 
 def read_csv(path: str) -> dict[str, np.ndarray]:
     """Read a CSV written by this package into ``{column: array}`` (``#`` lines skipped)."""
     with open(path, encoding="utf-8") as f:
         lines = [ln.rstrip("\n") for ln in f if not ln.startswith("#") and ln.strip()]
-    names = lines[0].split(",")
-    cells = [ln.split(",") for ln in lines[1:]]
+    return _columns(lines[0].split(","), [ln.split(",") for ln in lines[1:]])
+
+
+def _columns(names, cells) -> dict[str, np.ndarray]:
+    """Rows of text cells to ``{column: array}``: float64 where every cell is a number, else text."""
     out: dict[str, np.ndarray] = {}
     for j, column in enumerate(names):
         values = [row[j] for row in cells]
