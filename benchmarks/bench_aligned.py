@@ -52,6 +52,20 @@ def main():
     out["gd_total_steps"] = int(steps.sum())
     out["gd_row_steps_per_s"] = float(steps.sum() / dt)
     out["gd_s"] = dt
+
+    # rows of very different lengths (4 plateau lengths x 4 learning rates): critical_steps batches
+    # them by estimated length, so short rows do not wait for the longest
+    rows = 4096
+    d, lam_g, rho_g = np.full(rows, 2), np.ones(rows), rng.uniform(0.5, 0.9, rows)
+    a0_g, lr_g = rng.choice([0.03, 0.05, 0.1, 0.2], rows), rng.choice([0.005, 0.02, 0.05, 0.2], rows)
+    level = 0.5 * rho_g**2
+    gd.critical_steps("jepa", d[:64], lam_g[:64], rho_g[:64], a0_g[:64], a0_g[:64], level[:64], lr=lr_g[:64])
+    t = time.perf_counter()
+    k, steps = gd.critical_steps("jepa", d, lam_g, rho_g, a0_g, a0_g, level, lr=lr_g)
+    dt = time.perf_counter() - t
+    out["gd_mixed_rows"] = rows
+    out["gd_mixed_steps_max_mean"] = [int(steps.max()), float(steps.mean())]
+    out["gd_mixed_row_steps_per_s"] = float(steps.sum() / dt)
     print(json.dumps(out, indent=1))
 
 

@@ -82,3 +82,26 @@ def test_predict_gd_rows():
     assert pred.critical_time[1] == pytest.approx(0.5 * ref, rel=1e-12)
     assert pred.critical_time[0] == pytest.approx(float(flow.critical_time), rel=2e-3)
     assert np.isnan(flow.critical_step)
+
+
+def test_rows_of_different_lengths_batched_in_any_order_give_each_rows_own_result():
+    """critical_steps sorts rows by estimated length before batching: a row's result must not depend
+    on its batch mates, so a shuffled batch equals each row run on its own, bit for bit."""
+    rng = np.random.default_rng(3)
+    n = 12
+    depth = rng.integers(1, 4, n)
+    lam, rho = rng.uniform(0.5, 1.5, n), rng.uniform(0.4, 0.9, n)
+    a0 = rng.choice([0.05, 0.1, 0.3], n)
+    v0 = a0 * rng.choice([0.5, 1.0, 1.5], n)
+    eta = rng.choice([0.01, 0.05, 0.2], n)
+    level = 0.25 * rho ** depth
+    cap = dict(max_steps=200_000)  # a row that never reaches its level ends there (inf), whatever its mates
+    together, _ = gd.critical_steps("jepa", depth, lam, rho, a0, v0, level, lr=eta, **cap)
+    perm = rng.permutation(n)
+    shuffled, _ = gd.critical_steps("jepa", depth[perm], lam[perm], rho[perm], a0[perm], v0[perm], level[perm],
+                                    lr=eta[perm], **cap)
+    alone = [gd.critical_steps("jepa", depth[i:i + 1], lam[i:i + 1], rho[i:i + 1], a0[i:i + 1], v0[i:i + 1],
+                               level[i:i + 1], lr=eta[i:i + 1], **cap)[0][0] for i in range(3)]
+    np.testing.assert_array_equal(shuffled, together[perm])
+    np.testing.assert_array_equal(alone, together[:3])
+    assert np.ptp(together[np.isfinite(together)]) > 10  # the rows really differ in length
