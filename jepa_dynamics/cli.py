@@ -246,7 +246,8 @@ _TRAIN_LISTS = ("lam", "rho", "checkpoints", "out")  # train flags that may hold
 
 
 def _run_train(args, argv) -> int:
-    from .train import TrainConfig, run_training, run_files
+    from .runs import run_files, run_training
+    from .train import TrainConfig
 
     for name, value in vars(args).items():
         if name not in _TRAIN_LISTS and isinstance(value, str) and "," in value:
@@ -516,14 +517,14 @@ def _run_spectrum(args, argv) -> int:
     v = _views_from_args(args)
     train_options = None
     if args.train:
-        one = lambda name, kind=float: (None if getattr(args, name) is None  # noqa: E731
+        opt = lambda name, kind=float: (None if getattr(args, name) is None  # noqa: E731
                                         else _one(getattr(args, name), name, kind))
         objectives_ = [spec.check_objective(o) for o in spec.parse_list(args.objective, "objective", str)]
-        train_options = dict(eps=eps, fraction=fraction, modes=_one("train_modes", int), batch=_one("batch", int),
-                             lr=_one("lr"), lr_factor=_one("lr_factor"), steps=_one("steps", int),
-                             max_steps=_one("max_steps", int), records=_one("records", int),
-                             seed=_one("train_seed", int), matrix=bool(args.matrix))
-        probe_noise = float(spec.check_nonnegative(_one("probe_noise"), "probe_noise"))
+        train_options = dict(eps=eps, fraction=fraction, modes=opt("train_modes", int), batch=opt("batch", int),
+                             lr=opt("lr"), lr_factor=opt("lr_factor"), steps=opt("steps", int),
+                             max_steps=opt("max_steps", int), records=opt("records", int),
+                             seed=opt("train_seed", int), matrix=bool(args.matrix))
+        probe_noise = float(spec.check_nonnegative(opt("probe_noise"), "probe_noise"))
     command = records.command_line(argv)
     cov, m = spectrum.compute(v, progress=args.progress)
     table = spectrum.mode_table(m, depths, eps, fraction)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import models, spec, train
+from . import models, runs, spec, train
 from ._jax import jax, matmul_precision
 
 import jax.numpy as jnp  # noqa: E402
@@ -316,12 +316,12 @@ SUMMARY_COLUMNS = NETWORK_COLUMNS + ("feature", "lam", "rho", "critical_time_the
                                      "final_response", "init_scale", "predictor_init", "network")
 SUMMARY_NOTES = {
     "network": "index of the network in the grid (itertools.product order of the list flags)",
-    "critical_time_theory": train.SUMMARY_NOTES["critical_time_theory"],
-    "critical_time_gd": train.SUMMARY_NOTES["critical_time_gd"],
+    "critical_time_theory": runs.SUMMARY_NOTES["critical_time_theory"],
+    "critical_time_gd": runs.SUMMARY_NOTES["critical_time_gd"],
     "critical_time_empirical": "first step-by-step crossing of fraction * |w_inf|, lr x the step count interpolated "
                                "linearly; nan = not reached within the run, not learned in theory, or diverged",
-    "learned_theory": train.SUMMARY_NOTES["learned_theory"],
-    "learned_empirical": train.SUMMARY_NOTES["learned_empirical"],
+    "learned_theory": runs.SUMMARY_NOTES["learned_theory"],
+    "learned_empirical": runs.SUMMARY_NOTES["learned_empirical"],
     "final_response": "the response |column i of Wbar| after the last step (nan: the parameters diverged)",
     "init_scale": "random init's scale (nan: the default eps**(1/depth), or not a random init)",
     "predictor_init": "aligned init's V0 (nan: the balanced eps**(1/depth), or not an aligned init)",
@@ -343,7 +343,7 @@ def _rows(configs, idx, pred: Prediction, res: GridResult) -> list:
             num(lambda c: c.ema), num(lambda c: c.weight_decay), np.tile(np.arange(d), len(cs)),
             np.concatenate([ds.lam for ds in dss]), np.concatenate([ds.rho for ds in dss]),
             flat(pred.critical_time[idx]), flat(pred.critical_time_gd[idx]), flat(res.critical_times),
-            bools(pred.learned[idx]), bools(train.learned_empirical(res.first, res.final)), flat(res.final),
+            bools(pred.learned[idx]), bools(runs.learned_empirical(res.first, res.final)), flat(res.final),
             num(lambda c: np.nan if c.init_scale is None else c.init_scale),
             num(lambda c: np.nan if c.predictor_init is None else c.predictor_init), np.repeat(np.asarray(idx), d)]
     return [records.format_column(col) for col in cols]

@@ -304,13 +304,13 @@ def test_simulate_csv_has_fraction_and_critical_time_and_distinct_plot_styles(tm
 
 
 def test_train_plot_draws_theory_over_markers_and_marks_t_star(finished_run):
-    from jepa_dynamics import train
+    from jepa_dynamics import runs, train
 
     config = train.TrainConfig(lam=(1, 0.6), rho=(0.9, 0.5), eps=1e-2, lr=0.02, steps=20000)
     table = records.read_csv(os.path.join(finished_run, "responses.csv"))
     steps, resp = table["step"][::2].astype(int), table["response"].reshape(-1, 2)
     result = train.TrainResult(config, config.dataset(), steps, 0.02 * steps, resp, None, None, {})
-    ax = train.response_figure(result).axes[0]
+    ax = runs.response_figure(result).axes[0]
     lines = ax.get_lines()
     markers = [ln for ln in lines if ln.get_marker() == "o"]
     theory_lines = [ln for ln in lines if ln.get_linestyle() == "-" and ln.get_marker() in ("None", "", None)]

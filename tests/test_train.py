@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from jepa_dynamics import analysis, data, ode, records, spec, theory, train
+from jepa_dynamics import analysis, data, ode, records, runs, spec, theory, train
 
 LAM = (1.0, 0.6, 1.4)
 RHO = (0.9, 0.7, 0.5)
@@ -116,8 +116,8 @@ def test_run_training_files_rerun_and_resume(tmp_path, monkeypatch):
                             steps=3000, records=30, grid="log", checkpoints=(0, 1000, 3000), loss="sampled",
                             batch=32, optimizer="adam", chunk=64)
     a, b, c = (str(tmp_path / n) for n in "abc")
-    res = train.run_training(cfg, a, progress=False, command="cmd")
-    train.run_training(cfg, b, progress=False, command="cmd")
+    res = runs.run_training(cfg, a, progress=False, command="cmd")
+    runs.run_training(cfg, b, progress=False, command="cmd")
     assert _files(a) == _files(b)  # same config and seed: byte-identical
     text = _files(a)["responses.csv"].decode()
     assert text.startswith("# jepa-dynamics ") and "# command: cmd" in text
@@ -129,9 +129,9 @@ def test_run_training_files_rerun_and_resume(tmp_path, monkeypatch):
     np.testing.assert_allclose(summary["critical_time_theory"], theory.critical_time("mae", 2, [1.0, 0.5], [0.8, 0.4], 0.02))
     np.testing.assert_allclose(summary["final_response"], res.responses[-1])
     assert os.path.getsize(os.path.join(a, "plot.png")) > 1000
-    enc = train.load_encoder(cfg, train.checkpoint_path(a, 1000))
+    enc = runs.load_encoder(cfg, runs.checkpoint_path(a, 1000))
     assert np.asarray(enc.matrix()).shape == (2, 2)
-    enc0 = train.load_encoder(cfg, train.checkpoint_path(a, 0))
+    enc0 = runs.load_encoder(cfg, runs.checkpoint_path(a, 0))
     np.testing.assert_allclose(np.asarray(enc0.matrix()), 0.02 * np.eye(2), atol=1e-15)
 
     # interrupt after a few blocks, then resume: the files equal the uninterrupted run's
@@ -146,13 +146,13 @@ def test_run_training_files_rerun_and_resume(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train._Runner, "advance", flaky)
     with pytest.raises(KeyboardInterrupt, match="--resume"):
-        train.run_training(cfg, c, progress=False, command="cmd", save_every=0.0)
+        runs.run_training(cfg, c, progress=False, command="cmd", save_every=0.0)
     monkeypatch.setattr(train._Runner, "advance", advance)
     assert not os.path.exists(os.path.join(c, "summary.csv"))
     # a torn extra row after the saved state must be dropped, not kept
     with open(os.path.join(c, "responses.csv"), "a") as f:
         f.write("999999,1.0,0,0.5\n0,0")
-    train.run_training(cfg, c, resume=True, progress=False, command="cmd")
+    runs.run_training(cfg, c, resume=True, progress=False, command="cmd")
     assert _files(c) == _files(a)
 
 

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from jepa_dynamics import aligned, gd, grid, ode, records, spec, train
+from jepa_dynamics import aligned, gd, grid, ode, records, runs, spec, train
 from jepa_dynamics._jax import jax
 
 LAM, RHO = (1.0, 0.6, 1.4), (0.9, 0.7, 0.5)
@@ -32,7 +32,7 @@ def test_balanced_population_gd_equals_the_exact_map(objective, depth, of_bound,
     base = dict(objective=objective, depth=depth, lam=LAM, rho=RHO, eps=eps, lr=lr, ema=ema,
                 weight_decay=weight_decay, records=2)
     probe = train.TrainConfig(**base, steps=1)
-    t_gd = train.theory_columns(probe, probe.dataset())["critical_time_gd"]
+    t_gd = runs.theory_columns(probe, probe.dataset())["critical_time_gd"]
     assert np.all(np.isfinite(t_gd))
     cfg = train.TrainConfig(**base, steps=int(1.2 * t_gd.max() / lr) + 5)
     np.testing.assert_allclose(train.train(cfg).critical_times(), t_gd, rtol=1e-9, atol=0)
@@ -73,7 +73,7 @@ def test_aligned_unbalanced_networks_learn_what_the_theory_says():
             configs = [grid.replace(c, lr=lr, steps=int(1.3 * t_max / lr)) for c in configs]
             levels = np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
             res = grid.train_group(configs, levels)
-            assert np.array_equal(train.learned_empirical(res.first, res.final), pred.learned), (objective, depth)
+            assert np.array_equal(runs.learned_empirical(res.first, res.final), pred.learned), (objective, depth)
             np.testing.assert_allclose(res.critical_times[pred.learned], pred.critical_time[pred.learned],
                                        rtol=5e-3, err_msg=f"{objective} L={depth}")
             assert np.all(np.isnan(res.critical_times[~pred.learned]))
@@ -97,12 +97,12 @@ def test_ema_and_weight_decay_under_gradient_flow():
              dict(objective="jepa", depth=2, weight_decay=0.005, eps=0.05)]  # drops the (0.6, 0.7) feature
     for case in cases:
         probe = train.TrainConfig(lam=LAM, rho=RHO, lr=lr, steps=1, **case)
-        cols = train.theory_columns(probe, probe.dataset(), gd=False)
+        cols = runs.theory_columns(probe, probe.dataset(), gd=False)
         t = cols["critical_time_theory"]
         steps = int(1.2 * np.max(t[np.isfinite(t)]) / lr)
         res = train.train(train.TrainConfig(lam=LAM, rho=RHO, lr=lr, steps=steps, records=5, **case))
         learned = cols["learned_theory"]
-        assert np.array_equal(train.learned_empirical(res.responses[0], res.responses[-1]), learned), case
+        assert np.array_equal(runs.learned_empirical(res.responses[0], res.responses[-1]), learned), case
         np.testing.assert_allclose(res.critical_times()[learned], t[learned], rtol=5e-3, err_msg=str(case))
         balanced = train.prediction(train.TrainConfig(lam=LAM, rho=RHO, lr=lr, steps=1, depth=case["depth"],
                                                       objective=case["objective"], eps=case["eps"]))
@@ -140,7 +140,7 @@ def test_float32_products_run_at_full_precision_unless_asked(tmp_path):
     assert dots("highest") and all("precision = [HIGHEST, HIGHEST]" in ln for ln in dots("highest"))
     assert all("precision = [HIGH, HIGH]" in ln for ln in dots("tf32"))
     cfg = train.TrainConfig(lam=(1.0,), rho=(0.9,), steps=3, records=1, matmul_precision="tf32")
-    train.run_training(cfg, str(tmp_path))
+    runs.run_training(cfg, str(tmp_path))
     with open(os.path.join(tmp_path, "summary.csv")) as f:
         assert "# matmul_precision: tf32" in f.read()
     assert records.read_csv(os.path.join(tmp_path, "summary.csv"))["learned_theory"].tolist() == ["true"]

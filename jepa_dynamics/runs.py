@@ -1,0 +1,439 @@
+"""A training run written to a folder (what ``jepa-dynamics train`` does): the files, their
+resume and refusal rules, the summary against the theory, the plot.
+
+:func:`run_training` runs a :class:`~jepa_dynamics.train.TrainConfig` into ``out_dir``:
+``responses.csv`` (appended and flushed as training goes), ``summary.csv`` (one row per
+feature against the section-10 theory of the run's own init, EMA and weight decay),
+``plot.png``, ``checkpoints/encoder_step<k>.eqx`` and ``state.eqx``, from which
+``resume=True`` continues (or extends, with a larger ``steps``) with no row lost or
+repeated.  Every check runs before any file changes, so a refused resume leaves the folder
+byte-identical.  The training itself (config, step, loop) is :mod:`jepa_dynamics.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time as _time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import analysis, data, records, spec, theory
+from ._jax import jax
+from .train import (RESPONSE_NOTE, TIME_NOTE, TrainConfig, TrainResult, _init_model, _iterate, _Runner, prediction,
+                    record_steps)
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+__all__ = ["run_training", "run_files", "load_encoder", "checkpoint_path", "unreached_note", "theory_columns",
+           "learned_empirical", "write_summary", "response_figure", "RESPONSE_COLUMNS", "SUMMARY_COLUMNS",
+           "SUMMARY_NOTES"]
+
+
+RESPONSE_COLUMNS = ("step", "time", "feature", "response")
+SUMMARY_COLUMNS = ("feature", "lam", "rho", "fixed_point", "critical_time_theory", "critical_time_empirical",
+                   "final_response", "critical_time_gd", "learned_theory", "learned_empirical")
+
+
+def _save_atomic(path, tree):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    eqx.tree_serialise_leaves(tmp, tree)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _state_tree(state, step):
+    return (*state, jnp.asarray(step, dtype=jnp.int64))
+
+
+def checkpoint_path(out_dir: str, step: int) -> str:
+    return os.path.join(out_dir, "checkpoints", f"encoder_step{int(step)}.eqx")
+
+
+def load_encoder(config: TrainConfig, path: str):
+    """The encoder saved by :func:`run_training` at ``path`` (same ``config``)."""
+    like = _init_model(config, jax.random.PRNGKey(0), config.dataset().dim).encoder
+    return eqx.tree_deserialise_leaves(path, like)
+
+
+RUN_FILES = ("responses.csv", "summary.csv", "plot.png", "state.eqx")
+
+
+def run_files(out_dir: str) -> list:
+    """The files of a run that exist in ``out_dir`` now: :data:`RUN_FILES` and the encoder
+    checkpoints ``checkpoints/encoder_step<k>.eqx`` (nothing else in the folder is a run's)."""
+    paths = [os.path.join(out_dir, n) for n in RUN_FILES]
+    folder = os.path.join(out_dir, "checkpoints")
+    if os.path.isdir(folder):
+        paths += [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                  if n.startswith("encoder_step") and n.endswith(".eqx") and n[12:-4].isdigit()]
+    return [p for p in paths if os.path.isfile(p)]
+
+
+def _remove(paths) -> None:
+    for path in paths:
+        os.remove(path)
+    for path in paths:
+        folder = os.path.dirname(path)
+        if os.path.basename(folder) == "checkpoints" and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+
+
+@dataclass
+class _Resume:
+    """What a checked ``--resume`` continues from: the state at ``start``, the ``rows`` of
+    ``responses.csv`` up to it (its first ``keep`` bytes), and ``extend_from``: the shorter
+    run's ``steps`` when the command extends a run (else ``None``)."""
+
+    state: tuple
+    start: int
+    rows: int
+    keep: int
+    body: int
+    extend_from: Optional[int]
+
+
+def _refuse(problem: str):
+    raise spec.SpecError("resume", problem + "; rerun without --resume to start over (that removes the old run's "
+                                             "files)")
+
+
+def _check_rows(path: str, steps, dim: int, lr: float) -> tuple:
+    """``(first data byte, end byte)`` of the rows ``(step, feature)`` for ``steps x range(dim)``,
+    checked one by one at the head of ``path`` (streamed); refuses naming the first bad row."""
+    with open(path, "rb") as f:
+        raw = f.readline()
+        while raw.startswith(b"#"):
+            raw = f.readline()
+        if raw != (",".join(RESPONSE_COLUMNS) + "\n").encode():
+            _refuse(f"cannot resume: {path} has no '{','.join(RESPONSE_COLUMNS)}' header")
+        body = keep = f.tell()
+        n = 0
+        for step in steps:
+            head = (f"{step},{lr * step!r},").encode()
+            for feature in range(dim):
+                raw = f.readline()
+                n += 1
+                if not raw.endswith(b"\n"):
+                    _refuse(f"cannot resume: {path} holds {n - 1} complete rows, and the saved state (step "
+                            f"{steps[-1]}) needs {len(steps) * dim}")
+                parts = raw[len(head):].split(b",")
+                ok = raw.startswith(head) and len(parts) == 2 and parts[0] == str(feature).encode()
+                try:
+                    ok = ok and np.isfinite(float(parts[1]))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    _refuse(f"cannot resume: data row {n} of {path} is not the run's row (step {step}, feature "
+                            f"{feature}): found {records.CsvAppender._show(raw)}")
+                keep += len(raw)
+    return body, keep
+
+
+def _plan_resume(config: TrainConfig, runner: _Runner, out_dir: str) -> Optional[_Resume]:
+    """Check everything a ``--resume`` into ``out_dir`` needs, modifying nothing.
+
+    ``None``: there is nothing to continue (no run there, or one that never saved its state,
+    whose rows a fresh start rewrites).  Refuses (``SpecError`` naming ``--resume`` and every
+    flag that differs) a run written for other parameters, an unreadable ``state.eqx`` and rows
+    that are not the run's.  A command that differs only by a larger ``--steps`` extends the run."""
+    state_path, resp_path = os.path.join(out_dir, "state.eqx"), os.path.join(out_dir, "responses.csv")
+    if not os.path.exists(state_path) and not os.path.exists(resp_path):
+        return None
+    if not os.path.exists(resp_path):
+        _refuse(f"cannot resume {out_dir}: it holds {state_path} but no responses.csv")
+    old = records.read_key(resp_path)
+    if not isinstance(old, dict):
+        _refuse(f"cannot resume {out_dir}: {resp_path} has no '# grid:' line, so train did not write it")
+    new = json.loads(json.dumps(config.as_dict(), sort_keys=True))
+    diff = records.key_differences(old, new, f"the run in {out_dir}")
+    extend_from = None
+    if [k for k in set(old) | set(new) if old.get(k) != new.get(k)] == ["steps"] and isinstance(old["steps"], int):
+        if config.steps < old["steps"]:
+            _refuse(f"cannot resume {out_dir}: {diff[0]}, and a run cannot be shortened")
+        extend_from = old["steps"]
+    elif diff:
+        _refuse(f"cannot resume {out_dir}: it was written for other parameters ({'; '.join(diff)})")
+    if not os.path.exists(state_path):
+        return None
+    try:
+        loaded = eqx.tree_deserialise_leaves(state_path, _state_tree(runner.initial, 0))
+        start = int(loaded[4])
+    except Exception as err:  # noqa: BLE001 -- any failure to read it means the same to the user
+        _refuse(f"cannot resume {out_dir}: {state_path} cannot be read ({type(err).__name__}): it is damaged or "
+                "was written by another version")
+    last = extend_from if extend_from is not None else config.steps
+    if not 0 <= start <= last:
+        _refuse(f"cannot resume {out_dir}: {state_path} is at step {start}, outside the run's 0..{last}")
+    old_config = config if extend_from is None else dataclasses.replace(config, steps=extend_from)
+    rec = record_steps(old_config)
+    steps = rec[rec <= start]
+    body, keep = _check_rows(resp_path, steps.tolist(), runner.dataset.dim, config.lr)
+    return _Resume(loaded[:4], start, steps.size * runner.dataset.dim, keep, body, extend_from)
+
+
+def _footprint(config: TrainConfig, dim: int) -> tuple:
+    """``(responses.csv bytes, peak memory bytes)`` estimated before a run: recorded rows at
+    ~60 characters, and float64 parameters, gradients, optimiser moments, EMA target and the
+    covariance / evaluation arrays, twice over for the compiled step's temporaries."""
+    rows = (min(config.records, config.steps) + 1) * dim
+    width = config.width or dim
+    params = dim * dim * (config.depth + 2) if config.model == "linear" else dim * width * (config.depth + 2)
+    arrays = params * (6 if config.optimizer == "adam" else 4) + 2 * dim * dim + config.eval_batch * (dim + width)
+    if config.loss == "sampled":
+        arrays += 4 * config.batch * max(dim, width) * (config.depth + 1)
+    return rows * 60.0, 16.0 * arrays
+
+
+def _default_command(config):
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    args = ", ".join(f"{k}={v!r}" for k, v in fields.items() if v != defaults[k])
+    return f"jepa_dynamics.runs.run_training(TrainConfig({args}))"
+
+
+def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, progress=None,
+                 command: str | None = None, save_every: float = 10.0, allow_large: bool = False,
+                 report=None) -> TrainResult:
+    """Run ``config`` into ``out_dir`` (see the module docstring for the files).
+
+    Rows are appended and flushed as each block of steps finishes; ``state.eqx`` (written
+    via a temporary file and ``os.replace``) is refreshed every ``save_every`` seconds, at
+    encoder checkpoints, at the end and on Ctrl-C.  ``command`` is the provenance line (the
+    CLI passes its command line); ``report(message)`` hears the notes for the user (an
+    extended run, features that did not reach their crossing).
+
+    Everything is checked before any file is touched, so a refused command leaves the
+    folder byte-identical: the inputs, the estimated size (``allow_large`` skips that) and,
+    for ``resume=True``, that the folder holds this run (every differing flag is named), a
+    readable ``state.eqx`` and the run's rows up to it.  ``resume=True`` then drops any
+    rows recorded after the saved state and continues; the files equal an uninterrupted
+    run's.  A resume whose only difference is a larger ``steps`` *extends* the run: the
+    rows already recorded stay, later ones follow the new run's recording grid.  Without
+    ``resume`` the files of any earlier run in ``out_dir`` (:func:`run_files`) are removed
+    first, so no old checkpoint or state sits next to the new results."""
+    spec.check_writable_dir(out_dir, "out")
+    command = command or _default_command(config)
+    out_bytes, mem_bytes = _footprint(config, config.dim)
+    records.check_size(f"this run (dim={config.dim}, steps={config.steps})",
+                       path=os.path.join(out_dir, "responses.csv"), out_bytes=out_bytes, mem_bytes=mem_bytes,
+                       allow_large=allow_large)
+    runner = _Runner(config)
+    ds = runner.dataset
+    dim = ds.dim
+    rec_steps = record_steps(config)
+    rec = set(rec_steps.tolist())
+    state_path = os.path.join(out_dir, "state.eqx")
+    resp_path = os.path.join(out_dir, "responses.csv")
+    key = config.as_dict()
+    header = records.provenance_lines(command, {"time": TIME_NOTE, "response": RESPONSE_NOTE})
+    plan = _plan_resume(config, runner, out_dir) if resume else None
+    # --- every check has passed: from here on the folder changes ---------------------------------------------
+    if plan is None:
+        _remove(run_files(out_dir))
+        state, start = runner.initial, 0
+    else:
+        state, start = plan.state, plan.start
+        _remove([p for p in run_files(out_dir) if os.path.basename(p) in ("summary.csv", "plot.png")])
+        if plan.extend_from is not None:
+            _rewrite_head(resp_path, header + [f"# grid: {json.dumps(key, sort_keys=True)}",
+                                               ",".join(RESPONSE_COLUMNS)], plan.body, plan.keep)
+            if report is not None:
+                report(f"extending the run in {out_dir} from {plan.extend_from} to {config.steps} steps (rows up "
+                       f"to step {start} keep its recording grid)")
+        elif plan.keep != os.path.getsize(resp_path):
+            with open(resp_path, "r+b") as f:
+                f.truncate(plan.keep)
+    os.makedirs(out_dir, exist_ok=True)
+    resume = plan is not None
+    features = records.format_column(np.arange(dim))
+
+    def write_rows(appender, step, resp):
+        appender.write_columns([[str(step)] * dim, [repr(config.lr * step)] * dim, features,
+                                records.format_column(resp)])
+
+    def save_state(state, step):
+        _save_atomic(state_path, _state_tree(state, step))
+
+    with records.CsvAppender(resp_path, header, RESPONSE_COLUMNS, key=key, resume=resume, name="out") as app:
+        if resume and app.done != plan.rows:
+            raise spec.SpecError("resume", f"cannot resume {resp_path}: rows and checkpoint disagree")
+        if not resume:
+            write_rows(app, 0, runner.responses(state))
+            if 0 in config.checkpoints:
+                os.makedirs(os.path.dirname(checkpoint_path(out_dir, 0)), exist_ok=True)
+                _save_atomic(checkpoint_path(out_dir, 0), state[0].encoder)
+        # (done_state, done_step): the last step whose rows and checkpoints are all written.  Ctrl-C
+        # can land anywhere in the loop body, so only that pair is saved on interrupt; rows written
+        # past it are dropped again by the next --resume.
+        last_save, done_state, done_step = _time.monotonic(), state, start
+        try:
+            for step, state in _iterate(runner, state, start, progress):
+                if step in rec:
+                    write_rows(app, step, runner.responses(state))
+                if step in config.checkpoints:
+                    os.makedirs(os.path.dirname(checkpoint_path(out_dir, step)), exist_ok=True)
+                    _save_atomic(checkpoint_path(out_dir, step), state[0].encoder)
+                done_state, done_step = state, step
+                if step == config.steps or step in config.checkpoints or _time.monotonic() - last_save > save_every:
+                    save_state(state, step)
+                    last_save = _time.monotonic()
+        except KeyboardInterrupt:
+            save_state(done_state, done_step)
+            raise KeyboardInterrupt(f"interrupted at step {done_step} of {config.steps}; kept {resp_path} and "
+                                    f"{state_path}: rerun with --resume to continue") from None
+    table = records.read_csv(resp_path)
+    steps, responses = analysis.responses_table(table["step"], table["feature"], table["response"], dim)
+    result = TrainResult(config, ds, steps, config.lr * steps.astype(np.float64), responses, state[0], state[2],
+                         {}, runner.crossing_times(state))
+    write_summary(result, os.path.join(out_dir, "summary.csv"), command)
+    from .plots import save_figure
+
+    save_figure(response_figure(result), os.path.join(out_dir, "plot.png"))
+    note = unreached_note(result)
+    if note and report is not None:
+        report(note)
+    return result
+
+
+def _rewrite_head(path: str, head: list, body: int, keep: int) -> None:
+    """Replace the ``#`` lines and column header of ``path`` by ``head`` and keep its data bytes
+    ``body:keep`` (streamed through a temporary file and ``os.replace``)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        dst.write(("\n".join(head) + "\n").encode())
+        src.seek(body)
+        left = keep - body
+        while left > 0:
+            chunk = src.read(min(left, 1 << 22))
+            dst.write(chunk)
+            left -= len(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, path)
+
+
+def unreached_note(result: TrainResult) -> Optional[str]:
+    """One line naming the features whose response never reached ``fraction * |w_inf|`` within
+    the run, and how many steps the gradient-flow theory says each needs (``None`` if every
+    feature the theory learns crossed)."""
+    cfg = result.config
+    t_emp = np.asarray(result.critical_times(), dtype=np.float64)
+    cols = theory_columns(cfg, result.dataset, gd=False)
+    missed = np.flatnonzero(np.isnan(t_emp) & cols["learned_theory"])
+    if missed.size == 0:
+        return None
+    t_theory = cols["critical_time_theory"]
+    need = np.ceil(t_theory[missed] / cfg.lr)
+    shown = missed[:8]
+    more = f" and {missed.size - shown.size} more" if missed.size > shown.size else ""
+    names = ", ".join(str(i) for i in shown) + more
+    steps = ", ".join(f"{n:.0f}" for n in need[: shown.size]) + (", ..." if more else "")
+    kind = "" if cfg.optimizer == "sgd" else " (gradient flow; with adam, lr x step is not gradient-flow time)"
+    return (f"the run ended at step {cfg.steps} (t = {cfg.lr * cfg.steps:.6g}) before feature{'s' * (missed.size > 1)} "
+            f"{names} reached fraction * {'w_star' if cfg.balanced_fixed_point else '|w_inf|'}; the theory{kind} needs {steps} steps at lr {cfg.lr:g}: rerun with "
+            f"--steps {int(need.max())} --resume to extend it")
+
+
+def theory_columns(config: TrainConfig, dataset: data.Dataset, gd: bool = True) -> dict:
+    """The summary's theory columns per feature (:func:`prediction`): ``fixed_point`` = the
+    run's gradient-flow limit ``w_inf`` (balanced: ``w_star``), ``critical_time_theory``
+    (gradient flow), ``critical_time_gd`` (the exact GD map at the run's ``lr``, where it
+    applies: :attr:`TrainConfig.exact_map`; else ``nan``) and ``learned_theory``."""
+    gf = prediction(config, dataset)
+    t_gd = (prediction(config, dataset, lr=config.lr).critical_time if gd and config.exact_map
+            else np.full(dataset.dim, np.nan))
+    return {"fixed_point": gf.w_inf, "critical_time_theory": gf.critical_time, "critical_time_gd": t_gd,
+            "learned_theory": gf.learned}
+
+
+def learned_empirical(first_response, final_response) -> np.ndarray:
+    """A feature counts as learned by the network when its response ends above where it
+    started (section 10: a collapsing feature decays towards 0, a learned one rises past
+    ``fraction * |w_inf| > eps``; a feature that first shrinks, ``V0 < 0``, needs a run past
+    its critical time)."""
+    return np.asarray(final_response, np.float64) > np.asarray(first_response, np.float64)
+
+
+SUMMARY_NOTES = {
+    "fixed_point": "w_inf: the gradient-flow limit of w for the run's own init, EMA and weight decay (theory-spec "
+                   "section 10; balanced runs: w_star of the deep linear theory; for mlp: a reference only)",
+    "critical_time_theory": "t_star: first gradient-flow time with |w| >= fraction * |w_inf| for the run's own init, "
+                            "EMA (kappa = (1 - ema) / lr) and weight decay (inf: not learned)",
+    "critical_time_gd": "the exact gradient-descent map's prediction at the run's lr: lr x the step count interpolated "
+                        "as critical_time_empirical is (nan: the map does not describe this run -- random init, "
+                        "sampled loss, adam or mlp)",
+    "learned_theory": "w_inf != 0 (theory-spec section 10)",
+    "learned_empirical": "the final response exceeds the initial one (collapsing features decay towards 0)",
+}
+
+
+def write_summary(result: TrainResult, path: str, command: str) -> None:
+    cfg, ds = result.config, result.dataset
+    cols = theory_columns(cfg, ds)
+    t_emp = result.critical_times()
+    notes = {
+        **SUMMARY_NOTES,
+        "critical_time_empirical": ("first crossing of fraction * |fixed_point|, linearly interpolated in time "
+                                    + ("between the training steps around it (tracked at every step)"
+                                       if cfg.model == "linear" else "between the recorded responses around it")
+                                    + "; nan = not reached within the run, or not learned in theory"),
+        "time": TIME_NOTE,
+        "matmul_precision": f"{cfg.matmul_precision} (float32 matrix products; float64 runs are unaffected)",
+    }
+    header = records.provenance_lines(command, notes)
+    learned_emp = learned_empirical(result.responses[0], result.responses[-1])
+    records.write_csv_atomic(path, header, SUMMARY_COLUMNS,
+                             [np.arange(ds.dim), ds.lam, ds.rho, cols["fixed_point"], cols["critical_time_theory"],
+                              t_emp, result.responses[-1], cols["critical_time_gd"],
+                              _bools(cols["learned_theory"]), _bools(learned_emp)])
+
+
+def _bools(values):
+    return np.where(np.asarray(values, bool), "true", "false")
+
+
+def response_figure(result: TrainResult, max_features: int = 10):
+    """Recorded responses (markers) over the theory's ``w(t)`` (lines, linear models)."""
+    from matplotlib import cm
+
+    from .plots import TIME_LABEL, new_figure
+
+    cfg, ds = result.config, result.dataset
+    fig, axes = new_figure(width=6.0, height=4.2)
+    ax = axes[0, 0]
+    idx = np.unique(np.round(np.linspace(0, ds.dim - 1, min(ds.dim, max_features))).astype(int))
+    colours = cm.viridis(np.linspace(0, 0.9, idx.size))
+    t = result.times
+    positive = t > 0 if cfg.grid == "log" else np.ones_like(t, dtype=bool)
+    theory_w = None
+    if cfg.model == "linear" and cfg.balanced_theory:
+        ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
+        theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
+    cols = theory_columns(cfg, ds, gd=False)
+    w_star, t_star = np.abs(cols["fixed_point"]), cols["critical_time_theory"]
+    for j, (i, c) in enumerate(zip(idx, colours)):
+        label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
+        # markers under the theory's line (zorder), so that the line stays visible where they agree
+        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.45, zorder=2,
+                label=label)
+        if theory_w is not None:
+            ax.plot(ts, theory_w[j], "-", lw=1.4, color=c, zorder=3)
+        if t_star[i] <= t[-1]:  # the theory's t* (fraction * |w_inf| crossed): a dotted line and a cross
+            ax.axvline(t_star[i], color=c, ls=":", lw=0.9, zorder=1)
+            ax.plot([t_star[i]], [cfg.fraction * w_star[i]], "x", ms=7, mew=1.5, color=c, zorder=4)
+    if cfg.grid == "log":
+        ax.set_xscale("log")
+    xlabel = TIME_LABEL if cfg.optimizer == "sgd" else "lr x step (adam: not gradient-flow time)"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"response $\gamma_i$")
+    lines = "lines: balanced gradient-flow theory; " if theory_w is not None else ""
+    ax.set_title(f"{cfg.model} {cfg.objective.upper()} L={cfg.depth}, {cfg.optimizer}, {cfg.loss} loss\n"
+                 f"{lines}markers: trained; x and dotted: theory's t*", fontsize=9)
+    ax.legend(fontsize=6, loc="best")
+    return fig
