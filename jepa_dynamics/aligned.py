@@ -67,7 +67,8 @@ def field(objective: str, depth: int, lam, rho, a, v, w_t=None, *, ema_rate=np.i
 
 def conserved(a, v):
     """``c_l = a_l^2 - v^2`` (constant under gradient flow without weight decay)."""
-    return np.asarray(a, dtype=np.float64) ** 2 - np.asarray(v, dtype=np.float64) ** 2
+    with np.errstate(over="ignore"):  # |v| beyond ~1e154: c = -inf, the limit the collapse criterion needs
+        return np.asarray(a, dtype=np.float64) ** 2 - np.asarray(v, dtype=np.float64) ** 2
 
 
 def collapses(objective: str, depth, rho, eps, predictor_init):
@@ -82,7 +83,7 @@ def collapses(objective: str, depth, rho, eps, predictor_init):
     depth = np.asarray(depth)
     a0 = np.asarray(eps, dtype=np.float64) ** (1.0 / depth)
     v0 = np.asarray(predictor_init, dtype=np.float64)
-    c = a0**2 - v0**2
+    c = conserved(a0, v0)
     if objective == "jepa":
         return ((v0 < 0) & (c <= 0)) | ((v0 > rho) & (np.asarray(rho) ** 2 + c <= 0))
     return np.where(depth >= 2, v0 <= -a0, v0 == -a0)
@@ -154,7 +155,7 @@ def fixed_point_magnitude(objective: str, depth, lam, rho, eps, predictor_init, 
                                                      for x in (lam, rho, eps, predictor_init, weight_decay)))
     depth = np.broadcast_to(depth, lam.shape)
     a0 = eps ** (1.0 / depth)
-    c = a0**2 - v0**2
+    c = conserved(a0, v0)
     with np.errstate(all="ignore"):
         if objective == "jepa":
             free = (rho**2 + c) ** (depth / 2)
@@ -192,7 +193,7 @@ def _jepa_time(depth, lam, rho, a0, v0, level):
 
 def _jepa_time_block(depth, lam, rho, a0, v0, level):
     sigma2 = lam / rho
-    c = a0**2 - v0**2
+    c = conserved(a0, v0)
     pos = c > 0
     root_c = np.sqrt(np.abs(c))
     y_c = 2.0 / depth * np.log(level)

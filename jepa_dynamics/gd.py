@@ -108,7 +108,7 @@ def _row(a0, v0, depth, lam, sigma2, eta, beta, tau, ema, mae, level, max_steps,
             live = (~found) & (k < max_steps)
             new_state, w = step(state, params, n_max)
             aw = jnp.abs(w)
-            hit = live & (aw >= level)
+            hit = live & (aw >= level) & jnp.isfinite(aw)  # an iterate that left float64 is no crossing
             state = jax.tree_util.tree_map(lambda n, o: jnp.where(live, n, o), new_state, state)
             k_new = jnp.where(live, k + 1, k)
             return (k_new, state, jnp.where(live, aw, prev), found | hit, jnp.where(hit, k_new, k_star),

@@ -451,3 +451,39 @@ def test_single_value_flags_refuse_lists(capsys, tmp_path, argv, needle):
     out = tmp_path / "out"
     refused(capsys, [*argv, "--out", str(out)], needle)
     assert not out.exists()
+
+
+# --- sweep's section-10 axes at the edges of float64 ---------------------------------------------------------
+
+SECTION10 = ["sweep", "--objective", "jepa", "--depth", "2", "--lam", "1", "--rho", "0.6", "--eps", "1e-3"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--predictor-init", "abc"], "--predictor-init: 'abc' is not a number"),
+    (["--predictor-init", "nan"], "--predictor-init: must be finite"),
+    (["--ema-rate", "0"], "--ema-rate: must be > 0"),
+    (["--ema-rate", "-1"], "--ema-rate: must be > 0"),
+    (["--weight-decay", "-0.1"], "--weight-decay: must be >= 0"),
+    (["--weight-decay", "inf"], "--weight-decay: must be finite"),
+    (["--lr", "-0.5"], "--lr: must be >= 0"),
+    (["--lr", "nan"], "--lr: must be finite"),
+])
+def test_section10_axes_refuse_nonsense(capsys, tmp_path, extra, needle):
+    out = tmp_path / "s.csv"
+    refused(capsys, [*SECTION10, *extra, "--out", str(out)], needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, learned", [
+    (["--lr", "1e308"], "true"),                 # the first step overflows: never a crossing at step 0
+    (["--predictor-init=-1e308"], "false"),      # v0^2 overflows: c = -inf, collapse (no warning)
+    (["--predictor-init=1e200"], "false"),
+    (["--weight-decay", "1e300"], "false"),
+])
+def test_section10_axes_at_float64_edges_give_honest_rows(capsys, tmp_path, extra, learned):
+    out = tmp_path / "s.csv"
+    assert cli.main([*SECTION10, *extra, "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    row = records.read_csv(str(out))
+    assert row["learned"][0] == learned
+    assert row["critical_time"][0] == np.inf  # never a finite time for a row that cannot be followed
