@@ -397,12 +397,13 @@ def _add_matrix(sub) -> None:
     p.add_argument("--num-times", default="200", help="number of output times after t = 0, half log-, half evenly spaced (default: 200)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    _add_allow_large(p)
     _add_progress_flags(p)
 
 
 def _run_matrix(args, argv) -> int:
     from .matrix import MatrixConfig
-    from .matrix_run import load_dataset, run_matrix
+    from .matrix_run import check_footprint, load_dataset, run_matrix
 
     if args.init not in ("balanced", "aligned", "random"):
         spec.check_choice(args.init, ("balanced", "aligned", "random"), "init")
@@ -415,11 +416,16 @@ def _run_matrix(args, argv) -> int:
     if args.dist is not None:
         spec.check_choice(args.dist, ("rotated", "mixed", "lagged"), "dist")
     mixing = _one(args.mixing, "mixing")
-    sxx, sxy, syy, source = load_dataset(args.cov, args.dist, _one(args.dim, "dim", int), mixing, config.seed)
+    dim, num_times = _one(args.dim, "dim", int), _one(args.num_times, "num_times", int)
+    if args.dist is not None and dim is not None:  # before the family's d x d matrices are made
+        check_footprint(dim, config.depth, num_times, args.out, args.allow_large)
+    sxx, sxy, syy, source = load_dataset(args.cov, args.dist, dim, mixing, config.seed)
+    check_footprint(sxx.shape[0], config.depth, num_times, args.out, args.allow_large)
     command = records.command_line([a for a in argv if a != "--resume"])
     run_matrix(config, (sxx, sxy, syy), args.out, t_max=_one(args.t_max, "t_max"),
-               num_times=_one(args.num_times, "num_times", int), resume=args.resume, progress=args.progress,
+               num_times=num_times, resume=args.resume, progress=args.progress,
                command=command, source=source)
+    _print_files(args.out, ("summary.csv", "responses.csv", "end_to_end.npz", "plot.png"))
     return 0
 
 
@@ -535,6 +541,7 @@ def _run_spectrum(args, argv) -> int:
         configs = realtrain.plan_all(m, depths, objectives_, **train_options)  # refuse before writing
     header = spectrum.provenance(command, cov, m, depths, eps, fraction)
     spectrum.write_spectrum(cov, m, table, args.out, header)
+    _print_files(args.out, ("modes.csv", "covariances.npz", "spectrum.png"))
     if configs is None:
         return 0
     x, y = v.arrays()
@@ -563,7 +570,15 @@ def _run_spectrum(args, argv) -> int:
                  f"(90% of the variance), bottom = the other {64 - top.shape[1]}",
                  f"# baseline_inputs: {json.dumps(base, sort_keys=True)}"]
         realtrain.write_probes(curves, runs, os.path.join(args.out, "probe.csv"), header + notes)
+    _print_files(args.out, ("training.csv", "orders.csv", "responses.csv") + (("probe.csv",) if args.probe else ()))
     return 0
+
+
+def _print_files(folder: str, names) -> None:
+    """Print the paths of the files among ``names`` that ``folder`` holds (what a command wrote)."""
+    for name in names:
+        if os.path.exists(os.path.join(folder, name)):
+            print(os.path.join(folder, name))
 
 
 # --- registry --------------------------------------------------------------------------------------------

@@ -93,6 +93,18 @@ def _save_npz_atomic(path, **arrays):
     os.replace(tmp, path)
 
 
+def check_footprint(dim: int, depth: int, num_times: int, out_dir: str, allow_large: bool = False) -> None:
+    """Refuse (one line, before anything is built) a run whose output or memory would not fit:
+    ``end_to_end.npz`` holds ``num_times + 1`` matrices of ``d x d`` float64, the solver a few dozen
+    copies of the ``(depth + 2) d^2`` state (:func:`jepa_dynamics.records.check_size`)."""
+    dim, depth = spec.check_positive_int(dim, "dim"), spec.check_depth(depth)
+    num_times = spec.check_positive_int(num_times, "num_times")
+    out_bytes = 8.0 * (num_times + 1) * dim * (dim + 4)  # wbar, and responses.csv's ~30 bytes a value
+    mem_bytes = out_bytes + 8.0 * 40 * (depth + 2) * dim**2 + 8.0 * 3 * dim**2
+    records.check_size(f"jepa-dynamics matrix (d = {dim}, {num_times} output times)", path=out_dir,
+                       out_bytes=out_bytes, mem_bytes=mem_bytes, allow_large=allow_large)
+
+
 def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, num_times: int = 200,
                resume: bool = False, progress=None, command: str = "jepa_dynamics.matrix_run.run_matrix",
                source: dict | None = None) -> matrix.MatrixResult:
@@ -192,7 +204,9 @@ def _write_outputs(config, res, out_dir, command, source, t_max):
                      lam=res.modes.lam, rho=res.modes.rho, sigma2=res.modes.sigma2)
     from .plots import save_figure
 
-    save_figure(matrix_figure(config, res, cols), os.path.join(out_dir, "plot.png"))
+    with np.errstate(over="ignore", under="ignore"):  # log axes out to t_max ~ 1e300 overflow inside matplotlib
+        fig = matrix_figure(config, res, cols)
+    save_figure(fig, os.path.join(out_dir, "plot.png"))
 
 
 def _blank_nan(values):

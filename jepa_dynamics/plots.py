@@ -65,7 +65,10 @@ def save_figure(fig, path: str, *, dpi: int = 150) -> None:
     root, ext = os.path.splitext(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # spec.check_writable creates nothing
     tmp = f"{root}.tmp-{os.getpid()}{ext}"
-    fig.savefig(tmp, dpi=dpi)
+    # finite data near float64's limits (times of 1e300) overflow inside matplotlib's log-axis
+    # transforms while it draws; that is no fault of the data, so no warning reaches the user
+    with np.errstate(over="ignore", under="ignore"):
+        fig.savefig(tmp, dpi=dpi)
     os.replace(tmp, path)
 
 

@@ -487,3 +487,26 @@ def test_section10_axes_at_float64_edges_give_honest_rows(capsys, tmp_path, extr
     row = records.read_csv(str(out))
     assert row["learned"][0] == learned
     assert row["critical_time"][0] == np.inf  # never a finite time for a row that cannot be followed
+
+
+# --- matrix: size guards and extreme times ---------------------------------------------------------------------
+
+MATRIX = ["matrix", "--objective", "jepa", "--depth", "2", "--dist", "rotated", "--eps", "1e-3"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--dim", "100000"], "--allow-large: jepa-dynamics matrix (d = 100000"),          # was: allocate 74.5 GiB, exit 1
+    (["--dim", "3", "--num-times", "1000000000"], "--allow-large: jepa-dynamics matrix (d = 3, 1000000000 output"),  # was: killed for memory
+])
+def test_matrix_refuses_outputs_that_would_not_fit(capsys, tmp_path, extra, needle):
+    out = tmp_path / "m"
+    refused(capsys, [*MATRIX, *extra, "--out", str(out)], needle)
+    assert not out.exists()
+
+
+def test_matrix_at_extreme_t_max_writes_and_warns_nothing(capsys, tmp_path):
+    out = tmp_path / "m"
+    assert cli.main([*MATRIX, "--dim", "3", "--t-max", "1e300", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.split() == [str(out / n) for n in ("summary.csv", "responses.csv", "end_to_end.npz", "plot.png")]
