@@ -331,9 +331,16 @@ def _run_train_grid(args, argv) -> int:
     spec.check_writable_dir(args.out, "out")
     key = {"base": {k: v for k, v in base.items()}, "lists": lists}
     command = records.command_line([a for a in argv if a != "--resume"])
-    run_grid(configs, args.out, key=key, resume=args.resume, progress=args.progress, command=command, block=block)
-    for name in ("summary.csv", "fidelity.png"):
-        print(os.path.join(args.out, name))
+    table = run_grid(configs, args.out, key=key, resume=args.resume, progress=args.progress, command=command,
+                     block=block)
+    _print_files(args.out, ("summary.csv", "fidelity.png"))
+    import numpy as np
+
+    diverged = np.unique(table["network"][~np.isfinite(np.asarray(table["final_response"], dtype=float))])
+    if diverged.size:  # train stops such a run with an error; in a grid the others' rows stand
+        _note("train-grid")(f"{diverged.size} of {len(configs)} networks diverged (parameters no longer finite; "
+                            f"networks {', '.join(str(int(n)) for n in diverged[:10])}"
+                            f"{', ...' if diverged.size > 10 else ''}): their rows hold nan; lower --lr for them")
     return 0
 
 
@@ -454,6 +461,7 @@ def _add_spectrum(sub) -> None:
     p.add_argument("--eps", default="1e-3", help="initial response eps of the balanced init (default: 1e-3)")
     p.add_argument("--fraction", default="0.5", help="t_star is when w = fraction * w_star (default: 0.5)")
     p.add_argument("--out", required=True, help="output folder")
+    _add_allow_large(p)
     _add_progress_flags(p)
     t = p.add_argument_group("training on the views (--train): deep linear JEPA / MAE, full matrices, minibatch GD")
     t.add_argument("--train", action="store_true", help="also train and compare the observed order of the modes "
@@ -504,6 +512,11 @@ def _views_from_args(args):
             opts[k] = tuple(spec.parse_list(text, k, str))
         else:
             opts[k] = _one(text, k, kind)
+    if "n" in opts:  # the pairs are built in memory: refuse a size that would not fit, before building
+        n = spec.check_positive_int(opts["n"], "n")
+        dim = 64 if args.dataset == "digits" else opts.get("patch", 8) ** 2
+        records.check_size(f"--dataset {args.dataset} with n = {n}", mem_bytes=8.0 * 4 * n * dim,
+                           allow_large=args.allow_large)
     return views.make(args.dataset, **opts)
 
 

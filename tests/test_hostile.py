@@ -510,3 +510,20 @@ def test_matrix_at_extreme_t_max_writes_and_warns_nothing(capsys, tmp_path):
     captured = capsys.readouterr()
     assert captured.err == ""
     assert captured.out.split() == [str(out / n) for n in ("summary.csv", "responses.csv", "end_to_end.npz", "plot.png")]
+
+
+def test_spectrum_refuses_views_that_would_not_fit_in_memory(capsys, tmp_path):
+    out = tmp_path / "s"
+    refused(capsys, ["spectrum", "--dataset", "digits", "--n", "1000000000000", "--depth", "1", "--eps", "0.01",
+                     "--out", str(out)], "--allow-large: --dataset digits with n = 1000000000000 would need")
+    assert not out.exists()  # was: 'Unable to allocate 7.28 TiB', exit 1
+
+
+def test_train_grid_names_diverged_networks(capsys, tmp_path):
+    out = tmp_path / "g"
+    assert cli.main(["train-grid", "--lam", "1", "--rho", "0.9", "--eps", "0.01", "--steps", "50", "--lr", "1e300,0.01",
+                     "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of 2 networks diverged" in err and "lower --lr" in err
+    table = records.read_csv(str(out / "summary.csv"))
+    assert np.isnan(table["final_response"][0]) and np.isfinite(table["final_response"][1])
