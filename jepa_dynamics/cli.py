@@ -347,11 +347,11 @@ def _run_train_grid(args, argv) -> int:
 # --- figures ---------------------------------------------------------------------------------------------
 
 def _add_figures(sub) -> None:
-    p = sub.add_parser("figures", help="regenerate the paper's six figure groups (PNG and PDF)",
+    p = sub.add_parser("figures", help="regenerate the figure groups: the paper's six and three beyond it (PNG and PDF)",
                        description=_FIGURES_DESCRIPTION)
     p.__class__ = _FiguresParser
     p.add_argument("--fast", action="store_true", help="small sizes (seconds per figure; what CI runs)")
-    p.add_argument("--only", help="comma-separated figure names (default: all six)")
+    p.add_argument("--only", help="comma-separated figure names (default: all nine)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
     p.add_argument("--format", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
     _add_progress_flags(p)

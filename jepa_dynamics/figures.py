@@ -1,4 +1,4 @@
-r"""The paper's six figure groups (``theory-spec.md`` section 9), one function each.
+r"""The paper's six figure groups (``theory-spec.md`` section 9) and three beyond it, one function each.
 
 Every function takes ``fast`` (small sizes, for CI and notebooks) and returns a
 matplotlib :class:`~matplotlib.figure.Figure` built from the package's API; the

@@ -1,4 +1,4 @@
-"""The figures command in fast mode: six PNGs (and PDFs), and one-line errors."""
+"""The figures command in fast mode: a PNG and a PDF per figure group, and one-line errors."""
 
 import os
 import subprocess
@@ -19,7 +19,7 @@ def test_registry_names():
 
 
 @pytest.mark.slow
-def test_figures_fast_writes_six_pngs(tmp_path):
+def test_figures_fast_writes_every_group(tmp_path):
     out = tmp_path / "figs"
     proc = subprocess.run([sys.executable, "-m", "jepa_dynamics", "figures", "--fast", "--no-progress",
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
