@@ -259,22 +259,6 @@ def _train_group(configs, levels, devices, progress, bar) -> GridResult:
     return GridResult(lr * steps, steps, first_r, final, finite)
 
 
-def deferred_checks():
-    """A context in which :class:`~jepa_dynamics.train.TrainConfig` skips its per-run theory
-    check (the grid checks every network at once with :func:`predict`)."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def ctx():
-        train._THEORY_CHECK[0] = False
-        try:
-            yield
-        finally:
-            train._THEORY_CHECK[0] = True
-
-    return ctx()
-
-
 def configs_from(base: dict, lists: dict) -> list[train.TrainConfig]:
     """The Cartesian product of ``lists`` (name -> values) over ``base``: one validated
     :class:`~jepa_dynamics.train.TrainConfig` per network, in ``itertools.product`` order.
@@ -286,26 +270,24 @@ def configs_from(base: dict, lists: dict) -> list[train.TrainConfig]:
 
     names = list(lists)
     out, seen = [], set()
-    with deferred_checks():
-        for values in itertools.product(*(lists[k] for k in names)):
-            kw = {**base, **dict(zip(names, values))}
-            init = kw.get("init", "balanced")
-            if kw.get("objective", "jepa") == "mae":
-                kw["ema"] = 0.0
-            if init != "aligned":
-                kw["predictor_init"] = None
-            if init != "random":
-                kw["init_scale"] = None
-            config = train.TrainConfig(**kw)
-            if config not in seen:
-                seen.add(config)
-                out.append(config)
+    for values in itertools.product(*(lists[k] for k in names)):
+        kw = {**base, **dict(zip(names, values)), "check_theory": False}  # predict() checks them all at once
+        init = kw.get("init", "balanced")
+        if kw.get("objective", "jepa") == "mae":
+            kw["ema"] = 0.0
+        if init != "aligned":
+            kw["predictor_init"] = None
+        if init != "random":
+            kw["init_scale"] = None
+        config = train.TrainConfig(**kw)
+        if config not in seen:
+            seen.add(config)
+            out.append(config)
     return out
 
 
 def replace(config: train.TrainConfig, **changes) -> train.TrainConfig:
-    with deferred_checks():
-        return dataclasses.replace(config, **changes)
+    return dataclasses.replace(config, check_theory=False, **changes)
 
 
 # --- the train-grid command's files ----------------------------------------------------------------------

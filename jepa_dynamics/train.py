@@ -119,6 +119,9 @@ class TrainConfig:
     dtype: Optional[str] = None
     chunk: int = 1000
     matmul_precision: str = "highest"
+    # False: skip the per-run theory check below (jepa_dynamics.grid checks a whole grid at once,
+    # vectorised).  Not part of the run's identity: left out of ==, hash and as_dict (the resume key).
+    check_theory: bool = dataclasses.field(default=True, compare=False, repr=False)
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -190,7 +193,7 @@ class TrainConfig:
         # every feature starts below its critical level, and the theory's critical times (the
         # summary's reference) are finite in float64: both checked now rather than after the run
         # (jepa_dynamics.grid checks a whole grid at once, vectorised, and defers this one)
-        if _THEORY_CHECK[0]:
+        if self.check_theory:
             prediction(self, times=False)
 
     def dataset(self) -> data.Dataset:
@@ -228,6 +231,7 @@ class TrainConfig:
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
+        del out["check_theory"]
         for k in ("lam", "rho", "checkpoints"):
             out[k] = list(out[k]) if out[k] is not None else None
         return out
@@ -282,9 +286,6 @@ class Prediction:
     w_inf: np.ndarray
     learned: np.ndarray
     critical_time: np.ndarray
-
-
-_THEORY_CHECK = [True]
 
 
 def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: float = 0.0, *,
