@@ -40,7 +40,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import analysis, models, objectives, records, spec
+from . import analysis, gd, models, objectives, records, spec
 from . import modes as modes_mod
 from .spectrum import predicted_times
 from ._jax import jax
@@ -100,11 +100,7 @@ def stability_bound(objective: str, depth: int, lam, rho, sxx_max: float | None 
     the context's largest variance (it does when the modes are not orthogonal)."""
     lam, rho = np.asarray(lam, float), np.asarray(rho, float)
     u_star = rho if objective == "jepa" else rho ** (1.0 / (depth + 1))
-    if objective == "jepa":
-        bounds = 2.0 / (lam * rho ** (2 * depth - 1))
-    else:
-        bounds = 2.0 / ((depth + 1) * (lam / rho) * u_star ** (2 * depth))
-    out = float(np.min(bounds))
+    out = float(np.min(gd.stability_bound(objective, depth, lam, rho)))
     if sxx_max is not None:
         out = min(out, 2.0 / ((depth + 1) * sxx_max * float(np.max(u_star)) ** (2 * depth)))
     return out
