@@ -317,7 +317,6 @@ def _rows(configs, idx, pred: Prediction, res: GridResult) -> list:
     num = lambda f: np.repeat(np.array([f(c) for c in cs], dtype=np.float64), d)  # noqa: E731
     dss = [c.dataset() for c in cs]
     flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731
-    bools = lambda a: np.where(flat(a), "true", "false")  # noqa: E731
     from . import records
 
     cols = [rep(lambda c: c.objective), num(lambda c: c.depth).astype(np.int64), num(lambda c: c.eps),
@@ -325,7 +324,8 @@ def _rows(configs, idx, pred: Prediction, res: GridResult) -> list:
             num(lambda c: c.ema), num(lambda c: c.weight_decay), np.tile(np.arange(d), len(cs)),
             np.concatenate([ds.lam for ds in dss]), np.concatenate([ds.rho for ds in dss]),
             flat(pred.critical_time[idx]), flat(pred.critical_time_gd[idx]), flat(res.critical_times),
-            bools(pred.learned[idx]), bools(runs.learned_empirical(res.first, res.final)), flat(res.final),
+            flat(pred.learned[idx]).astype(bool), flat(runs.learned_empirical(res.first, res.final)).astype(bool),
+            flat(res.final),
             num(lambda c: np.nan if c.init_scale is None else c.init_scale),
             num(lambda c: np.nan if c.predictor_init is None else c.predictor_init), np.repeat(np.asarray(idx), d)]
     return [records.format_column(col) for col in cols]

@@ -69,9 +69,12 @@ def provenance_lines(command: str, params: dict | None = None) -> list[str]:
 
 
 def format_column(values) -> list[str]:
-    """Shortest round-trip text of each value (ints stay ints, strings pass through)."""
+    """Shortest round-trip text of each value (ints stay ints, booleans are ``true`` / ``false``,
+    strings pass through)."""
     arr = np.asarray(values)
-    if arr.dtype.kind in "iub":
+    if arr.dtype.kind == "b":
+        return np.where(arr, "true", "false").tolist()
+    if arr.dtype.kind in "iu":
         return [str(v) for v in arr.tolist()]
     if arr.dtype.kind in "US O".replace(" ", ""):
         return [str(v) for v in arr.tolist()]

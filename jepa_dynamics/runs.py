@@ -391,11 +391,7 @@ def write_summary(result: TrainResult, path: str, command: str) -> None:
     records.write_csv_atomic(path, header, SUMMARY_COLUMNS,
                              [np.arange(ds.dim), ds.lam, ds.rho, cols["fixed_point"], cols["critical_time_theory"],
                               t_emp, result.responses[-1], cols["critical_time_gd"],
-                              _bools(cols["learned_theory"]), _bools(learned_emp)])
-
-
-def _bools(values):
-    return np.where(np.asarray(values, bool), "true", "false")
+                              np.asarray(cols["learned_theory"], bool), np.asarray(learned_emp, bool)])
 
 
 def response_figure(result: TrainResult, max_features: int = 10):

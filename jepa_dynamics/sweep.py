@@ -249,7 +249,7 @@ def _format_block(grid: Grid, cols: dict, start: int, stop: int) -> list:
         table = np.asarray(records.format_column(np.asarray(getattr(grid, name))), dtype=object)
         out.append(table[index].tolist())
     out.append(records.format_column(cols["w_inf"]))
-    out.append(np.where(cols["learned"], "true", "false").tolist())
+    out.append(records.format_column(np.asarray(cols["learned"], bool)))
     step = np.asarray(records.format_column(cols["critical_step"]), dtype=object)
     out.append(np.where(np.isnan(cols["critical_step"]), "", step).tolist())  # empty for gradient flow
     return out
