@@ -8,7 +8,7 @@ r"""``jepa-dynamics matrix``: one full-matrix gradient flow (:mod:`jepa_dynamics
   the response to the mode reaches ``fraction`` of its value at the end of the run; spec
   section 10's generalised definition), the per-feature theory's
   ``critical_time_theory`` at the mode's ``(lam, rho)`` from ``eps`` (spec section 6;
-  empty where undefined), ``learned`` (1 iff the response starts below ``fraction`` of its end
+  empty where undefined), ``learned`` (``true`` iff the response starts below ``fraction`` of its end
   value: it rose, and ``critical_time_matrix`` is defined),
   and ``gamma0`` / ``gamma_inf`` (the response at the start and the end),
   ``w_star_theory``, and ``critical_time_effective``: the same theory started from the
@@ -174,7 +174,7 @@ def summary_columns(config: matrix.MatrixConfig, res: matrix.MatrixResult) -> di
         "lam": m.lam, "rho": m.rho, "sigma2": m.sigma2,
         "critical_time_matrix": res.t_star,
         "critical_time_theory": matrix.theory_critical_times(config, m),
-        "learned": res.learned.astype(int),
+        "learned": np.asarray(res.learned, bool),
         "gamma0": res.gamma0, "gamma_inf": res.gamma_inf, "w_star_theory": w_star,
         "critical_time_effective": matrix.theory_critical_times(config, m, eps=res.gamma0),
     }

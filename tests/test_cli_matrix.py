@@ -34,7 +34,7 @@ def test_contract_on_rotated_data(tmp_path, capsys):
     want = [quad_critical_time("jepa", 2, lam[np.argmin(abs(rho - r))], r, 0.02) for r in s["rho"]]
     np.testing.assert_allclose(s["critical_time_matrix"], want, rtol=1e-6)
     np.testing.assert_allclose(s["critical_time_theory"], want, rtol=1e-9)
-    assert np.all(s["learned"] == 1)
+    assert np.all(s["learned"] == "true")
     r = records.read_csv(str(out / "responses.csv"))
     f = np.load(out / "end_to_end.npz")
     assert f["wbar"].shape == (25, 3, 3) and f["times"].shape == (25,) and f["modes"].shape == (3, 3)
