@@ -87,12 +87,6 @@ def _digest(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_npz_atomic(path, **arrays):
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def check_footprint(dim: int, depth: int, num_times: int, out_dir: str, allow_large: bool = False) -> None:
     """Refuse (one line, before anything is built) a run whose output or memory would not fit:
     ``end_to_end.npz`` holds ``num_times + 1`` matrices of ``d x d`` float64, the solver a few dozen
@@ -137,7 +131,7 @@ def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, nu
     last = {"snap": None, "saved_at": _time.monotonic()}
 
     def save(snap):
-        _save_npz_atomic(state_path, key=np.asarray(json.dumps(key, sort_keys=True)), **snap)
+        records.save_npz_atomic(state_path, key=np.asarray(json.dumps(key, sort_keys=True)), **snap)
 
     def on_output(k, t, snapshot):
         bar.update(1)
@@ -200,7 +194,7 @@ def _write_outputs(config, res, out_dir, command, source, t_max):
     t, d = res.times.size, res.modes.dim
     records.write_csv_atomic(os.path.join(out_dir, "responses.csv"), header[:3], ["time", "mode", "response"],
                              [np.repeat(res.times, d), np.tile(np.arange(d), t), res.responses.ravel()])
-    _save_npz_atomic(os.path.join(out_dir, "end_to_end.npz"), times=res.times, wbar=res.wbar, modes=res.modes.q,
+    records.save_npz_atomic(os.path.join(out_dir, "end_to_end.npz"), times=res.times, wbar=res.wbar, modes=res.modes.q,
                      lam=res.modes.lam, rho=res.modes.rho, sigma2=res.modes.sigma2)
     from .plots import save_figure
 

@@ -37,6 +37,7 @@ __all__ = [
     "CsvAppender",
     "write_csv_atomic",
     "write_csv_blocks",
+    "save_npz_atomic",
     "read_csv",
     "read_csv_rows",
     "read_key",
@@ -266,7 +267,7 @@ class CsvAppender:
                              "rerun without --resume to start over")
             if key_line is not None and key_line not in comments:
                 old = read_key(path)
-                diff = key_differences(old, key, f"the file") if isinstance(old, dict) else []
+                diff = key_differences(old, key, "the file") if isinstance(old, dict) else []
                 detail = f" ({'; '.join(diff)})" if diff else ""
                 self._refuse(f"it was written for other parameters{detail}; rerun without --resume to start over")
             if raw.rstrip(b"\n") != ",".join(self.columns).encode() or not raw.endswith(b"\n"):
@@ -356,6 +357,19 @@ def write_csv_atomic(path: str, header: Sequence[str], columns: Sequence[str],
 
     ``data`` holds one sequence per column (floats are written with :func:`format_column`)."""
     write_csv_blocks(path, header, columns, [[format_column(col) for col in data]], name=name)
+
+
+def save_npz_atomic(path: str, **arrays) -> None:
+    """``np.savez`` via a temporary file and ``os.replace``: a reader (or a resume) never sees half
+    an ``.npz``, and an interrupted write leaves any old ``path`` as it was."""
+    ensure_folder(path)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_csv_blocks(path: str, header: Sequence[str], columns: Sequence[str], blocks: Iterable,

@@ -131,10 +131,8 @@ def write_spectrum(cov, m, table, out_dir: str, header) -> None:
     os.makedirs(out_dir, exist_ok=True)
     records.write_csv_atomic(os.path.join(out_dir, "modes.csv"), header, MODE_COLUMNS,
                              [table[k] for k in MODE_COLUMNS])
-    path = os.path.join(out_dir, "covariances.npz")
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, sxx=cov.sxx, sxy=cov.sxy, syy=cov.syy, mean_x=cov.mean_x, mean_y=cov.mean_y, n=cov.n)
-    os.replace(tmp, path)
+    records.save_npz_atomic(os.path.join(out_dir, "covariances.npz"), sxx=cov.sxx, sxy=cov.sxy, syy=cov.syy,
+                            mean_x=cov.mean_x, mean_y=cov.mean_y, n=cov.n)
     from .plots import save_figure
 
     save_figure(fig, os.path.join(out_dir, "spectrum.png"))

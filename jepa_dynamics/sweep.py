@@ -455,10 +455,7 @@ def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", comman
     params, ts, w = simulate(grid, ts, method=method, **kwargs)
     header = records.provenance_lines(command or "jepa_dynamics.sweep.run_simulate(...)", {"method": method})
     if out.endswith(".npz"):
-        records.ensure_folder(out)
-        tmp = f"{out}.tmp.npz"
-        np.savez(tmp, w=w, time=ts, provenance=np.array("\n".join(header)), **params)
-        os.replace(tmp, out)
+        records.save_npz_atomic(out, w=w, time=ts, provenance=np.array("\n".join(header)), **params)
         return params, ts, w
     b, t = w.shape
     tables = [np.asarray(records.format_column(params[k]), dtype=object) for k in SIMULATE_COLUMNS[:9]]
