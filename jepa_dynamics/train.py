@@ -36,7 +36,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import analysis, data, models, objectives, records, spec, theory
+from . import aligned, analysis, data, models, objectives, records, spec, theory
 from ._jax import MATMUL_PRECISIONS, jax, matmul_precision
 
 import equinox as eqx  # noqa: E402
@@ -277,19 +277,8 @@ def record_steps(config: TrainConfig) -> np.ndarray:
     return np.unique(np.round(grid).astype(np.int64))
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """The theory's per-feature prediction for a run (spec section 10): the gradient-flow limit
-    ``w_inf`` (signed), whether the feature is ``learned`` (``w_inf != 0``), and the
-    ``critical_time`` (``inf`` if not learned)."""
-
-    w_inf: np.ndarray
-    learned: np.ndarray
-    critical_time: np.ndarray
-
-
 def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: float = 0.0, *,
-               times: bool = True) -> Prediction:
+               times: bool = True) -> aligned.Prediction:
     """The theory for ``config``'s own init, EMA and weight decay, per feature of its data:
     gradient flow (``lr = 0``), or the exact gradient-descent map with step ``lr`` (the
     summary's ``critical_time_gd``; time = ``lr`` x the interpolated step count).
@@ -309,18 +298,16 @@ def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: flo
         t_star = theory.critical_time(config.objective, config.depth, ds.lam, ds.rho, config.eps, config.fraction)
         if not config.balanced_theory:
             t_star = np.full(w_star.shape, np.nan)
-        return Prediction(w_star, np.ones(w_star.shape, dtype=bool), np.asarray(t_star, dtype=np.float64))
-    from . import aligned
-
+        return aligned.Prediction(w_star, np.ones(w_star.shape, dtype=bool), np.asarray(t_star, dtype=np.float64),
+                                  np.full(w_star.shape, np.nan))
     v0 = config.predictor_init if config.init == "aligned" else None
     pred = aligned.predict(config.objective, config.depth, ds.lam, ds.rho, config.eps, v0,
                            ema_rate=config.ema_rate, weight_decay=config.weight_decay, lr=lr,
                            fraction=config.fraction)
-    return Prediction(np.asarray(pred.w_inf, np.float64), np.asarray(pred.learned, bool),
-                      np.asarray(pred.critical_time, np.float64))
+    return aligned.Prediction(*(np.asarray(x, t) for x, t in zip(pred, (np.float64, bool, np.float64, np.float64))))
 
 
-def crossing_level(config: TrainConfig, pred: Prediction) -> np.ndarray:
+def crossing_level(config: TrainConfig, pred: aligned.Prediction) -> np.ndarray:
     """The empirical critical level per feature: ``fraction * |w_inf|`` of the run's own theory
     (balanced runs: ``fraction * w_star``, as before); ``inf`` for a feature the theory says is
     never learned (its empirical critical time is then ``nan``)."""
