@@ -17,10 +17,13 @@ How each row is computed (``docs/theory.md``, section 9, derives every step):
   decides ``learned``, ``w_inf = (rho^2 + c)^(L/2)``, and ``t*`` is one quadrature in ``v``
   (:func:`_jepa_time`: Gauss-Legendre panels after a substitution that makes the integrand
   smooth and exponentially decaying);
-* **everything else** (MAE unbalanced, EMA, weight decay): ``w_inf``'s magnitude from the
-  fixed-point equations (:func:`fixed_point_magnitude`), ``learned``, its sign and ``t*`` from a
-  diffrax integration of ``(a, v, w_T)`` on a Sundman clock (:func:`_flow`), which turns the
-  ``~eps^-(2-1/L)``-long plateau into ``O(ln 1/eps)`` units of the clock.
+* **MAE, unbalanced, no weight decay**: the same, in whichever of ``v`` and ``a`` keeps its sign
+  (:func:`_mae_time`);
+* **balanced with weight decay, no EMA target**: ``du/dt = g(u) - beta u``, learned iff ``a0`` is
+  above the unstable fixed point ``u_-``, ``t*`` one quadrature (:func:`_decay_time`);
+* **everything else** (an EMA target; unbalanced with weight decay): ``w_inf``'s magnitude from
+  the fixed-point equations (:func:`fixed_point_magnitude`), ``learned``, its sign and ``t*``
+  from an integration of ``(a, v, w_T)`` (:func:`_flow`).
 
 ``lr > 0`` rows iterate the exact gradient-descent map (:mod:`jepa_dynamics.gd`) to the same
 level ``fraction * |w_inf|`` (``w_inf`` is always the gradient-flow limit).
@@ -28,6 +31,7 @@ level ``fraction * |w_inf|`` (``w_inf`` is always the gradient-flow limit).
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -170,10 +174,39 @@ def fixed_point_magnitude(objective: str, depth, lam, rho, eps, predictor_init, 
     return np.where(beta > 0, u_plus**depth, free)
 
 
-# --- JEPA stop-gradient: one quadrature ------------------------------------------------------------------
+# --- one quadrature where the row is a 1-D flow ---------------------------------------------------------
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(10)
 _CHUNK = 2048
+
+
+def _chunked(block, *columns):
+    """``block`` over row chunks of ``_CHUNK`` (bounded memory: nodes are ``rows x panels x 10``)."""
+    out = np.empty(columns[0].size)
+    for start in range(0, out.size, _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        out[sl] = block(*(c[sl] for c in columns))
+    return out
+
+
+def _gauss_legendre(lo, hi, rate, integrand):
+    """``int_lo^hi integrand(x) dx`` per row: composite 10-point Gauss-Legendre on panels of equal
+    width, their number set so that ``rate`` (the integrand's largest exponential rate in ``x``)
+    times a panel's half-width stays below ~2.5.  ``integrand`` maps the ``(rows, nodes)`` array
+    of abscissae to the integrand's values there."""
+    panels = int(np.clip(np.ceil(np.max(rate * np.abs(hi - lo)) / 5.0), 16, 4096))
+    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
+    mid = 0.5 * (edges[:, 1:] + edges[:, :-1])
+    half = 0.5 * (edges[:, 1:] - edges[:, :-1])
+    x = (mid[:, :, None] + half[:, :, None] * _GL_NODES[None, None, :]).reshape(lo.size, -1)
+    with np.errstate(all="ignore"):
+        f = integrand(x).reshape(lo.size, panels, -1)
+    return np.sum(half * np.sum(f * _GL_WEIGHTS[None, None, :], axis=2), axis=1)
+
+
+def _log_cosh(x):
+    ax = np.abs(x)
+    return ax + np.log1p(np.exp(-2 * ax)) - np.log(2.0)
 
 
 def _jepa_time(depth, lam, rho, a0, v0, level):
@@ -181,14 +214,8 @@ def _jepa_time(depth, lam, rho, a0, v0, level):
     ``v0`` to ``v_c``, ``(v_c^2 + c)^(L/2) = level``, ``v_c > 0``.
 
     Substitutions (smooth, exponentially decaying integrands): ``c > 0``: ``v = sqrt(c) sinh s``
-    (``v^2 + c = c cosh^2 s``); ``c <= 0``: ``y = ln(v^2 + c)``, ``v = sqrt(e^y - c)``.  Composite
-    10-point Gauss-Legendre on panels of equal width, their number set so that the integrand's
-    decay rate times a panel's half-width stays below ~2.5."""
-    out = np.empty(depth.size)
-    for start in range(0, depth.size, _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        out[sl] = _jepa_time_block(depth[sl], lam[sl], rho[sl], a0[sl], v0[sl], level[sl])
-    return out
+    (``v^2 + c = c cosh^2 s``); ``c <= 0``: ``y = ln(v^2 + c)``, ``v = sqrt(e^y - c)``."""
+    return _chunked(_jepa_time_block, depth, lam, rho, a0, v0, level)
 
 
 def _jepa_time_block(depth, lam, rho, a0, v0, level):
@@ -201,26 +228,94 @@ def _jepa_time_block(depth, lam, rho, a0, v0, level):
         v_c = np.sqrt(np.exp(y_c) - c)
         lo = np.where(pos, np.arcsinh(v0 / root_c), 2.0 * np.log(a0))
         hi = np.where(pos, np.arcsinh(v_c / root_c), y_c)
-    rate = np.where(pos, 2 * depth - 1, np.maximum(depth - 1, 1))
-    panels = int(np.clip(np.ceil(np.max(rate * (hi - lo)) / 5.0), 16, 4096))
-    edges = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, panels + 1)[None, :]
-    mid = 0.5 * (edges[:, 1:] + edges[:, :-1])
-    half = 0.5 * (edges[:, 1:] - edges[:, :-1])
-    x = (mid[:, :, None] + half[:, :, None] * _GL_NODES[None, None, :]).reshape(depth.size, -1)
     L = depth[:, None]
-    with np.errstate(all="ignore"):
-        # c > 0: log of sqrt(c) cosh s / ((lam - sigma2 v) (c cosh^2 s)^L)
-        ax = np.abs(x)
-        log_cosh = ax + np.log1p(np.exp(-2 * ax)) - np.log(2.0)
+
+    def integrand(x):
+        # c > 0: sqrt(c) cosh s / ((lam - sigma2 v) (c cosh^2 s)^L)
         v_pos = root_c[:, None] * np.sinh(x)
-        log_pos = (0.5 - L) * np.log(np.abs(c))[:, None] + (1 - 2 * L) * log_cosh
+        log_pos = (0.5 - L) * np.log(np.abs(c))[:, None] + (1 - 2 * L) * _log_cosh(x)
         # c <= 0: e^((1-L) y) / (2 v (lam - sigma2 v)), v = sqrt(e^y - c)
         v_neg = np.sqrt(np.exp(x) - c[:, None])
         log_neg = (1 - L) * x - np.log(2 * v_neg)
         v = np.where(pos[:, None], v_pos, v_neg)
-        log_f = np.where(pos[:, None], log_pos, log_neg) - np.log(lam[:, None] - sigma2[:, None] * v)
-        f = np.exp(log_f).reshape(depth.size, panels, -1)
-    return np.sum(half * np.sum(f * _GL_WEIGHTS[None, None, :], axis=2), axis=1)
+        return np.exp(np.where(pos[:, None], log_pos, log_neg) - np.log(lam[:, None] - sigma2[:, None] * v))
+
+    return _gauss_legendre(lo, hi, np.where(pos, 2 * depth - 1, np.maximum(depth - 1, 1)), integrand)
+
+
+def _mae_time(depth, lam, rho, a0, v0, level):
+    """``t*`` of a learned, unbalanced MAE row without weight decay (``docs/theory.md`` section 9).
+
+    With ``c = a^2 - v^2`` conserved, the row is a 1-D flow in whichever of ``v`` and ``a`` cannot
+    pass through 0, ``dv/dt = a^L (lam - sigma2 v a^L)``, ``da/dt = a^(L-1) v (lam - sigma2 v a^L)``:
+
+    * ``c > 0`` (``a`` keeps its sign): ``v = sqrt(c) sinh s``, ``a = sqrt(c) cosh s``, integrand
+      ``a^(1-L) / (lam - sigma2 v a^L)`` from ``v0`` to ``v_c = sqrt(level^(2/L) - c) > 0``;
+    * ``c < 0``, ``L >= 2`` (learned only for ``v0 > a0``, ``v > 0`` throughout): ``y = ln a^2``,
+      integrand ``e^((1 - L/2) y) / (2 v (lam - sigma2 v a^L))``, ``v = sqrt(e^y - c)``;
+    * ``c < 0``, ``L = 1`` (``v`` keeps its sign, ``a`` may pass through 0): ``a = sqrt(-c) sinh s``,
+      ``v = sign(v0) sqrt(-c) cosh s``, integrand ``1 / (lam - sigma2 a v)`` from ``a0`` to
+      ``sign(v0) level``.
+
+    ``c = 0`` unbalanced is ``v0 = -a0``, a collapse: never integrated here."""
+    return _chunked(_mae_time_block, depth, lam, rho, a0, v0, level)
+
+
+def _mae_time_block(depth, lam, rho, a0, v0, level):
+    sigma2 = lam / rho
+    c = conserved(a0, v0)
+    pos, deep = c > 0, depth >= 2
+    root_c = np.sqrt(np.abs(c))
+    sgn = np.sign(v0)
+    with np.errstate(all="ignore"):
+        v_c = np.sqrt(level ** (2.0 / depth) - c)
+        start = np.where(pos, np.arcsinh(v0 / root_c), np.where(deep, 2.0 * np.log(a0), np.arcsinh(a0 / root_c)))
+        stop = np.where(pos, np.arcsinh(v_c / root_c),
+                        np.where(deep, 2.0 / depth * np.log(level), np.arcsinh(sgn * level / root_c)))
+    L, cc, rc, lm, s2 = depth[:, None], c[:, None], root_c[:, None], lam[:, None], sigma2[:, None]
+
+    def integrand(x):
+        # c > 0 (x = s): v = sqrt(c) sinh s, a = sqrt(c) cosh s
+        log_a = np.log(rc) + _log_cosh(x)
+        f_pos = np.exp((1 - L) * log_a) / (lm - s2 * rc * np.sinh(x) * np.exp(L * log_a))
+        # c < 0, L >= 2 (x = y = ln a^2)
+        v = np.sqrt(np.exp(x) - cc)
+        f_deep = np.exp((1 - L / 2) * x) / (2 * v * (lm - s2 * v * np.exp(L * x / 2)))
+        # c < 0, L = 1 (x = s): a v = sign(v0) (-c) sinh s cosh s
+        f_one = 1.0 / (lm - s2 * sgn[:, None] * (-cc) * np.sinh(x) * np.cosh(x))
+        return np.where(pos[:, None], f_pos, np.where(deep[:, None], f_deep, f_one))
+
+    rate = np.where(pos, np.maximum(depth - 1, 1), np.where(deep, np.maximum(np.abs(depth / 2 - 1), 1), 2))
+    lo, hi = np.minimum(start, stop), np.maximum(start, stop)
+    return _gauss_legendre(lo, hi, rate, integrand)
+
+
+def _decay_time(objective, depth, lam, rho, a0, beta, level):
+    """``t*`` of a learned balanced row with weight decay and no EMA target: the 1-D flow
+    ``du/dt = h(u) = g(u) - beta u`` from ``a0`` to ``u_c = level^(1/L)`` (``g`` as in
+    :mod:`jepa_dynamics.gd`), between the fixed points ``u_- < a0 < u_c < u_+``.  With
+    ``u = u_- + (u_+ - u_-) S(s)`` (``S`` the logistic function),
+    ``dt/ds = (u - u_-)(u_+ - u) / ((u_+ - u_-) h(u))`` is bounded at both ends."""
+    u_minus, u_plus = weight_decay_fixed_points(objective, depth, lam, rho, beta)
+    return _chunked(functools.partial(_decay_time_block, objective), depth, lam, rho, a0, beta, level,
+                    u_minus, u_plus)
+
+
+def _decay_time_block(objective, depth, lam, rho, a0, beta, level, u_minus, u_plus):
+    sigma2 = lam / rho
+    gap = u_plus - u_minus
+    u_c = level ** (1.0 / depth)
+    lo = np.log(a0 - u_minus) - np.log(u_plus - a0)
+    hi = np.log(u_c - u_minus) - np.log(u_plus - u_c)
+    L, lm, s2, b, um, d = (x[:, None] for x in (depth, lam, sigma2, beta, u_minus, gap))
+
+    def integrand(x):
+        up, down = 1.0 / (1.0 + np.exp(-x)), 1.0 / (1.0 + np.exp(x))  # S(s), S(-s)
+        u = um + d * up
+        g = u ** (2 * L) * (lm - s2 * u) if objective == "jepa" else u**L * (lm - s2 * u ** (L + 1))
+        return d * up * down / (g - b * u)
+
+    return _gauss_legendre(lo, hi, 2.0 * depth, integrand)
 
 
 # --- everything else: diffrax on a Sundman clock ---------------------------------------------------------
@@ -258,17 +353,25 @@ def _validate(objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_
 
 
 def _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced):
-    """``(learned, |w_inf| candidate, sign, plain)`` before any integration (1-D rows)."""
+    """``(learned, |w_inf| candidate, sign, plain, decays)`` before any integration.
+
+    ``plain``: stop-gradient JEPA or MAE without weight decay (collapse criterion); ``decays``:
+    balanced with weight decay and no EMA target, the 1-D flow ``du/dt = g(u) - beta u``, learned
+    iff ``a0 > u_-``.  The fate of every other row is decided by integration."""
     a0 = eps ** (1.0 / depth)
-    plain = ~np.isfinite(kappa) & (beta == 0)  # stop-gradient JEPA or MAE, no weight decay: closed-form fate
+    plain = ~np.isfinite(kappa) & (beta == 0)
+    decays = balanced & ~np.isfinite(kappa) & (beta > 0)
     magnitude = fixed_point_magnitude(objective, depth, lam, rho, eps, v0, beta)
     magnitude = np.where(balanced & plain, spec.fixed_point(objective, depth, rho), magnitude)
     learned = np.isfinite(magnitude) & (magnitude > 0)
     learned = np.where(plain, learned & ~collapses(objective, depth, rho, eps, v0), learned)
+    if decays.any():
+        u_minus, _ = weight_decay_fixed_points(objective, depth, lam, rho, beta)
+        learned = np.where(decays, learned & (a0 > np.nan_to_num(u_minus, nan=np.inf)), learned)
     sign = np.ones(depth.size)
     if objective == "mae":
         sign = np.where(plain & (depth == 1) & (v0 < -a0), -1.0, sign)
-    return learned, magnitude, sign, plain
+    return learned, magnitude, sign, plain, decays
 
 
 def _check_start(objective, depth, rho, eps, v0, learned, level, balanced):
@@ -298,7 +401,7 @@ def check_start(objective: str, depth, lam, rho, eps, predictor_init=None, *, em
     a0 = eps ** (1.0 / depth)
     v0 = a0 if v0 is None else flat(v0).astype(np.float64)
     balanced = v0 == a0
-    learned, magnitude, _, _ = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
+    learned, magnitude, *_ = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
     _check_start(objective, depth, rho, eps, v0, learned, fraction * magnitude, balanced)
 
 
@@ -325,7 +428,7 @@ def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_ra
     v0 = a0.copy() if v0 is None else flat(v0).astype(np.float64)
     balanced = balanced_given | (v0 == a0)
     n = depth.size
-    learned, magnitude, sign, plain = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
+    learned, magnitude, sign, plain, decays = _fate(objective, depth, lam, rho, eps, v0, kappa, beta, balanced)
     level = fraction * magnitude
     _check_start(objective, depth, rho, eps, v0, learned, level, balanced)
 
@@ -334,25 +437,23 @@ def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_ra
     m = plain & balanced & learned & (eta == 0)
     if m.any():
         t_star[m] = theory.critical_time_unchecked(objective, depth[m], lam[m], rho[m], eps[m], fraction[m])
-    # 2. JEPA, stop-gradient, no weight decay: the 1-D reduction
-    m = plain & ~balanced & learned & (eta == 0) & (objective == "jepa")
+    # 2. unbalanced, stop-gradient / MAE, no weight decay: one quadrature of the 1-D reduction
+    m = plain & ~balanced & learned & (eta == 0)
     if m.any():
-        t_star[m] = _jepa_time(depth[m], lam[m], rho[m], a0[m], v0[m], level[m])
-    # 3. the rest: integrate (also decides the fate of EMA / weight-decay rows, for GD rows too)
-    sim = learned & ~(plain & ((objective == "jepa") | balanced))
-    sim_fate = sim & ~plain
-    sim_time = sim & (eta == 0)
-    m = sim_time | sim_fate
+        time = _jepa_time if objective == "jepa" else _mae_time
+        t_star[m] = time(depth[m], lam[m], rho[m], a0[m], v0[m], level[m])
+    # 3. balanced with weight decay, no EMA target: one quadrature of du/dt = g(u) - beta u
+    m = decays & learned & (eta == 0)
+    if m.any():
+        t_star[m] = _decay_time(objective, depth[m], lam[m], rho[m], a0[m], beta[m], level[m])
+    # 4. the rest (EMA target; unbalanced with weight decay): integrate (also decides their fate,
+    #    for GD rows too)
+    m = learned & ~plain & ~decays
     if m.any():
         crossed, t_cross, s = _flow(objective, depth[m], lam[m], rho[m], a0[m], v0[m], kappa[m], beta[m], level[m])
-        fate = np.ones(n, bool)
-        fate[m] = crossed
-        learned = np.where(sim_fate, fate, learned)
-        sign = sign.copy()
-        sign[m] = s
-        tt = np.full(n, np.inf)
-        tt[m] = np.where(crossed, t_cross, np.inf)
-        t_star = np.where(sim_time, tt, t_star)
+        learned, sign = learned.copy(), sign.copy()
+        learned[m], sign[m] = crossed, s
+        t_star[m & (eta == 0)] = np.where(crossed, t_cross, np.inf)[eta[m] == 0]
 
     step = np.full(n, np.nan)
     m = eta > 0

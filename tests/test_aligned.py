@@ -165,3 +165,24 @@ def test_bad_inputs_are_one_line_errors():
         aligned.predict("jepa", 2, 1.0, 0.6, 0.01, lr=-0.1)
     with pytest.raises(spec.SpecError, match="eps"):
         aligned.predict("jepa", 2, 1.0, 0.6, 0.5)
+
+
+@pytest.mark.parametrize("objective,depth,v0_over_a0,beta_over_threshold", [
+    ("mae", 1, 0.5, 0.0), ("mae", 1, 2.0, 0.0), ("mae", 1, -2.0, 0.0),    # L = 1: c > 0, c < 0 (both signs of v)
+    ("mae", 3, -0.7, 0.0), ("mae", 3, 1.8, 0.0),                          # L >= 2: c > 0 (v crosses 0), c < 0
+    ("mae", 2, 1.0, 0.4), ("jepa", 3, 1.0, 0.4), ("mae", 1, 1.0, 0.2),   # balanced with weight decay
+])
+def test_quadrature_rows_against_direct_integration(objective, depth, v0_over_a0, beta_over_threshold):
+    """Unbalanced MAE and balanced weight-decay rows are one quadrature each (docs/theory.md section 9):
+    t* and the sign of w_inf against scipy of the L + 1 scalars, 1e-8."""
+    lam, rho = 0.9, 0.7
+    beta = beta_over_threshold * float(aligned.weight_decay_threshold(objective, depth, lam, rho))
+    u_minus, _ = aligned.weight_decay_fixed_points(objective, depth, lam, rho, beta)
+    a0 = max(0.02, 1.2 * float(u_minus))  # weight decay: just above the unstable fixed point (a long plateau)
+    eps = a0**depth
+    pred = aligned.predict(objective, depth, lam, rho, eps, v0_over_a0 * a0, weight_decay=beta)
+    assert bool(pred.learned)
+    t_ref, w_end = direct(objective, depth, lam, rho, eps, v0_over_a0 * a0, 0.5 * abs(float(pred.w_inf)),
+                          beta=beta, t_max=1e9)
+    assert t_ref == pytest.approx(float(pred.critical_time), rel=1e-8)
+    assert np.sign(w_end) == np.sign(float(pred.w_inf))
