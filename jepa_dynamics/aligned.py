@@ -320,13 +320,12 @@ def _decay_time_block(objective, depth, lam, rho, a0, beta, level, u_minus, u_pl
 
 # --- everything else: diffrax on a Sundman clock ---------------------------------------------------------
 
-def _flow(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=1e-11, atol=1e-13, max_steps=16384):
+def _flow(objective, depth, lam, rho, a0, v0, kappa, beta, level):
     """``(crossed, t_cross, sign)`` per row: does ``|w|`` reach ``level`` under gradient flow, when,
     and with which sign of ``w`` (see :mod:`jepa_dynamics._aligned_flow`)."""
     from . import _aligned_flow
 
-    return _aligned_flow.first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level,
-                                        rtol=rtol, atol=atol, max_steps=max_steps)
+    return _aligned_flow.first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level)
 
 
 # --- the entry point -------------------------------------------------------------------------------------

@@ -186,3 +186,71 @@ def test_quadrature_rows_against_direct_integration(objective, depth, v0_over_a0
                           beta=beta, t_max=1e9)
     assert t_ref == pytest.approx(float(pred.critical_time), rel=1e-8)
     assert np.sign(w_end) == np.sign(float(pred.w_inf))
+
+
+def test_imex_tableau_order_conditions():
+    """The ARK4(3)6L[2]SA tableau of _aligned_flow: consistent rows, order 4 for each part and the
+    coupling conditions up to order 3, an L-stable and stiffly accurate implicit part."""
+    from jepa_dynamics import _aligned_flow as af
+
+    ai, ae = np.zeros((6, 6)), np.zeros((6, 6))
+    for i in range(1, 6):
+        ai[i, :i], ai[i, i] = af._A_IMPLICIT[i - 1], af._GAMMA
+        ae[i, :i] = af._A_EXPLICIT[i - 1]
+    b, c = af._B, af._C
+    np.testing.assert_allclose(ai.sum(1), c, atol=1e-15)
+    np.testing.assert_allclose(ae.sum(1), c, atol=1e-15)
+    for k in range(4):
+        assert b @ c**k == pytest.approx(1 / (k + 1), abs=1e-14)
+    for a1 in (ai, ae):
+        assert b @ a1 @ c == pytest.approx(1 / 6, abs=1e-14)
+        assert b @ (c * (a1 @ c)) == pytest.approx(1 / 8, abs=1e-14)
+        assert b @ a1 @ c**2 == pytest.approx(1 / 12, abs=1e-14)
+        for a2 in (ai, ae):
+            assert b @ a1 @ a2 @ c == pytest.approx(1 / 24, abs=1e-14)
+    np.testing.assert_array_equal(ai[5], b)
+    z = -1e8
+    assert abs(1 + z * b @ np.linalg.solve(np.eye(6) - z * ai, np.ones(6))) < 1e-6
+    assert af._B_EMBEDDED.sum() == pytest.approx(1.0, abs=1e-14)
+
+
+def test_integrated_rows_against_direct_integration():
+    """EMA target and/or weight decay, aligned inits of both signs, depths 1-3: the IMEX method's
+    learned flags and t* against scipy of the L + 1 (+ EMA) scalars (Radau), 1e-6."""
+    rng = np.random.default_rng(4)
+    n = 10
+    depth = rng.integers(1, 4, n)
+    lam, rho = rng.uniform(0.4, 1.0, n), rng.uniform(0.5, 0.9, n)
+    eps = 0.05 ** depth
+    v0 = 0.05 * rng.choice([1.0, 0.5, -0.5, 1.5, -1.5], n)
+    kappa = rng.choice([0.1, 10.0, 1e3], n)
+    beta = rng.choice([0.0, 1e-4], n)
+    pred = aligned.predict("jepa", depth, lam, rho, eps, v0, ema_rate=kappa, weight_decay=beta)
+    assert 0 < pred.learned.sum() < n
+    for i in range(n):
+        level = 0.5 * float(aligned.fixed_point_magnitude("jepa", depth[i], lam[i], rho[i], eps[i], v0[i], beta[i]))
+        t_ref, w_end = direct("jepa", int(depth[i]), lam[i], rho[i], eps[i], v0[i], level, kappa=kappa[i],
+                              beta=beta[i], t_max=1e7)
+        assert math.isfinite(t_ref) == bool(pred.learned[i])
+        if pred.learned[i]:
+            assert t_ref == pytest.approx(pred.critical_time[i], rel=1e-6)
+            assert np.sign(w_end) == np.sign(pred.w_inf[i])
+
+
+def test_ema_collapse_is_followed_to_the_end():
+    """An EMA row on its way to a = 0 (kappa / R beyond 1e20) is followed to its collapse in a few
+    hundred steps (the last-stage form of the update keeps E out of rounding noise); scipy agrees."""
+    from jepa_dynamics import _aligned_flow as af
+
+    depth, lam, rho, eps, v0 = 3, 0.885923, 0.547767, 1e-3, -0.172873
+    a0 = eps ** (1 / 3)
+    level = 0.5 * float(aligned.fixed_point_magnitude("jepa", depth, lam, rho, eps, v0))
+    args = [np.array([x]) for x in (depth, lam, rho, a0, v0, 100.0, 0.0, level)]
+    out = af._compiled(depth, 1e-8, 1e-13, 8192)({k: np.asarray(v, dtype=np.float64) for k, v in dict(
+        lam=args[1], sigma2=args[1] / args[2], a0=args[3], eps=np.array([eps]), kappa=args[5], beta=args[6],
+        ema=np.ones(1), mae=np.zeros(1), V0=args[4] / a0, log_rel=np.log(args[7]) - np.log(eps)).items()})
+    crossed, _, _, settled, steps = (np.asarray(x)[0] for x in out)
+    assert settled and not crossed and steps < 4096
+    assert not aligned.predict("jepa", depth, lam, rho, eps, v0, ema_rate=100.0).learned
+    t_ref, w_end = direct("jepa", depth, lam, rho, eps, v0, level, kappa=100.0, t_max=1e6)
+    assert math.isinf(t_ref) and abs(w_end) < eps
