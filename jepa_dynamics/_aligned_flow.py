@@ -34,8 +34,8 @@ A row stops at the first step with ``|w| >= level`` (then a few Newton iteration
 length, from the last state below the level, refine the crossing, so ``t*`` carries the method's
 local accuracy rather than an interpolant's), or once ``|w|`` has fallen ``e^60`` below the level
 or ``s`` passes ``200 + 20 |ln(level/eps)|`` without a crossing (a collapse: section 10's fixed
-points are ``0`` and ``+-|w_inf|`` only).  Rows are grouped by depth (``A**L`` by multiplication,
-exact for a negative ``A``) and padded to a bucket size: one compile per ``(depth, bucket)``.
+points are ``0`` and ``+-|w_inf|`` only).  The depth is data (``A**L`` by binary powering, exact in
+sign for a negative ``A``) and rows are padded to a bucket size: one compile per bucket.
 """
 
 from __future__ import annotations
@@ -76,49 +76,57 @@ _A_IMPLICIT = (  # below the diagonal; the diagonal is _GAMMA from the second st
 )
 
 
-def _rates(depth, A, V, E, p):
-    """``(dA/dt, dV/dt, A^(L-1))`` of the scaled state (``E``: the EMA lag; 0 for stop-gradient)."""
+def _power(x, n, bits: int):
+    """``x**n`` for a traced integer ``0 <= n < 2**bits`` by binary powering: multiplications only,
+    so exact in sign for a negative ``x``."""
+    out, base = jnp.ones_like(x), x
+    for k in range(bits):
+        out = jnp.where(jnp.mod(jnp.floor(n / 2**k), 2) == 1, out * base, out)
+        base = base * base
+    return out
+
+
+def _field(A, V, p, bits):
+    """The field at ``(A, V)``, affine in the lag ``E``: ``(dA0, kA, dV0, kV, A^(L-1))`` with
+    ``dA/dt = dA0 + kA E`` and ``dV/dt = dV0 + kV E``."""
     lam, sigma2, a0, eps, beta, mae = p["lam"], p["sigma2"], p["a0"], p["eps"], p["beta"], p["mae"]
-    A_pow = A ** (depth - 1)
+    A_pow = _power(A, p["depth"] - 1, bits)
     W = A_pow * A
-    r = jnp.where(mae > 0, sigma2 * a0 * eps * V * W - lam, eps * (sigma2 * a0 * V * W - lam * (W - E)))
+    r0 = jnp.where(mae > 0, sigma2 * a0 * eps * V * W - lam, eps * W * (sigma2 * a0 * V - lam))
+    r1 = jnp.where(mae > 0, 0.0, eps * lam)  # dr/dE
     scale = eps / a0  # a0^(L-1)
-    return -scale * A_pow * V * r - beta * A, -scale * W * r - beta * V, A_pow
+    return (-scale * A_pow * V * r0 - beta * A, -scale * A_pow * V * r1,
+            -scale * W * r0 - beta * V, -scale * W * r1, A_pow)
 
 
-def _clock(depth, A, V, E, p):
+def _clock(A, V, dA, dV, p):
     """``R``, with ``dt/ds = 1/R``: the norm of the relative rates of ``A`` and ``V``.  ``|A|`` itself
     where ``a`` cannot pass through 0 (a collapse ``a -> 0`` is then followed exponentially in
-    ``s``), ``|.| + delta`` elsewhere."""
-    dA, dV, _ = _rates(depth, A, V, E, p)
-    delta_a = _DELTA if depth == 1 else 0.0
-    delta_a = jnp.where((p["mae"] > 0) | (p["ema"] > 0), delta_a, 0.0)
+    ``s``), ``|.| + delta`` elsewhere (``L = 1`` with MAE or an EMA target)."""
+    delta_a = jnp.where((p["depth"] == 1) & ((p["mae"] > 0) | (p["ema"] > 0)), _DELTA, 0.0)
     return jnp.sqrt((dA / (jnp.abs(A) + delta_a + 1e-300)) ** 2 + (dV / (jnp.abs(V) + _DELTA)) ** 2) + 1e-300
 
 
-def _step(depth, y, h, p):
+def _step(y, h, p, bits):
     """One ARK step of length ``h`` in ``s``: ``(y_new, error estimate)``, ``y = (A, V, E, t)``.
 
     The clock ``R`` is evaluated with ``E`` frozen at the step's start (a valid clock: any positive
     function of the state is), so each stage's ``R_i`` depends only on its explicit ``(A_i, V_i)``
     and the implicit part ``-kappa E / R_i`` is solved for ``E_i`` by one division."""
     kappa, ema, E_n = p["kappa"], p["ema"], y[2]
-
-    def explicit(Y):
-        dA, dV, A_pow = _rates(depth, Y[0], Y[1], Y[2], p)
-        R = _clock(depth, Y[0], Y[1], E_n, p)
-        return jnp.stack([dA, dV, ema * depth * A_pow * dA, jnp.ones_like(dA)]) / R, R
-
     e3 = jnp.array([0.0, 0.0, 1.0, 0.0])
-    f0, R0 = explicit(y)
-    fe, fi = [f0], [-kappa * y[2] / R0 * e3]
-    for i in range(1, 6):
-        rhs = y + h * sum(_A_EXPLICIT[i - 1][j] * fe[j] + _A_IMPLICIT[i - 1][j] * fi[j] for j in range(i))
-        R_i = _clock(depth, rhs[0], rhs[1], E_n, p)
-        Y = rhs.at[2].set(rhs[2] / (1.0 + h * _GAMMA * kappa / R_i))
-        f_i, R_i = explicit(Y)
-        fe.append(f_i)
-        fi.append(-kappa * Y[2] / R_i * e3)
+    fe, fi = [], []
+    Y = y
+    for i in range(6):
+        dA0, kA, dV0, kV, A_pow = _field(Y[0], Y[1], p, bits)
+        R = _clock(Y[0], Y[1], dA0 + kA * E_n, dV0 + kV * E_n, p)
+        if i > 0:  # the implicit stage: E_i = rhs / (1 + h gamma kappa / R_i)
+            Y = Y.at[2].set(Y[2] / (1.0 + h * _GAMMA * kappa / R))
+        dA, dV = dA0 + kA * Y[2], dV0 + kV * Y[2]
+        fe.append(jnp.stack([dA, dV, ema * p["depth"] * A_pow * dA, jnp.ones_like(dA)]) / R)
+        fi.append(-kappa * Y[2] / R * e3)
+        if i < 5:
+            Y = y + h * sum(_A_EXPLICIT[i][j] * fe[j] + _A_IMPLICIT[i][j] * fi[j] for j in range(i + 1))
     # The implicit tableau is stiffly accurate (its last row is b), so y_new is the last stage plus
     # the explicit part's remainder: the same sum as y + h sum_j b_j (fe_j + fi_j), without its
     # terms h b_j kappa E_j / R_j, which cancel to O(1) from O(h kappa / R) (1e17 and more in a
@@ -128,11 +136,11 @@ def _step(depth, y, h, p):
     return y_new, err
 
 
-def _log_w(depth, y):
-    return depth * jnp.log(jnp.abs(y[0]) + 1e-300)
+def _log_w(y, p):
+    return p["depth"] * jnp.log(jnp.abs(y[0]) + 1e-300)
 
 
-def _row(depth, rtol, atol, max_steps, p):
+def _row(bits, rtol, atol, max_steps, p):
     """``(crossed, t_cross, sign, ok, steps)`` of one row (vmapped over ``p``)."""
     log_rel = p["log_rel"]
     s_max = 200.0 + 20.0 * jnp.abs(log_rel)
@@ -144,14 +152,14 @@ def _row(depth, rtol, atol, max_steps, p):
 
     def body(c):
         y, s, h = c["y"], c["s"], c["h"]
-        y_new, err = _step(depth, y, h, p)
+        y_new, err = _step(y, h, p, bits)
         size = jnp.maximum(jnp.abs(y), jnp.abs(y_new))
         ratio = jnp.sqrt(jnp.sum(jnp.where(control, err / (atol + rtol * size), 0.0) ** 2) / 3.0)
         ok = jnp.isfinite(ratio) & (ratio <= 1.0)
         factor = jnp.where(jnp.isfinite(ratio), 0.9 * jnp.maximum(ratio, 1e-10) ** -0.175
                            * jnp.maximum(c["prev"], 1e-10) ** 0.1, 0.2)
         factor = jnp.clip(factor, 0.2, 5.0)
-        g = _log_w(depth, y_new)
+        g = _log_w(y_new, p)
         crossed = ok & (g >= log_rel)
         fallen = ok & ((g < log_rel - _FALL) | (s + h > s_max))
         move = ok & ~crossed
@@ -166,27 +174,28 @@ def _row(depth, rtol, atol, max_steps, p):
     # Newton on the step length tau: log|w|(step(y, tau)) = log_rel, from the last state below the
     # level (started by linear interpolation over the crossing step), with the field's
     # d log|w| / ds at the stepped state as the slope
-    g0 = _log_w(depth, y) - log_rel
+    g0 = _log_w(y, p) - log_rel
 
-    def newton(i, carry):
+    def newton(i, carry):  # iteration 0: linear interpolation; the last: y_tau at the final tau only
         tau, _ = carry
-        y_tau = _step(depth, y, tau, p)[0]
-        g = _log_w(depth, y_tau) - log_rel
-        dA, _, _ = _rates(depth, y_tau[0], y_tau[1], y_tau[2], p)
-        slope = depth * dA / (y_tau[0] * _clock(depth, y_tau[0], y_tau[1], y[2], p))
+        y_tau = _step(y, tau, p, bits)[0]
+        g = _log_w(y_tau, p) - log_rel
+        dA0, kA, dV0, kV, _ = _field(y_tau[0], y_tau[1], p, bits)
+        dA = dA0 + kA * y_tau[2]
+        slope = p["depth"] * dA / (y_tau[0] * _clock(y_tau[0], y_tau[1], dA0 + kA * y[2], dV0 + kV * y[2], p))
         tau = jnp.where(i == 0, h * g0 / (g0 - g), jnp.clip(tau - g / slope, 0.0, h))
-        return tau, y_tau
+        return jnp.where(i == _REFINE + 1, carry[0], tau), y_tau
 
-    tau, _ = jax.lax.fori_loop(0, _REFINE + 1, newton, (h, y))
-    y_end = _step(depth, y, tau, p)[0]
+    _, y_end = jax.lax.fori_loop(0, _REFINE + 2, newton, (h, y))
     crossed = c["status"] == 1
-    return crossed, y_end[3], jnp.sign(y_end[0] ** depth), c["status"] > 0, c["n"]
+    return crossed, y_end[3], jnp.sign(_power(y_end[0], p["depth"], bits + 1)), c["status"] > 0, c["n"]
 
 
-def _compiled(depth: int, rtol: float, atol: float, max_steps: int):
-    key = (depth, rtol, atol, max_steps)
+def _compiled(bits: int, rtol: float, atol: float, max_steps: int):
+    """The vmapped row for depths below ``2**bits`` (one compile per ``bits`` and bucket size)."""
+    key = (bits, rtol, atol, max_steps)
     if key not in _CACHE:
-        _CACHE[key] = jax.jit(jax.vmap(lambda p: _row(depth, rtol, atol, max_steps, p)))
+        _CACHE[key] = jax.jit(jax.vmap(lambda p: _row(bits, rtol, atol, max_steps, p)))
     return _CACHE[key]
 
 
@@ -205,32 +214,32 @@ def _chunks(rows):
 
 def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=1e-8, atol=1e-13,
                    max_steps=16384):
-    """``(crossed, t_cross, sign)`` arrays for 1-D float rows (no validation).  Rows are grouped by
-    depth and sorted by ``kappa`` and the sign of ``v0``, so that a batch's rows need similar step
-    counts (a vmapped loop runs as long as its slowest row)."""
+    """``(crossed, t_cross, sign)`` arrays for 1-D float rows (no validation).  Rows are sorted by
+    depth, ``kappa`` and the sign of ``v0`` before they are cut into batches, so that a batch's
+    rows need similar step counts (a vmapped loop runs as long as its slowest row)."""
     n = depth.size
     depth = np.asarray(depth, dtype=np.int64)
     eps = a0 ** depth.astype(np.float64)
     ema = np.isfinite(kappa) & (objective == "jepa")
     kappa = np.where(ema, kappa, 0.0)
-    cols = dict(lam=lam, sigma2=lam / rho, a0=a0, eps=eps, kappa=kappa, beta=beta, ema=ema.astype(np.float64),
-                mae=np.full(n, float(objective == "mae")), V0=v0 / a0, log_rel=np.log(level) - np.log(eps))
+    cols = dict(depth=depth.astype(np.float64), lam=lam, sigma2=lam / rho, a0=a0, eps=eps, kappa=kappa, beta=beta,
+                ema=ema.astype(np.float64), mae=np.full(n, float(objective == "mae")), V0=v0 / a0,
+                log_rel=np.log(level) - np.log(eps))
+    bits = max(int(depth.max()).bit_length(), 2)
     crossed = np.zeros(n, bool)
     t = np.full(n, np.inf)
     sign = np.ones(n)
     order = np.lexsort((np.sign(v0), kappa, depth))
-    for d in np.unique(depth):
-        rows = order[depth[order] == d]
-        for start in range(0, rows.size, _BUCKETS[-1]):
-            idx = rows[start:start + _BUCKETS[-1]]
-            size = next(b for b in _BUCKETS if b >= idx.size)
-            p = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64)[idx], size)) for k, v in cols.items()}
-            c, tc, sg, ok, _ = (np.asarray(x)[: idx.size] for x in _compiled(int(d), rtol, atol, int(max_steps))(p))
-            if not ok.all():
-                i = idx[int(np.flatnonzero(~ok)[0])]
-                raise RuntimeError(
-                    f"gradient-flow integration did not settle within {max_steps} steps for objective={objective} "
-                    f"depth={int(depth[i])} lam={lam[i]:.6g} rho={rho[i]:.6g} a0={a0[i]:.6g} "
-                    f"predictor_init={v0[i]:.6g} ema_rate={kappa[i]:.6g} weight_decay={beta[i]:.6g}")
-            crossed[idx], t[idx], sign[idx] = c, tc, sg
+    for start in range(0, n, _BUCKETS[-1]):
+        idx = order[start:start + _BUCKETS[-1]]
+        size = next(b for b in _BUCKETS if b >= idx.size)
+        p = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64)[idx], size)) for k, v in cols.items()}
+        c, tc, sg, ok, _ = (np.asarray(x)[: idx.size] for x in _compiled(bits, rtol, atol, int(max_steps))(p))
+        if not ok.all():
+            i = idx[int(np.flatnonzero(~ok)[0])]
+            raise RuntimeError(
+                f"gradient-flow integration did not settle within {max_steps} steps for objective={objective} "
+                f"depth={int(depth[i])} lam={lam[i]:.6g} rho={rho[i]:.6g} a0={a0[i]:.6g} "
+                f"predictor_init={v0[i]:.6g} ema_rate={kappa[i]:.6g} weight_decay={beta[i]:.6g}")
+        crossed[idx], t[idx], sign[idx] = c, tc, sg
     return crossed, t, sign

@@ -246,8 +246,8 @@ def test_ema_collapse_is_followed_to_the_end():
     a0 = eps ** (1 / 3)
     level = 0.5 * float(aligned.fixed_point_magnitude("jepa", depth, lam, rho, eps, v0))
     args = [np.array([x]) for x in (depth, lam, rho, a0, v0, 100.0, 0.0, level)]
-    out = af._compiled(depth, 1e-8, 1e-13, 8192)({k: np.asarray(v, dtype=np.float64) for k, v in dict(
-        lam=args[1], sigma2=args[1] / args[2], a0=args[3], eps=np.array([eps]), kappa=args[5], beta=args[6],
+    out = af._compiled(2, 1e-8, 1e-13, 8192)({k: np.asarray(v, dtype=np.float64) for k, v in dict(
+        depth=args[0], lam=args[1], sigma2=args[1] / args[2], a0=args[3], eps=np.array([eps]), kappa=args[5], beta=args[6],
         ema=np.ones(1), mae=np.zeros(1), V0=args[4] / a0, log_rel=np.log(args[7]) - np.log(eps)).items()})
     crossed, _, _, settled, steps = (np.asarray(x)[0] for x in out)
     assert settled and not crossed and steps < 4096
