@@ -14,7 +14,7 @@ with ``W = A**L``, ``r = eps (sigma2 a0 V W - lam (W - E))`` (stop-gradient: ``E
 ``r = sigma2 a0 eps V W - lam``).  An EMA row is stiff only through ``-kappa E`` (``w_T`` relaxes
 at rate ``kappa``, far faster than the plateau moves); the lag form keeps ``kappa`` out of every
 other term.  The rows are integrated against a Sundman clock ``s``, ``dt/ds = 1/R`` with ``R`` the
-norm of the relative rates of ``A`` and ``V`` (``|A| + delta`` only where ``a`` can pass through 0),
+norm of the relative rates of ``A`` and ``V`` (against the size that a collapse drives to 0, see :func:`_size`),
 so the ``~eps^-(2-1/L)``-long plateau is ``O(ln 1/eps)`` units of ``s`` and a collapse ``a -> 0``
 is followed exponentially; ``t`` is the fourth component.
 
@@ -32,7 +32,8 @@ the stiffly accurate solution, so it is left out: an error in ``E`` reaches ``t*
 
 A row stops at the first step with ``|w| >= level`` (then a few Newton iterations on the step
 length, from the last state below the level, refine the crossing, so ``t*`` carries the method's
-local accuracy rather than an interpolant's), or once ``|w|`` has fallen ``e^60`` below the level
+local accuracy rather than an interpolant's), or once ``|w|`` (at ``L = 1`` with an EMA target:
+``|(w, w_T)|``, which a collapse drives to 0 in a spiral) has fallen ``e^60`` below the level
 or ``s`` passes ``200 + 20 |ln(level/eps)|`` without a crossing (a collapse: section 10's fixed
 points are ``0`` and ``+-|w_inf|`` only).  The depth is data (``A**L`` by binary powering, exact in
 sign for a negative ``A``) and rows are padded to a bucket size: one compile per bucket.
@@ -99,12 +100,20 @@ def _field(A, V, p, bits):
             -scale * W * r0 - beta * V, -scale * W * r1, A_pow)
 
 
-def _clock(A, V, dA, dV, p):
-    """``R``, with ``dt/ds = 1/R``: the norm of the relative rates of ``A`` and ``V``.  ``|A|`` itself
-    where ``a`` cannot pass through 0 (a collapse ``a -> 0`` is then followed exponentially in
-    ``s``), ``|.| + delta`` elsewhere (``L = 1`` with MAE or an EMA target)."""
-    delta_a = jnp.where((p["depth"] == 1) & ((p["mae"] > 0) | (p["ema"] > 0)), _DELTA, 0.0)
-    return jnp.sqrt((dA / (jnp.abs(A) + delta_a + 1e-300)) ** 2 + (dV / (jnp.abs(V) + _DELTA)) ** 2) + 1e-300
+def _size(A, E, p):
+    """The size of the encoder a collapse drives to 0: ``|A|``, except at ``L = 1`` with an EMA
+    target, where ``a`` and ``w_T`` can circle the origin together, each passing through 0:
+    there ``|(A, A - E)|`` (``w`` and ``w_T``, in units of ``eps``)."""
+    return jnp.where((p["depth"] == 1) & (p["ema"] > 0), jnp.sqrt(A**2 + (A - E) ** 2), jnp.abs(A))
+
+
+def _clock(A, V, E, dA, dV, p):
+    """``R``, with ``dt/ds = 1/R``: the norm of the relative rates of ``A`` (against :func:`_size`,
+    so a collapse is followed exponentially in ``s``; ``|A| + delta`` for MAE at ``L = 1``, where
+    ``a`` passes through 0 once) and of ``V`` (against ``|V| + delta``)."""
+    delta_a = jnp.where((p["depth"] == 1) & (p["mae"] > 0), _DELTA, 0.0)
+    return (jnp.sqrt((dA / (_size(A, E, p) + delta_a + 1e-300)) ** 2 + (dV / (jnp.abs(V) + _DELTA)) ** 2)
+            + 1e-300)
 
 
 def _step(y, h, p, bits):
@@ -119,7 +128,7 @@ def _step(y, h, p, bits):
     Y = y
     for i in range(6):
         dA0, kA, dV0, kV, A_pow = _field(Y[0], Y[1], p, bits)
-        R = _clock(Y[0], Y[1], dA0 + kA * E_n, dV0 + kV * E_n, p)
+        R = _clock(Y[0], Y[1], E_n, dA0 + kA * E_n, dV0 + kV * E_n, p)
         if i > 0:  # the implicit stage: E_i = rhs / (1 + h gamma kappa / R_i)
             Y = Y.at[2].set(Y[2] / (1.0 + h * _GAMMA * kappa / R))
         dA, dV = dA0 + kA * Y[2], dV0 + kV * Y[2]
@@ -161,7 +170,8 @@ def _row(bits, rtol, atol, max_steps, p):
         factor = jnp.clip(factor, 0.2, 5.0)
         g = _log_w(y_new, p)
         crossed = ok & (g >= log_rel)
-        fallen = ok & ((g < log_rel - _FALL) | (s + h > s_max))
+        fallen = ok & ((p["depth"] * jnp.log(_size(y_new[0], y_new[2], p) + 1e-300) < log_rel - _FALL)
+                       | (s + h > s_max))
         move = ok & ~crossed
         return dict(
             y=jnp.where(move, y_new, y), s=jnp.where(move, s + h, s),
@@ -182,7 +192,7 @@ def _row(bits, rtol, atol, max_steps, p):
         g = _log_w(y_tau, p) - log_rel
         dA0, kA, dV0, kV, _ = _field(y_tau[0], y_tau[1], p, bits)
         dA = dA0 + kA * y_tau[2]
-        slope = p["depth"] * dA / (y_tau[0] * _clock(y_tau[0], y_tau[1], dA0 + kA * y[2], dV0 + kV * y[2], p))
+        slope = p["depth"] * dA / (y_tau[0] * _clock(y_tau[0], y_tau[1], y[2], dA0 + kA * y[2], dV0 + kV * y[2], p))
         tau = jnp.where(i == 0, h * g0 / (g0 - g), jnp.clip(tau - g / slope, 0.0, h))
         return jnp.where(i == _REFINE + 1, carry[0], tau), y_tau
 
@@ -212,10 +222,10 @@ def _chunks(rows):
         yield idx, next(b for b in _BUCKETS if b >= idx.size)
 
 
-def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=1e-8, atol=1e-13,
+def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=1e-8, atol=1e-30,
                    max_steps=16384):
     """``(crossed, t_cross, sign)`` arrays for 1-D float rows (no validation).  Rows are sorted by
-    depth, ``kappa`` and the sign of ``v0`` before they are cut into batches, so that a batch's
+    depth, ``kappa``, ``v0 / a0`` and ``sigma2`` before they are cut into batches, so that a batch's
     rows need similar step counts (a vmapped loop runs as long as its slowest row)."""
     n = depth.size
     depth = np.asarray(depth, dtype=np.int64)
@@ -229,7 +239,7 @@ def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rt
     crossed = np.zeros(n, bool)
     t = np.full(n, np.inf)
     sign = np.ones(n)
-    order = np.lexsort((np.sign(v0), kappa, depth))
+    order = np.lexsort((lam / rho, v0 / a0, kappa, depth))
     for start in range(0, n, _BUCKETS[-1]):
         idx = order[start:start + _BUCKETS[-1]]
         size = next(b for b in _BUCKETS if b >= idx.size)
