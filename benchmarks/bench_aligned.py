@@ -3,9 +3,11 @@ GD-map rows x steps per second.
 
     PYTHONPATH=. python3 benchmarks/bench_aligned.py
 
-Prints JSON: seconds for 10^5 unbalanced stop-gradient JEPA gradient-flow rows (quadrature),
-for 10^5 rows of a --predictor-init x --weight-decay sweep (both objectives; weight-decay and MAE
-rows are integrated), and the GD map's row-steps per second on 8192 rows."""
+Prints JSON: seconds for 10^5 gradient-flow rows of each new dimension (unbalanced stop-gradient
+JEPA and MAE, balanced weight decay: one quadrature a row; EMA, and EMA with weight decay and a
+signed predictor init: the IMEX integration), scipy's solve_ivp on 24 of the integrated rows side by
+side (median time a row, and the largest relative difference in t*), and the GD map's row-steps per
+second.  Writes benchmarks/results/aligned.json too."""
 
 from __future__ import annotations
 
@@ -32,12 +34,48 @@ def main():
     out["jepa_sg_gf_rows_1e5_s"] = time.perf_counter() - t
     out["jepa_sg_learned_fraction"] = float(pred.learned.mean())
 
-    m = 2048  # integrated rows (weight decay), timed separately: per-row cost
-    sub = slice(0, m)
-    aligned.predict("jepa", depth[:8], lam[:8], rho[:8], eps[:8], v0[:8], weight_decay=1e-4)
-    t = time.perf_counter()
-    aligned.predict("jepa", depth[sub], lam[sub], rho[sub], eps[sub], v0[sub], weight_decay=1e-4)
-    out["jepa_weight_decay_gf_rows_2048_s"] = time.perf_counter() - t
+    # rows of the other new dimensions, 10^5 each (warm: compiled shapes reused, as in a second sweep)
+    cases = {
+        "mae_unbalanced": ("mae", {"predictor_init": v0}),                       # quadrature
+        "weight_decay_balanced": ("jepa", {"weight_decay": 1e-7}),               # quadrature
+        "ema_balanced": ("jepa", {"ema_rate": 10 ** rng.uniform(-2, 4, n)}),    # IMEX integration
+        "ema_weight_decay_signed_v0": ("jepa", {"ema_rate": 10 ** rng.uniform(-2, 4, n), "weight_decay": 1e-7,
+                                                "predictor_init": v0}),
+    }
+    for name, (objective, kw) in cases.items():
+        few = {k: (v[:64] if np.ndim(v) else v) for k, v in kw.items()}
+        aligned.predict(objective, depth[:64], lam[:64], rho[:64], eps[:64], **few)  # warm-up
+        t = time.perf_counter()
+        pred = aligned.predict(objective, depth, lam, rho, eps, **kw)
+        out[f"{name}_rows_1e5_s"] = time.perf_counter() - t
+        out[f"{name}_learned_fraction"] = float(pred.learned.mean())
+
+    # side by side: what a user would otherwise write, scipy's solve_ivp of the L + 1 (+ EMA) scalars
+    # with a terminal event (Radau for the stiff EMA rows), on 24 of the EMA / weight-decay rows
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_aligned import direct  # noqa: E402
+
+    kw = cases["ema_weight_decay_signed_v0"][1]
+    pick = np.flatnonzero(pred.learned & (pred.critical_time < 1e6))[:24]
+    ours, theirs, err = [], [], []
+    for i in pick:
+        args = dict(ema_rate=kw["ema_rate"][i], weight_decay=1e-7)
+        t = time.perf_counter()
+        p1 = aligned.predict("jepa", depth[i], lam[i], rho[i], eps[i], v0[i], **args)
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        t_ref, _ = direct("jepa", int(depth[i]), lam[i], rho[i], eps[i], v0[i], 0.5 * abs(float(p1.w_inf)),
+                          kappa=args["ema_rate"], beta=1e-7, t_max=1e7)
+        theirs.append(time.perf_counter() - t)
+        err.append(abs(t_ref / float(p1.critical_time) - 1))
+    out["scipy_rows"] = int(pick.size)
+    out["scipy_median_ms_per_row"] = float(np.median(theirs) * 1e3)
+    out["ours_batched_us_per_row"] = out["ema_weight_decay_signed_v0_rows_1e5_s"] / n * 1e6
+    out["ours_single_row_median_ms"] = float(np.median(ours) * 1e3)
+    out["scipy_over_ours_batched"] = out["scipy_median_ms_per_row"] * 1e3 / out["ours_batched_us_per_row"]
+    out["max_rel_diff_vs_scipy"] = float(max(err))
 
     rows = 8192
     d = np.full(rows, 2)
@@ -67,6 +105,8 @@ def main():
     out["gd_mixed_steps_max_mean"] = [int(steps.max()), float(steps.mean())]
     out["gd_mixed_row_steps_per_s"] = float(steps.sum() / dt)
     print(json.dumps(out, indent=1))
+    from pathlib import Path
+    (Path(__file__).resolve().parent / "results" / "aligned.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -318,7 +318,7 @@ def _decay_time_block(objective, depth, lam, rho, a0, beta, level, u_minus, u_pl
     return _gauss_legendre(lo, hi, 2.0 * depth, integrand)
 
 
-# --- everything else: diffrax on a Sundman clock ---------------------------------------------------------
+# --- everything else: an IMEX Runge-Kutta on a Sundman clock -------------------------------------------
 
 def _flow(objective, depth, lam, rho, a0, v0, kappa, beta, level):
     """``(crossed, t_cross, sign)`` per row: does ``|w|`` reach ``level`` under gradient flow, when,
