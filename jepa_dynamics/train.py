@@ -343,13 +343,29 @@ class Program:
     batch: int
     dtype: str
     dataset: Optional[data.Dataset] = None  # the sampler, for loss="sampled"
+    predictor: str = "linear"
 
     @staticmethod
     def of(config: TrainConfig, dataset: data.Dataset | None = None, *, ema=None, weight_decay=None) -> "Program":
         return Program(config.model, config.objective, config.loss, config.optimizer, config.stop_gradient,
                        config.ema > 0 if ema is None else ema,
                        config.weight_decay > 0 if weight_decay is None else weight_decay,
-                       config.batch, config.dtype, dataset if config.loss == "sampled" else None)
+                       config.batch, config.dtype, dataset if config.loss == "sampled" else None, config.predictor)
+
+    @property
+    def scatter(self) -> bool:
+        """Minibatches drawn as their scatter matrices (:meth:`jepa_dynamics.data.Dataset.scatter`).
+
+        A linear encoder and predictor see a minibatch only through its second moments
+        ``(Sxx, Sxy, Syy)``: the minibatch loss *is* the population loss of
+        :mod:`jepa_dynamics.objectives` with the minibatch's moments in place of the
+        population's, constant terms and target handling included, so its gradients are the
+        minibatch gradients.  Drawing the moments from their exact (Wishart) distribution
+        gives the same distribution of trajectories as drawing the ``batch`` samples, for
+        ``2 d^2`` normals instead of ``2 d batch``.  Needs ``batch >= 2 d``; below that the
+        samples are drawn."""
+        return (self.loss == "sampled" and self.model == "linear" and self.predictor == "linear"
+                and self.dataset is not None and self.batch >= 2 * self.dataset.dim)
 
     @property
     def jnp_dtype(self):
@@ -396,13 +412,16 @@ def step(program: Program, hp: dict, state, k):
     encoders) the crossing tracker."""
     model, opt_state, target, crossing = state
     dtype = program.jnp_dtype
+    kind = program.loss
     if program.loss == "population":
         batch = hp["cov"]
+    elif program.scatter:  # the minibatch's second moments, in the population loss (Program.scatter)
+        batch, kind = program.dataset.scatter(jax.random.fold_in(hp["data_key"], k), program.batch, dtype), "population"
     else:
         batch = program.dataset.sample(jax.random.fold_in(hp["data_key"], k), program.batch, dtype)
 
     def loss_fn(m):
-        return objectives.loss(program.objective, program.loss, m, batch, target, stop_gradient=program.stop_gradient)
+        return objectives.loss(program.objective, kind, m, batch, target, stop_gradient=program.stop_gradient)
 
     grads = jax.grad(loss_fn)(model)
     if program.weight_decay:
