@@ -7,7 +7,10 @@
 The project side is ``jepa_dynamics.train``'s own loop (``train._Runner.advance``: one
 ``jax.jit`` of a ``lax.scan`` over ``chunk`` steps, minibatch sampled inside the step with
 ``jax.random``), timed after a warm-up chunk (compile excluded; the compile time is
-reported separately, and ``train.train`` end to end for the 10k-step linear run).
+reported separately, and ``train.train`` end to end for the 10k-step linear run).  The deep
+linear model's minibatch is drawn as its scatter matrices (``train.Program.scatter``: exact,
+the same distribution as drawing the samples); the samples-drawn loop is timed too, as a
+side-by-side row (``samples_drawn``).
 The PyTorch side is benchmarks/torch_baseline.py.  Both float32, JEPA with stop-gradient
 target, plain SGD, batch 1024, on the same 2-core CPU.  FLOPs per step count every matmul
 (forward ``2 B n_in n_out``; the trained path costs 3x that with its backward pass, the
@@ -17,6 +20,7 @@ target encoder 1x) -- elementwise work and sampling are not counted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -70,6 +74,23 @@ def jax_steps_per_s(model, dim, depth, width, steps, repeats):
         rates.append(steps / (time.perf_counter() - t0))
     return {"steps_per_s": statistics.median(rates), "all": rates, "first_chunk_with_compile_s": first,
             "chunk": runner.chunk}
+
+
+@contextlib.contextmanager
+def samples_drawn():
+    """The deep linear step as it was before ``Program.scatter`` (issue 13): the minibatch's
+    ``2 x B x d`` samples drawn each step and pushed through the model, instead of its scatter
+    matrices drawn from their Wishart distribution.  For the side-by-side row only."""
+    from jepa_dynamics import train
+
+    scatter = train.Program.scatter
+    train.Program.scatter = property(lambda self: False)
+    train._compiled.cache_clear()
+    try:
+        yield
+    finally:
+        train.Program.scatter = scatter
+        train._compiled.cache_clear()
 
 
 def torch_steps_per_s(model, dim, depth, width, steps, repeats):
@@ -157,6 +178,12 @@ def headline(a):
         print(f"  {name}: jax {j['steps_per_s']:.0f} steps/s ({entry['jax']['gflops']:.1f} GFLOP/s), torch "
               f"{t['steps_per_s']:.0f} steps/s ({entry['torch']['gflops']:.1f} GFLOP/s), ratio {entry['ratio']:.2f}x",
               flush=True)
+    # the same deep linear loop with the minibatch's samples drawn (the path before Program.scatter)
+    c = HEADLINE["deep linear"]
+    with samples_drawn():
+        j = jax_steps_per_s(**c, steps=a.steps, repeats=a.repeats)
+    res["deep_linear_samples_drawn"] = j
+    print(f"  deep linear, samples drawn (before the scatter path): jax {j['steps_per_s']:.0f} steps/s", flush=True)
     if a.full:  # the issue's workload: 10k steps of the deep linear config, end to end through train.train
         from jepa_dynamics import train
 

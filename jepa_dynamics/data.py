@@ -101,6 +101,48 @@ class Dataset:
         y = rho * x + resid * jax.random.normal(k2, shape, dtype)
         return x, y
 
+    def scatter(self, key, n: int, dtype=jnp.float64):
+        r"""The second moments of ``n`` draws, ``(Sxx, Sxy, Syy) = (1/n) sum_b (x_b x_b^T,
+        x_b y_b^T, y_b y_b^T)`` (each ``(d, d)``), drawn from their exact distribution without
+        drawing the ``n`` samples: ``d (3d - 1) / 2`` normals and ``d`` chi-squares for ``(Sxx, Sxy)``
+        (``2 d^2 - d`` and ``2 d`` with ``Syy``) instead of ``2 d n`` normals.  Needs ``n >= 2 d``.
+
+        A draw ``z = (x, y)`` is ``L g`` with ``g ~ N(0, I_2d)`` and the root
+        ``L = [[diag(sx), 0], [diag(rho sx), diag(r)]]`` (``sx = sqrt(sigma2)``,
+        ``r = sqrt(syy - lam rho)``; ``L L^T`` is the joint covariance of every family,
+        ``static`` included), so ``n S = L W L^T`` with ``W = sum_b g_b g_b^T ~ Wishart(I_2d, n)``.
+        ``W = A A^T`` by Bartlett's decomposition: ``A`` lower triangular with
+        ``A_ii^2 ~ chi2(n - i)`` (``i = 0 .. 2d - 1``) and ``N(0, 1)`` below the diagonal, all
+        independent.  ``Syy`` alone uses the lower-right block (its own key): under ``jit`` it is
+        not drawn when only ``Sxx, Sxy`` are used (stop-gradient JEPA and MAE gradients)."""
+        d = self.dim
+        if n < 2 * d:
+            raise ValueError(f"scatter needs n >= 2 * dim = {2 * d} draws (else the Wishart is singular), got {n}")
+        k_x, k_y, k_n = jax.random.split(key, 3)
+        df = (n - np.arange(2 * d)).astype(np.float64)
+        low = np.tril_indices(d, -1)
+        # A = [[a11, 0], [a21, a22]]; a11 from d^2 + d (d - 1) / 2 normals and d chi-squares
+        chi_x = 2.0 * jax.random.gamma(k_x, jnp.asarray(df[:d] / 2, dtype), dtype=dtype)
+        g = jax.random.normal(k_n, (d * d + low[0].size,), dtype)
+        a11 = jnp.zeros((d, d), dtype).at[low].set(g[d * d:]) + jnp.diag(jnp.sqrt(chi_x))
+        a21 = g[: d * d].reshape(d, d)
+        sx = jnp.asarray(np.sqrt(self.sigma2), dtype)
+        rx = jnp.asarray(self.rho * np.sqrt(self.sigma2), dtype)
+        r = jnp.asarray(np.sqrt(np.maximum(self.syy - self.lam * self.rho, 0.0)), dtype)
+        # the rows of L A: x = [sx a11, 0], y = [rx a11 + r a21, r a22]
+        gx = sx[:, None] * a11
+        gy = rx[:, None] * a11 + r[:, None] * a21
+        sxx = (gx @ gx.T) / n
+        sxy = (gx @ gy.T) / n
+        # a22 (its own key): only Syy uses it
+        k_chi, k_low = jax.random.split(k_y)
+        chi_y = 2.0 * jax.random.gamma(k_chi, jnp.asarray(df[d:] / 2, dtype), dtype=dtype)
+        a22 = jnp.zeros((d, d), dtype).at[low].set(jax.random.normal(k_low, low[0].shape, dtype)) \
+            + jnp.diag(jnp.sqrt(chi_y))
+        gy2 = r[:, None] * a22
+        syy = (gy @ gy.T + gy2 @ gy2.T) / n
+        return sxx, sxy, syy
+
 
 def _target_variance(lam, rho):
     return np.maximum(lam / rho, lam * rho)

@@ -31,6 +31,10 @@ spec section 11):
 
     \text{MAE} = \tfrac12 \operatorname{tr}(A S_{xx} A^T) - \operatorname{tr}(A S_{xy})
         + \tfrac12 \operatorname{tr}(S_{yy}).
+
+With a minibatch's own moments ``(X^T X, X^T Y, Y^T Y) / B`` in place of the population's,
+these are the minibatch losses of a linear model exactly (value, gradients, target handling):
+``train`` draws those moments directly (:meth:`jepa_dynamics.data.Dataset.scatter`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,10 @@ Loop.  One ``jax.jit`` of a ``lax.scan`` over ``chunk`` steps, with a step count
 a run compiles once whatever its recording grid.  The Python loop over these chunks
 drives the tqdm bar (stderr), the records and the checkpoints.  Minibatches use the
 key ``fold_in(data_key, step)``, so results do not depend on how steps are chunked and
-a resumed run equals an uninterrupted one bit for bit.
+a resumed run equals an uninterrupted one bit for bit.  A linear encoder and predictor see a
+minibatch only through its second moments: with ``batch >= 2 * dim`` those are drawn directly
+from their Wishart distribution (:attr:`Program.scatter`, :meth:`jepa_dynamics.data.Dataset.scatter`),
+the same distribution of trajectories for ``~1.5 d^2`` normals instead of ``2 d batch``.
 """
 
 from __future__ import annotations
@@ -343,13 +346,29 @@ class Program:
     batch: int
     dtype: str
     dataset: Optional[data.Dataset] = None  # the sampler, for loss="sampled"
+    predictor: str = "linear"
 
     @staticmethod
     def of(config: TrainConfig, dataset: data.Dataset | None = None, *, ema=None, weight_decay=None) -> "Program":
         return Program(config.model, config.objective, config.loss, config.optimizer, config.stop_gradient,
                        config.ema > 0 if ema is None else ema,
                        config.weight_decay > 0 if weight_decay is None else weight_decay,
-                       config.batch, config.dtype, dataset if config.loss == "sampled" else None)
+                       config.batch, config.dtype, dataset if config.loss == "sampled" else None, config.predictor)
+
+    @property
+    def scatter(self) -> bool:
+        """Minibatches drawn as their scatter matrices (:meth:`jepa_dynamics.data.Dataset.scatter`).
+
+        A linear encoder and predictor see a minibatch only through its second moments
+        ``(Sxx, Sxy, Syy)``: the minibatch loss *is* the population loss of
+        :mod:`jepa_dynamics.objectives` with the minibatch's moments in place of the
+        population's, constant terms and target handling included, so its gradients are the
+        minibatch gradients.  Drawing the moments from their exact (Wishart) distribution
+        gives the same distribution of trajectories as drawing the ``batch`` samples, for
+        ``2 d^2`` normals instead of ``2 d batch``.  Needs ``batch >= 2 d``; below that the
+        samples are drawn."""
+        return (self.loss == "sampled" and self.model == "linear" and self.predictor == "linear"
+                and self.dataset is not None and self.batch >= 2 * self.dataset.dim)
 
     @property
     def jnp_dtype(self):
@@ -387,6 +406,17 @@ def responses(program: Program, encoder, x_eval=None):
     return analysis.responses_from_samples(encoder, x_eval)
 
 
+def draw(program: Program, hp: dict, k):
+    """Step ``k``'s data: the population moments, or a minibatch from the key ``fold_in(data_key, k)``
+    -- its scatter matrices (:attr:`Program.scatter`) or its samples ``(x, y)``."""
+    if program.loss == "population":
+        return hp["cov"]
+    key = jax.random.fold_in(hp["data_key"], k)
+    if program.scatter:  # the minibatch's second moments, for the population loss
+        return program.dataset.scatter(key, program.batch, program.jnp_dtype)
+    return program.dataset.sample(key, program.batch, program.jnp_dtype)
+
+
 def step(program: Program, hp: dict, state, k):
     """One optimiser step ``k -> k + 1`` of one run (pure; ``vmap`` it over runs).
 
@@ -396,13 +426,11 @@ def step(program: Program, hp: dict, state, k):
     encoders) the crossing tracker."""
     model, opt_state, target, crossing = state
     dtype = program.jnp_dtype
-    if program.loss == "population":
-        batch = hp["cov"]
-    else:
-        batch = program.dataset.sample(jax.random.fold_in(hp["data_key"], k), program.batch, dtype)
+    kind = "sampled" if program.loss == "sampled" and not program.scatter else "population"
+    batch = draw(program, hp, k)
 
     def loss_fn(m):
-        return objectives.loss(program.objective, program.loss, m, batch, target, stop_gradient=program.stop_gradient)
+        return objectives.loss(program.objective, kind, m, batch, target, stop_gradient=program.stop_gradient)
 
     grads = jax.grad(loss_fn)(model)
     if program.weight_decay:
