@@ -222,7 +222,7 @@ def _chunks(rows):
         yield idx, next(b for b in _BUCKETS if b >= idx.size)
 
 
-def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=1e-8, atol=1e-30,
+def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=3e-8, atol=1e-30,
                    max_steps=16384):
     """``(crossed, t_cross, sign)`` arrays for 1-D float rows (no validation).  Rows are sorted by
     depth, ``kappa``, ``v0 / a0`` and ``sigma2`` before they are cut into batches, so that a batch's
@@ -235,7 +235,7 @@ def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rt
     cols = dict(depth=depth.astype(np.float64), lam=lam, sigma2=lam / rho, a0=a0, eps=eps, kappa=kappa, beta=beta,
                 ema=ema.astype(np.float64), mae=np.full(n, float(objective == "mae")), V0=v0 / a0,
                 log_rel=np.log(level) - np.log(eps))
-    bits = max(int(depth.max()).bit_length(), 2)
+    bits = max(int(depth.max()).bit_length(), 3)  # depths up to 7 share one compile
     crossed = np.zeros(n, bool)
     t = np.full(n, np.inf)
     sign = np.ones(n)

@@ -170,8 +170,11 @@ def fixed_point_magnitude(objective: str, depth, lam, rho, eps, predictor_init, 
             a = _bisect(lambda x: depth * np.log(x) + 0.5 * np.log(np.maximum(x**2 - c, 0.0)) - np.log(rho), lo, hi)
             free = a**depth
         free = np.where(v0 == a0, spec.fixed_point(objective, depth, rho), free)
-        _, u_plus = weight_decay_fixed_points(objective, depth, lam, rho, beta)
-    return np.where(beta > 0, u_plus**depth, free)
+        decayed = np.full(lam.shape, np.nan)
+        wd = beta > 0
+        if wd.any():
+            decayed[wd] = weight_decay_fixed_points(objective, depth[wd], lam[wd], rho[wd], beta[wd])[1] ** depth[wd]
+    return np.where(wd, decayed, free)
 
 
 # --- one quadrature where the row is a 1-D flow ---------------------------------------------------------

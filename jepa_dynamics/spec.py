@@ -83,6 +83,12 @@ def check_depth(depth, name: str = "depth") -> int:
 def check_depths(depth):
     """:func:`check_depth` for a scalar or, element by element, an array (``int64``)."""
     if np.ndim(depth):
+        arr = np.asarray(depth)
+        if arr.dtype.kind in "iuf":  # numbers: one vectorised check, the per-element one only to name a bad value
+            with np.errstate(invalid="ignore"):
+                good = np.isfinite(arr) & (arr >= 1) & (arr <= MAX_INT) & (arr == np.floor(arr))
+            if good.all():
+                return arr.astype(np.int64)
         return np.vectorize(check_depth, otypes=[np.int64])(depth)
     return check_depth(depth)
 
