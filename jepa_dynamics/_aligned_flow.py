@@ -250,6 +250,9 @@ def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rt
             raise RuntimeError(
                 f"gradient-flow integration did not settle within {max_steps} steps for objective={objective} "
                 f"depth={int(depth[i])} lam={lam[i]:.6g} rho={rho[i]:.6g} a0={a0[i]:.6g} "
-                f"predictor_init={v0[i]:.6g} ema_rate={kappa[i]:.6g} weight_decay={beta[i]:.6g}")
+                f"predictor_init={v0[i]:.6g} ema_rate={kappa[i]:.6g} weight_decay={beta[i]:.6g}"
+                + (" (a target this slow leaves the encoder pinned at v w = rho w_T, relaxing far faster than the "
+                   "target moves: a stiffness the integrator does not handle; use a larger ema_rate)"
+                   if ema[i] and kappa[i] < 1e-4 * lam[i] else ""))
         crossed[idx], t[idx], sign[idx] = c, tc, sg
     return crossed, t, sign

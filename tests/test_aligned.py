@@ -254,3 +254,10 @@ def test_ema_collapse_is_followed_to_the_end():
     assert not aligned.predict("jepa", depth, lam, rho, eps, v0, ema_rate=100.0).learned
     t_ref, w_end = direct("jepa", depth, lam, rho, eps, v0, level, kappa=100.0, t_max=1e6)
     assert math.isinf(t_ref) and abs(w_end) < eps
+
+
+def test_too_slow_a_target_is_named():
+    """kappa far below the encoder's rates: the encoder relaxes onto v w = rho w_T much faster than the
+    target moves (stiff in the explicit part); the failure names the cause and the way out."""
+    with pytest.raises(RuntimeError, match="use a larger ema_rate"):
+        aligned.predict("jepa", 1, 0.5, 0.9, 1e-4, ema_rate=1e-6)
