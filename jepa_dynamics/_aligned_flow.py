@@ -49,6 +49,7 @@ import jax.numpy as jnp  # noqa: E402
 
 _BUCKETS = (256,)  # one compile; small batches, as a vmapped loop runs as long as its slowest row
 _FALL = 60.0  # |w| this many e-folds below the level: collapsed
+_FALL_LINEAR = 20.0  # the same where the collapse is a linear, attracting spiral (see _spirals_in)
 _REFINE = 4  # Newton iterations on the crossing step
 _DELTA = 1e-3
 _H_MAX = 0.5  # the largest step in s
@@ -104,7 +105,7 @@ def _size(A, E, p):
     """The size of the encoder a collapse drives to 0: ``|A|``, except at ``L = 1`` with an EMA
     target, where ``a`` and ``w_T`` can circle the origin together, each passing through 0:
     there ``|(A, A - E)|`` (``w`` and ``w_T``, in units of ``eps``)."""
-    return jnp.where((p["depth"] == 1) & (p["ema"] > 0), jnp.sqrt(A**2 + (A - E) ** 2), jnp.abs(A))
+    return jnp.where((p["depth"] == 1) & (p["ema"] > 0), jnp.hypot(A, A - E), jnp.abs(A))  # no underflow at 1e-154
 
 
 def _clock(A, V, E, dA, dV, p):
@@ -145,6 +146,20 @@ def _step(y, h, p, bits):
     return y_new, err
 
 
+def _spirals_in(y, p):
+    """At ``L = 1`` with an EMA target, ``(a, w_T)`` obey a *linear* system for fixed ``v``,
+    ``d/dt (a, w_T) = M(v) (a, w_T)``, ``M = [[-sigma2 v^2 - beta, lam v], [kappa, -kappa]]``, while
+    ``v`` itself moves only at second order in ``(a, w_T)``.  ``tr M < 0`` always and
+    ``det M = kappa (sigma2 v (v - rho) + beta) > 0`` for every ``v < 0`` and every ``v > rho``: on
+    those half-lines the origin attracts.  Once ``(a, w_T)`` is ``e^-20`` below the level, ``v``
+    moves by ``-a r`` (``e^-40`` of the level squared) and by ``-beta v``, which takes it towards 0
+    but never across: ``v < 0`` stays attracting, ``v > rho`` only without weight decay (``-beta v``
+    would bring it down to ``rho``).  Then the row has collapsed.  (A spiral into the origin costs
+    ~20 steps a turn: this ends it ``e^40`` earlier.)"""
+    v = p["a0"] * y[1]
+    return (p["depth"] == 1) & (p["ema"] > 0) & ((v < 0) | ((v > p["lam"] / p["sigma2"]) & (p["beta"] == 0)))
+
+
 def _log_w(y, p):
     return p["depth"] * jnp.log(jnp.abs(y[0]) + 1e-300)
 
@@ -170,8 +185,10 @@ def _row(bits, rtol, atol, max_steps, p):
         factor = jnp.clip(factor, 0.2, 5.0)
         g = _log_w(y_new, p)
         crossed = ok & (g >= log_rel)
-        fallen = ok & ((p["depth"] * jnp.log(_size(y_new[0], y_new[2], p) + 1e-300) < log_rel - _FALL)
-                       | (s + h > s_max))
+        below = log_rel - p["depth"] * jnp.log(_size(y_new[0], y_new[2], p) + 1e-300)
+        settled = y_new[1] <= p["v_settled"]  # no revival ahead (see _revival_bound)
+        fallen = ok & ((((below > _FALL) | (s + h > s_max)) & settled)
+                       | ((below > _FALL_LINEAR) & _spirals_in(y_new, p)))
         move = ok & ~crossed
         return dict(
             y=jnp.where(move, y_new, y), s=jnp.where(move, s + h, s),
@@ -212,6 +229,23 @@ def _compiled(bits: int, rtol: float, atol: float, max_steps: int):
 _CACHE: dict = {}
 
 
+def _revival_bound(depth, lam, rho, a0, beta, objective):
+    """The largest ``V = v / a0`` at which a fallen row has collapsed for good (``+inf``: any).
+
+    At ``L = 1`` with weight decay (JEPA), near ``a = w_T = 0`` the encoder grows at the rate
+    ``v (lam - sigma2 v) - beta`` (stop-gradient; with an EMA target the origin is unstable for
+    the same ``v``), while ``v`` decays as ``e^(-beta t)``: a row that fell while ``v`` was above
+    the window ``v (lam - sigma2 v) > beta`` revives when ``v`` enters it.  So it counts as
+    collapsed only once ``v`` is below the window's lower end ``v_- = (lam - sqrt(lam^2 - 4 sigma2
+    beta)) / (2 sigma2)``.  At ``L >= 2`` the growth rate carries ``a^(2L-2)``: a fallen row stays
+    fallen."""
+    sigma2 = lam / rho
+    with np.errstate(invalid="ignore"):
+        low = (lam - np.sqrt(np.maximum(lam**2 - 4 * sigma2 * beta, 0.0))) / (2 * sigma2)
+    concerned = (depth == 1) & (beta > 0) & (objective == "jepa")
+    return np.where(concerned, low / a0, np.inf)
+
+
 def _pad(a, size):
     return np.concatenate([a, np.repeat(a[:1], size - a.size)]) if a.size < size else a
 
@@ -235,6 +269,7 @@ def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rt
     cols = dict(depth=depth.astype(np.float64), lam=lam, sigma2=lam / rho, a0=a0, eps=eps, kappa=kappa, beta=beta,
                 ema=ema.astype(np.float64), mae=np.full(n, float(objective == "mae")), V0=v0 / a0,
                 log_rel=np.log(level) - np.log(eps))
+    cols["v_settled"] = _revival_bound(depth, lam, rho, a0, beta, objective)
     bits = max(int(depth.max()).bit_length(), 3)  # depths up to 7 share one compile
     crossed = np.zeros(n, bool)
     t = np.full(n, np.inf)

@@ -248,7 +248,8 @@ def test_ema_collapse_is_followed_to_the_end():
     args = [np.array([x]) for x in (depth, lam, rho, a0, v0, 100.0, 0.0, level)]
     out = af._compiled(2, 1e-8, 1e-13, 8192)({k: np.asarray(v, dtype=np.float64) for k, v in dict(
         depth=args[0], lam=args[1], sigma2=args[1] / args[2], a0=args[3], eps=np.array([eps]), kappa=args[5], beta=args[6],
-        ema=np.ones(1), mae=np.zeros(1), V0=args[4] / a0, log_rel=np.log(args[7]) - np.log(eps)).items()})
+        ema=np.ones(1), mae=np.zeros(1), V0=args[4] / a0, log_rel=np.log(args[7]) - np.log(eps),
+        v_settled=np.array([np.inf])).items()})
     crossed, _, _, settled, steps = (np.asarray(x)[0] for x in out)
     assert settled and not crossed and steps < 4096
     assert not aligned.predict("jepa", depth, lam, rho, eps, v0, ema_rate=100.0).learned
@@ -261,3 +262,17 @@ def test_too_slow_a_target_is_named():
     target moves (stiff in the explicit part); the failure names the cause and the way out."""
     with pytest.raises(RuntimeError, match="use a larger ema_rate"):
         aligned.predict("jepa", 1, 0.5, 0.9, 1e-4, ema_rate=1e-6)
+
+
+def test_weight_decay_revival_at_depth_one():
+    """L = 1, weight decay, v0 > rho: the encoder falls by hundreds of e-folds while v decays, then
+    grows again once v(lam - sigma2 v) > beta (docs/theory.md section 9). Such a row is learned,
+    as scipy's integration says; a fall of e^60 alone must not count as a collapse here.  (When and
+    with which sign it comes back depends on how deep it fell, below any integrator's noise floor:
+    only the flag is compared.)"""
+    lam, rho, eps, v0, kappa, beta = 0.8159384304574024, 0.5050825469084601, 0.0018737983134834231, 0.75, 28.7, 1e-5
+    pred = aligned.predict("jepa", 1, lam, rho, eps, v0, ema_rate=kappa, weight_decay=beta)
+    assert bool(pred.learned) and math.isfinite(float(pred.critical_time))
+    level = 0.5 * abs(float(pred.w_inf))
+    t_ref, w_end = direct("jepa", 1, lam, rho, eps, v0, level, kappa=kappa, beta=beta, t_max=1e6)
+    assert math.isfinite(t_ref) and abs(w_end) >= level
