@@ -36,18 +36,20 @@ local accuracy rather than an interpolant's), or once ``|w|`` (at ``L = 1`` with
 ``|(w, w_T)|``, which a collapse drives to 0 in a spiral) has fallen ``e^60`` below the level
 or ``s`` passes ``200 + 20 |ln(level/eps)|`` without a crossing (a collapse: section 10's fixed
 points are ``0`` and ``+-|w_inf|`` only).  The depth is data (``A**L`` by binary powering, exact in
-sign for a negative ``A``) and rows are padded to a bucket size: one compile per bucket.
+sign for a negative ``A``) and rows are padded to batches of 256: one compile.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ._jax import jax
+from ._jax import jax, pad_rows
 
 import jax.numpy as jnp  # noqa: E402
 
-_BUCKETS = (256,)  # one compile; small batches, as a vmapped loop runs as long as its slowest row
+_BATCH = 256  # one compile; small batches, as a vmapped loop runs as long as its slowest row
 _FALL = 60.0  # |w| this many e-folds below the level: collapsed
 _FALL_LINEAR = 20.0  # the same where the collapse is a linear, attracting spiral (see _spirals_in)
 _REFINE = 4  # Newton iterations on the crossing step
@@ -218,15 +220,10 @@ def _row(bits, rtol, atol, max_steps, p):
     return crossed, y_end[3], jnp.sign(_power(y_end[0], p["depth"], bits + 1)), c["status"] > 0, c["n"]
 
 
+@functools.lru_cache(maxsize=16)
 def _compiled(bits: int, rtol: float, atol: float, max_steps: int):
-    """The vmapped row for depths below ``2**bits`` (one compile per ``bits`` and bucket size)."""
-    key = (bits, rtol, atol, max_steps)
-    if key not in _CACHE:
-        _CACHE[key] = jax.jit(jax.vmap(lambda p: _row(bits, rtol, atol, max_steps, p)))
-    return _CACHE[key]
-
-
-_CACHE: dict = {}
+    """The vmapped row for depths below ``2**bits`` (one compile per ``bits``)."""
+    return jax.jit(jax.vmap(functools.partial(_row, bits, rtol, atol, max_steps)))
 
 
 def _revival_bound(depth, lam, rho, a0, beta, objective):
@@ -244,16 +241,6 @@ def _revival_bound(depth, lam, rho, a0, beta, objective):
         low = (lam - np.sqrt(np.maximum(lam**2 - 4 * sigma2 * beta, 0.0))) / (2 * sigma2)
     concerned = (depth == 1) & (beta > 0) & (objective == "jepa")
     return np.where(concerned, low / a0, np.inf)
-
-
-def _pad(a, size):
-    return np.concatenate([a, np.repeat(a[:1], size - a.size)]) if a.size < size else a
-
-
-def _chunks(rows):
-    for start in range(0, rows.size, _BUCKETS[-1]):
-        idx = rows[start:start + _BUCKETS[-1]]
-        yield idx, next(b for b in _BUCKETS if b >= idx.size)
 
 
 def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rtol=3e-8, atol=1e-30,
@@ -275,10 +262,9 @@ def first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level, *, rt
     t = np.full(n, np.inf)
     sign = np.ones(n)
     order = np.lexsort((lam / rho, v0 / a0, kappa, depth))
-    for start in range(0, n, _BUCKETS[-1]):
-        idx = order[start:start + _BUCKETS[-1]]
-        size = next(b for b in _BUCKETS if b >= idx.size)
-        p = {k: jnp.asarray(_pad(np.asarray(v, dtype=np.float64)[idx], size)) for k, v in cols.items()}
+    for start in range(0, n, _BATCH):
+        idx = order[start:start + _BATCH]
+        p = {k: jnp.asarray(pad_rows(np.asarray(v, dtype=np.float64)[idx], _BATCH)) for k, v in cols.items()}
         c, tc, sg, ok, _ = (np.asarray(x)[: idx.size] for x in _compiled(bits, rtol, atol, int(max_steps))(p))
         if not ok.all():
             i = idx[int(np.flatnonzero(~ok)[0])]

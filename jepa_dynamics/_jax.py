@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
@@ -33,6 +34,13 @@ def _enable_compilation_cache() -> None:
 
 _enable_compilation_cache()
 
+def pad_rows(a, size: int) -> np.ndarray:
+    """``a`` (1-D) padded to ``size`` rows with copies of its first row: a batch of any length
+    runs through a program compiled for ``size`` rows (the padding is sliced off afterwards)."""
+    a = np.asarray(a)
+    return np.concatenate([a, np.repeat(a[:1], size - a.size)]) if a.size < size else a
+
+
 MATMUL_PRECISIONS = {"highest": "highest", "tf32": "tensorfloat32"}
 
 
@@ -47,4 +55,4 @@ def matmul_precision(name: str = "highest"):
     return jax.default_matmul_precision(MATMUL_PRECISIONS[name])
 
 
-__all__ = ["jax", "matmul_precision", "MATMUL_PRECISIONS"]
+__all__ = ["jax", "matmul_precision", "MATMUL_PRECISIONS", "pad_rows"]

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
-from ._jax import jax
+from ._jax import jax, pad_rows
 
 import jax.numpy as jnp  # noqa: E402
 
@@ -127,11 +127,6 @@ def _row(a0, v0, depth, lam, sigma2, eta, beta, tau, ema, mae, level, max_steps,
 _batch = jax.jit(jax.vmap(_row, in_axes=(0,) * 11 + (None, None)), static_argnums=(12,))
 
 
-def _pad(a, size):
-    a = np.asarray(a)
-    return np.concatenate([a, np.repeat(a[:1], size - a.size)]) if a.size < size else a
-
-
 def critical_steps(objective: str, depth, lam, rho, a0, v0, level, *, lr, ema_rate=np.inf, weight_decay=0.0,
                    max_steps: int = 10**9):
     """Interpolated step count at which ``|w_k|`` first reaches ``level`` (no validation).
@@ -164,7 +159,7 @@ def critical_steps(objective: str, depth, lam, rho, a0, v0, level, *, lr, ema_ra
     while start < n:
         stop = min(n, start + _BATCH)
         size = next(b for b in _BUCKETS if b >= stop - start)
-        k, steps = _batch(*[_pad(x[start:stop], size) for x in cols], int(max_steps), n_max)
+        k, steps = _batch(*[pad_rows(x[start:stop], size) for x in cols], int(max_steps), n_max)
         out[order[start:stop]] = np.asarray(k)[: stop - start]
         run[order[start:stop]] = np.asarray(steps)[: stop - start]
         start = stop

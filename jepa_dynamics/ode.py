@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec, theory
-from ._jax import jax
+from ._jax import jax, pad_rows
 
 import diffrax as dfx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -93,10 +93,6 @@ def _padded_chunks(n: int, chunk: int | None = None, backend: str | None = None)
         size = next(b for b in buckets if b >= stop - start)
         yield start, stop, size
         start = stop
-
-
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
-    return np.concatenate([a, np.repeat(a[:1], size - a.size)]) if a.size < size else a
 
 
 def _sundman_field(s, y, args):
@@ -154,7 +150,7 @@ def critical_time(objective: str, depth, lam, rho, eps, fraction=0.5, *, rtol=1e
     shape, p, (depth, lam, rho, eps, fraction) = _rows(objective, depth, lam, rho, eps, fraction)
     out = np.empty(depth.size)
     for start, stop, size in _padded_chunks(depth.size):
-        cols = [_pad(a[start:stop], size) for a in (p, depth, lam, rho, eps, fraction)]
+        cols = [pad_rows(a[start:stop], size) for a in (p, depth, lam, rho, eps, fraction)]
         t, crossed, steps = _critical_batch(*cols, rtol, atol, int(max_steps))
         t, crossed, steps = np.asarray(t)[: stop - start], np.asarray(crossed)[: stop - start], np.asarray(steps)
         bad = ~(crossed & np.isfinite(t))
@@ -249,7 +245,7 @@ def trajectory(objective: str, depth, lam, rho, eps, ts, *, rtol=1e-10, atol=1e-
     out = np.empty((depth_f.size, ts.size))
     ts_j = jnp.asarray(ts)
     for start, stop, size in _padded_chunks(depth_f.size, _TRAJECTORY_CHUNK):
-        cols = [_pad(a[start:stop], size) for a in (p, depth_f, lam_f, rho_f, eps_f)]
+        cols = [pad_rows(a[start:stop], size) for a in (p, depth_f, lam_f, rho_f, eps_f)]
         w, ok, steps = _trajectory_batch(*cols, ts_j, rtol, atol, int(max_steps))
         w, ok = np.asarray(w)[: stop - start], np.asarray(ok)[: stop - start]
         bad = ~(ok & np.all(np.isfinite(w), axis=1))
