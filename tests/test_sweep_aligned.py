@@ -75,3 +75,11 @@ def test_today_rows_unchanged_and_errors(tmp_path):
     assert not out.exists()
     proc, _ = _sweep(tmp_path, "--objective", "mae", "--ema-rate", "1", name="bad2.csv")
     assert proc.returncode == 2 and "--ema-rate" in proc.stderr
+
+
+def test_too_slow_an_ema_target_is_one_line(tmp_path):
+    """--ema-rate far below the encoder's rates: the integration cannot settle; one line naming why."""
+    proc, _ = _sweep(tmp_path, "--objective", "jepa", "--depth", "1", "--ema-rate", "1e-300", name="slow.csv")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "use a larger ema_rate" in proc.stderr
