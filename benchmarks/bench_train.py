@@ -10,7 +10,10 @@ The project side is ``jepa_dynamics.train``'s own loop (``train._Runner.advance`
 reported separately, and ``train.train`` end to end for the 10k-step linear run).  The deep
 linear model's minibatch is drawn as its scatter matrices (``train.Program.scatter``: exact,
 the same distribution as drawing the samples); the samples-drawn loop is timed too, as a
-side-by-side row (``samples_drawn``).
+side-by-side row (``samples_drawn``).  For the MLP, two bounds are timed in the same run: our
+loop on one fixed minibatch (``one_batch``: the step without its sampling) and the step's 14
+matrix products alone (``matmuls_alone_steps_per_s``), besides the rate every FLOP would run at
+the measured matmul peak.
 The PyTorch side is benchmarks/torch_baseline.py.  Both float32, JEPA with stop-gradient
 target, plain SGD, batch 1024, on the same 2-core CPU.  FLOPs per step count every matmul
 (forward ``2 B n_in n_out``; the trained path costs 3x that with its backward pass, the
@@ -91,6 +94,71 @@ def samples_drawn():
     finally:
         train.Program.scatter = scatter
         train._compiled.cache_clear()
+
+
+@contextlib.contextmanager
+def one_batch():
+    """Our loop with every step on one minibatch, drawn once before the loop and compiled in
+    as a constant: the step without its sampling.  For the MLP's bounds only."""
+    import jax
+
+    from jepa_dynamics import train
+
+    draw = train.draw
+    batches = {}
+
+    def fixed(program, hp, k):  # a constant of the compiled loop: drawn once, outside it
+        if program.loss == "population" or program.scatter:
+            return draw(program, hp, k)
+        if program not in batches:
+            with jax.ensure_compile_time_eval():
+                batch = program.dataset.sample(jax.random.key(0), program.batch, program.jnp_dtype)
+            batches[program] = jax.tree_util.tree_map(np.asarray, batch)
+        return batches[program]
+
+    train.draw = fixed
+    train._compiled.cache_clear()
+    try:
+        yield
+    finally:
+        train.draw = draw
+        train._compiled.cache_clear()
+
+
+def matmuls_alone_steps_per_s(dim, width, steps, repeats, batch=BATCH):
+    """The MLP step's matrix products alone, with XLA: the same shapes, in the same order, under the
+    same ``jit`` + ``lax.scan``, without sampling, tanh, the loss or the update's elementwise work
+    (each step still depends on the last, so nothing is hoisted).  An upper bound for any float32
+    implementation of the step on XLA's CPU matmuls (3 layers: ``dim -> width -> width -> dim``)."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    shapes = [(width, dim), (width, width), (dim, width), (dim, dim)]
+    params = tuple(jnp.asarray((rng.standard_normal(s) / np.sqrt(s[1])).astype(np.float32)) for s in shapes)
+    x0 = jnp.asarray(rng.standard_normal((batch, dim)).astype(np.float32))
+    y0 = jnp.asarray(rng.standard_normal((batch, dim)).astype(np.float32))
+
+    def body(p, i):
+        w1, w2, w3, v = p
+        x = x0 * (1 + 1e-6 * i.astype(jnp.float32))
+        h1 = x @ w1.T; h2 = h1 @ w2.T; z = h2 @ w3.T                       # online forward  # noqa: E702
+        t = ((y0 @ w1.T) @ w2.T) @ w3.T                                       # target forward
+        r = z @ v.T - t
+        gv = r.T @ z; dz = r @ v                                              # noqa: E702
+        g3 = dz.T @ h2; d2 = dz @ w3                                          # noqa: E702
+        g2 = d2.T @ h1; d1 = d2 @ w2                                          # noqa: E702
+        g1 = d1.T @ x
+        return tuple(a - 1e-9 * g for a, g in zip(p, (g1, g2, g3, gv))), None
+
+    run = jax.jit(lambda p: jax.lax.scan(body, p, jnp.arange(steps))[0])
+    jax.block_until_ready(run(params))
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(params))
+        rates.append(steps / (time.perf_counter() - t0))
+    return {"steps_per_s": statistics.median(rates), "all": rates}
 
 
 def torch_steps_per_s(model, dim, depth, width, steps, repeats):
@@ -184,6 +252,24 @@ def headline(a):
         j = jax_steps_per_s(**c, steps=a.steps, repeats=a.repeats)
     res["deep_linear_samples_drawn"] = j
     print(f"  deep linear, samples drawn (before the scatter path): jax {j['steps_per_s']:.0f} steps/s", flush=True)
+    # the MLP's bounds (issue 13): how fast its step could go without sampling, and with nothing but its matmuls
+    c = HEADLINE["MLP"]
+    steps = max(100, int(a.steps * STEP_SCALE["MLP"]))
+    with one_batch():
+        fixed = jax_steps_per_s(**c, steps=steps, repeats=a.repeats)
+    alone = matmuls_alone_steps_per_s(c["dim"], c["width"], steps, a.repeats)
+    torch_mlp = res["configs"]["MLP"]["torch"]["steps_per_s"]
+    flops = step_flops(**c)
+    res["mlp_bounds"] = {
+        "one_batch": fixed, "matmuls_alone": alone,
+        "ratio_one_batch": fixed["steps_per_s"] / torch_mlp, "ratio_matmuls_alone": alone["steps_per_s"] / torch_mlp,
+        "steps_per_s_at_peak": peak * 1e9 / flops, "ratio_at_peak": peak * 1e9 / flops / torch_mlp,
+        "matmuls_alone_gflops": flops * alone["steps_per_s"] / 1e9}
+    b = res["mlp_bounds"]
+    print(f"  MLP bounds: one fixed batch {fixed['steps_per_s']:.0f} steps/s ({b['ratio_one_batch']:.2f}x PyTorch), "
+          f"matmuls alone {alone['steps_per_s']:.0f} ({b['ratio_matmuls_alone']:.2f}x, "
+          f"{b['matmuls_alone_gflops']:.0f} GFLOP/s), every FLOP at the peak {b['steps_per_s_at_peak']:.0f} "
+          f"({b['ratio_at_peak']:.2f}x)", flush=True)
     if a.full:  # the issue's workload: 10k steps of the deep linear config, end to end through train.train
         from jepa_dynamics import train
 
