@@ -142,12 +142,47 @@ def end_to_end(encoder) -> jnp.ndarray:
 
 
 def random_orthogonal(key, n: int, k: int | None = None, dtype=jnp.float64):
-    """An ``n x k`` matrix with orthonormal columns (Haar, via QR with sign fix)."""
+    """An ``n x k`` matrix with orthonormal columns (Haar): the ``Q`` of a Gaussian matrix's
+    QR decomposition with ``diag(R) > 0`` (:func:`orthonormal_factor`)."""
     k = n if k is None else k
     a = jax.random.normal(key, (n, k), dtype=jnp.float64)
-    q, r = jnp.linalg.qr(a)
-    q = q * jnp.sign(jnp.diagonal(r))[None, :]
-    return q.astype(dtype)
+    return orthonormal_factor(a).astype(dtype)
+
+
+def orthonormal_factor(a):
+    """``Q`` of ``a = Q R`` (``a``: ``n x k``, ``k <= n``, full column rank) with ``diag(R) > 0``,
+    by Householder reflections written in plain ``jax.numpy`` (a ``fori_loop`` over columns).
+
+    The positive diagonal makes ``Q`` unique, so this is ``jnp.linalg.qr``'s ``Q`` with the
+    columns' signs fixed, to rounding.  It does not call ``jnp.linalg.qr`` because, on the CPU,
+    a batched QR (``vmap`` over networks) runs jaxlib's LAPACK kernel, which fans its batch out
+    over XLA's intra-op thread pool and blocks until it is done: two such kernels running at
+    once hold every thread of a 2-core machine's pool and wait for each other forever.
+    ``train-grid`` hung that way in about half of the runs that initialised several groups of
+    networks (the same re-entrant-pool deadlock as PyAutoLabs/PyAutoFit#1530's FFT)."""
+    a = jnp.asarray(a)
+    n, k = a.shape
+    rows = jnp.arange(n)
+
+    def reflect(j, carry):
+        r, vs, signs = carry
+        x = jnp.where(rows >= j, r[:, j], 0.0)
+        xj = x[j]
+        sign = jnp.where(xj >= 0, 1.0, -1.0)
+        alpha = -sign * jnp.sqrt(jnp.sum(x * x))  # R's diagonal entry (sign opposite to x_j: no cancellation)
+        v = x.at[j].add(-alpha)
+        v = v / jnp.sqrt(jnp.sum(v * v))
+        r = r - 2.0 * jnp.outer(v, v @ r)
+        return r, vs.at[:, j].set(v), signs.at[j].set(jnp.where(alpha >= 0, 1.0, -1.0))
+
+    _, vs, signs = jax.lax.fori_loop(0, k, reflect, (a, jnp.zeros((n, k), a.dtype), jnp.ones(k, a.dtype)))
+
+    def apply(i, q):  # Q = H_0 H_1 ... H_{k-1} I[:, :k], the last reflection applied first
+        v = vs[:, k - 1 - i]
+        return q - 2.0 * jnp.outer(v, v @ q)
+
+    q = jax.lax.fori_loop(0, k, apply, jnp.eye(n, k, dtype=a.dtype))
+    return q * signs[None, :]
 
 
 def _dims(dim: int, depth: int, width: int | None):

@@ -48,6 +48,30 @@ def test_random_orthogonal():
     np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-13)
 
 
+@pytest.mark.parametrize("n,k", [(1, 1), (2, 2), (7, 3), (16, 16), (40, 33)])
+def test_orthonormal_factor_is_lapacks_q_with_positive_diagonal(n, k):
+    """The Householder Q against NumPy's LAPACK QR with the signs fixed (the factorisation with
+    ``diag(R) > 0`` is unique), on matrices of several shapes and a badly scaled one."""
+    rng = np.random.default_rng(n * 100 + k)
+    for a in (rng.standard_normal((n, k)), rng.standard_normal((n, k)) * np.logspace(0, 6, k)[None, :]):
+        q, r = np.linalg.qr(a)
+        q = q * np.where(np.diag(r) >= 0, 1.0, -1.0)[None, :]
+        got = np.asarray(models.orthonormal_factor(jnp.asarray(a)))
+        np.testing.assert_allclose(got, q, atol=1e-12)
+        np.testing.assert_allclose(got.T @ got, np.eye(k), atol=1e-13)
+        np.testing.assert_allclose(np.triu(got.T @ a), got.T @ a, atol=1e-9 * np.abs(a).max())  # R = Q^T a upper
+
+
+def test_batched_init_calls_no_lapack_kernel():
+    """A vmapped balanced init must compile to plain XLA ops: jaxlib's batched LAPACK QR blocks
+    on XLA's CPU thread pool from inside it, and two of them at once deadlocked train-grid."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 8)
+    init = jax.vmap(lambda k: models.balanced(k, 4, 3, 0.01))
+    text = jax.jit(init).lower(keys).as_text()
+    assert "custom_call" not in text
+    assert "lapack" not in text.lower()
+
+
 def test_deep_linear_association_does_not_change_the_function():
     """A large batch goes through the end-to-end matrix first, a small one layer by layer;
     both must be the plain product W_L ... W_1 x, and give the same gradients."""
