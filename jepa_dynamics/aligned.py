@@ -408,13 +408,17 @@ def check_start(objective: str, depth, lam, rho, eps, predictor_init=None, *, em
 
 
 def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_rate=np.inf, weight_decay=0.0,
-            lr=0.0, fraction=0.5) -> Prediction:
+            lr=0.0, fraction=0.5, max_steps: int | None = None) -> Prediction:
     """``w_inf``, ``learned``, ``critical_time`` and ``critical_step`` of one feature per row.
 
     Arguments broadcast (NumPy rules).  ``predictor_init=None`` is balanced (``eps**(1/depth)``);
     ``ema_rate`` is kappa (``inf`` = stop-gradient, JEPA only); ``weight_decay`` beta; ``lr`` eta
     (``0`` = gradient flow).  ``critical_time`` is the gradient-flow ``t*`` (``lr = 0``) or
-    ``lr`` times the interpolated step count (``lr > 0``); ``inf`` when not learned.  Raises
+    ``lr`` times the interpolated step count (``lr > 0``); ``inf`` when not learned.  ``max_steps``
+    (``lr > 0`` only): follow the GD map that many steps at most, as a run of that length does; a
+    learned row that has not crossed by then gets ``nan`` (beyond the horizon), not a time -- the
+    map costs one step per step, and a plateau of 10^7 steps is not worth computing for a run of
+    10^4.  Raises
     :class:`~jepa_dynamics.spec.SpecError` for bad input, including a learned feature that starts at
     or above ``fraction * |w_inf|``."""
     depth, lam, rho, eps, v0, kappa, beta, eta, fraction = _validate(
@@ -465,9 +469,10 @@ def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_ra
         step[m] = np.inf
         g = m & learned
         if g.any():
-            k, _ = gd.critical_steps(objective, depth[g], lam[g], rho[g], a0[g], v0[g], level[g], lr=eta[g],
-                                     ema_rate=kappa[g], weight_decay=beta[g])
-            step[g] = k
+            cap = 10**9 if max_steps is None else int(max_steps)
+            k, run = gd.critical_steps(objective, depth[g], lam[g], rho[g], a0[g], v0[g], level[g], lr=eta[g],
+                                       ema_rate=kappa[g], weight_decay=beta[g], max_steps=cap)
+            step[g] = np.where(np.isinf(k) & (run >= cap) & (max_steps is not None), np.nan, k)
         t_star = np.where(m, eta * step, t_star)
 
     learned = learned.astype(bool)

@@ -86,7 +86,8 @@ class GridResult:
 class Prediction:
     """The theory per network and feature (``(n, d)``): gradient-flow ``w_inf``, ``learned``,
     ``critical_time`` and the exact GD map's ``critical_time_gd`` (``nan`` where the map does
-    not describe the network: :attr:`jepa_dynamics.train.TrainConfig.exact_map`)."""
+    not describe the network, :attr:`jepa_dynamics.train.TrainConfig.exact_map`, or crosses
+    only after the grid's longest run)."""
 
     w_inf: np.ndarray
     learned: np.ndarray
@@ -142,8 +143,9 @@ def _predict(configs) -> Prediction:
         if mapped.any():
             m = np.flatnonzero(mapped)
             lr = col(lambda c: c.lr)[m]
+            horizon = max(cs[i].steps for i in m)  # the map is followed as far as the longest run
             gd = aligned.predict(objective, depth, lam[m], rho[m], eps[m], v0[m], ema_rate=kappa[m],
-                                 weight_decay=beta[m], lr=lr, fraction=frac[m])
+                                 weight_decay=beta[m], lr=lr, fraction=frac[m], max_steps=horizon)
             out["critical_time_gd"][np.asarray(idx)[m]] = gd.critical_time
     return Prediction(out["w_inf"], learned, out["critical_time"], out["critical_time_gd"])
 

@@ -344,9 +344,10 @@ def theory_columns(config: TrainConfig, dataset: data.Dataset, gd: bool = True) 
     """The summary's theory columns per feature (:func:`prediction`): ``fixed_point`` = the
     run's gradient-flow limit ``w_inf`` (balanced: ``w_star``), ``critical_time_theory``
     (gradient flow), ``critical_time_gd`` (the exact GD map at the run's ``lr``, where it
-    applies: :attr:`TrainConfig.exact_map`; else ``nan``) and ``learned_theory``."""
+    applies: :attr:`TrainConfig.exact_map`, followed for the run's ``steps``; else, or beyond
+    them, ``nan``) and ``learned_theory``."""
     gf = prediction(config, dataset)
-    t_gd = (prediction(config, dataset, lr=config.lr).critical_time if gd and config.exact_map
+    t_gd = (prediction(config, dataset, lr=config.lr, max_steps=config.steps).critical_time if gd and config.exact_map
             else np.full(dataset.dim, np.nan))
     return {"fixed_point": gf.w_inf, "critical_time_theory": gf.critical_time, "critical_time_gd": t_gd,
             "learned_theory": gf.learned}
@@ -367,7 +368,7 @@ SUMMARY_NOTES = {
                             "EMA (kappa = (1 - ema) / lr) and weight decay (inf: not learned)",
     "critical_time_gd": "the exact gradient-descent map's prediction at the run's lr: lr x the step count interpolated "
                         "as critical_time_empirical is (nan: the map does not describe this run -- random init, "
-                        "sampled loss, adam or mlp)",
+                        "sampled loss, adam or mlp -- or it crosses after the run's last step)",
     "learned_theory": "w_inf != 0 (theory-spec section 10)",
     "learned_empirical": "the final response exceeds the initial one (collapsing features decay towards 0)",
 }

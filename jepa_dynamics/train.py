@@ -281,7 +281,7 @@ def record_steps(config: TrainConfig) -> np.ndarray:
 
 
 def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: float = 0.0, *,
-               times: bool = True) -> aligned.Prediction:
+               times: bool = True, max_steps: int | None = None) -> aligned.Prediction:
     """The theory for ``config``'s own init, EMA and weight decay, per feature of its data:
     gradient flow (``lr = 0``), or the exact gradient-descent map with step ``lr`` (the
     summary's ``critical_time_gd``; time = ``lr`` x the interpolated step count).
@@ -293,6 +293,7 @@ def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: flo
     ``weight_decay = beta``.  MLPs use the deep linear theory at their depth, as a reference.
     ``times=False``: only ``w_inf`` and ``learned`` are needed (the crossing level), and a
     balanced EMA run skips its 2-D integration (``critical_time`` is then ``nan``).
+    ``max_steps``: the GD map's horizon (:func:`jepa_dynamics.aligned.predict`; ``nan`` beyond it).
     Raises ``SpecError`` for a feature that starts at or above its critical level."""
     ds = config.dataset() if dataset is None else dataset
     if lr == 0 and (config.balanced_theory or (not times and config.balanced_fixed_point)):
@@ -306,7 +307,7 @@ def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: flo
     v0 = config.predictor_init if config.init == "aligned" else None
     pred = aligned.predict(config.objective, config.depth, ds.lam, ds.rho, config.eps, v0,
                            ema_rate=config.ema_rate, weight_decay=config.weight_decay, lr=lr,
-                           fraction=config.fraction)
+                           fraction=config.fraction, max_steps=max_steps if lr > 0 else None)
     return aligned.Prediction(*(np.asarray(x, t) for x, t in zip(pred, (np.float64, bool, np.float64, np.float64))))
 
 

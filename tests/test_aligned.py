@@ -276,3 +276,22 @@ def test_weight_decay_revival_at_depth_one():
     level = 0.5 * abs(float(pred.w_inf))
     t_ref, w_end = direct("jepa", 1, lam, rho, eps, v0, level, kappa=kappa, beta=beta, t_max=1e6)
     assert math.isfinite(t_ref) and abs(w_end) >= level
+
+
+def test_gd_map_horizon():
+    """``max_steps`` stops the GD map where a run of that length stops: a feature that crosses
+    by then keeps its interpolated step exactly; one that crosses later gets ``nan`` (not
+    ``inf``, which means "never"), and an unlearned one keeps ``inf``."""
+    lam, rho = np.array([1.0, 0.3, 0.5]), np.array([0.9, 0.5, 0.4])
+    beta = np.array([0.0, 0.0, 0.05])  # the third decays under weight decay (not learned)
+    full = aligned.predict("jepa", 2, lam, rho, 1e-3, weight_decay=beta, lr=0.05)
+    assert full.learned.tolist() == [True, True, False] and np.isinf(full.critical_step[2])
+    k_fast, k_slow = full.critical_step[:2]
+    assert k_fast < k_slow < np.inf
+    for cap in (int(np.ceil(k_fast)), int((k_fast + k_slow) // 2)):
+        capped = aligned.predict("jepa", 2, lam, rho, 1e-3, weight_decay=beta, lr=0.05, max_steps=cap)
+        assert capped.critical_step[0] == k_fast and capped.critical_time[0] == full.critical_time[0]
+        assert np.isnan(capped.critical_step[1]) and np.isnan(capped.critical_time[1])
+        assert np.isinf(capped.critical_step[2])
+    capped = aligned.predict("jepa", 2, lam, rho, 1e-3, weight_decay=beta, lr=0.05, max_steps=int(np.ceil(k_slow)))
+    np.testing.assert_array_equal(capped.critical_step, full.critical_step)

@@ -143,3 +143,17 @@ def test_train_grid_files_resume_and_refusals(tmp_path, capsys, monkeypatch):
         assert status == 2 and len(err.splitlines()) == 1 and message in err, (change, err)
         after = {n: open(os.path.join(full, n), "rb").read() for n in before}
         assert after == before, change
+
+
+def test_gd_theory_is_followed_as_far_as_the_run():
+    """``critical_time_gd`` is the exact GD map's crossing when it falls within the run's steps
+    (the same value as the uncapped map) and ``nan`` after them; the gradient-flow column is
+    unchanged."""
+    base = dict(objective="jepa", depth=2, lam=(1.0, 0.3), rho=(0.9, 0.5), eps=1e-3, lr=0.05)
+    full = train.prediction(train.TrainConfig(**base, steps=10), lr=0.05)  # uncapped: the map's own steps
+    k_fast, k_slow = full.critical_step
+    steps = int((k_fast + k_slow) // 2)
+    pred = grid.predict([train.TrainConfig(**base, steps=steps)])
+    assert pred.critical_time_gd[0, 0] == full.critical_time[0]
+    assert np.isnan(pred.critical_time_gd[0, 1])
+    assert np.all(np.isfinite(pred.critical_time)) and pred.learned.all()

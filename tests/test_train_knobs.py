@@ -32,9 +32,10 @@ def test_balanced_population_gd_equals_the_exact_map(objective, depth, of_bound,
     base = dict(objective=objective, depth=depth, lam=LAM, rho=RHO, eps=eps, lr=lr, ema=ema,
                 weight_decay=weight_decay, records=2)
     probe = train.TrainConfig(**base, steps=1)
-    t_gd = runs.theory_columns(probe, probe.dataset())["critical_time_gd"]
+    t_gd = train.prediction(probe, lr=lr).critical_time  # the map followed to its crossing (no horizon)
     assert np.all(np.isfinite(t_gd))
     cfg = train.TrainConfig(**base, steps=int(1.2 * t_gd.max() / lr) + 5)
+    np.testing.assert_array_equal(runs.theory_columns(cfg, cfg.dataset())["critical_time_gd"], t_gd)  # within the run
     np.testing.assert_allclose(train.train(cfg).critical_times(), t_gd, rtol=1e-9, atol=0)
 
 
