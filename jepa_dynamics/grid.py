@@ -155,20 +155,41 @@ def _stack(trees):
 
 
 def _init_models(configs, init_keys):
-    """Initial models, stacked: one ``jit(vmap)`` over the seeds of each distinct init."""
+    """Initial models, stacked: one ``jit(vmap)`` over the seeds of each distinct init.
+
+    Balanced inits share one program whatever their ``eps``: every matrix of
+    :func:`~jepa_dynamics.models.balanced` is ``u = eps^(1/L)`` times one at ``eps = 1``, so the
+    frames are drawn at ``eps = 1`` in float64 and scaled per network (a compile per ``eps``
+    value cost ~1 s each)."""
     by: dict = {}
     for i, c in enumerate(configs):
-        by.setdefault((c.init, c.eps, c.init_scale, c.predictor_init), []).append(i)
+        key = ("balanced",) if c.init == "balanced" else (c.init, c.eps, c.init_scale, c.predictor_init)
+        by.setdefault(key, []).append(i)
     parts, order = [], []
     dim = configs[0].dim
     for idx in by.values():
         c = configs[idx[0]]
-        make = jax.jit(jax.vmap(lambda k, c=c: train._init_model(c, k, dim)))
-        parts.append(make(init_keys[np.asarray(idx)]))
+        keys = init_keys[np.asarray(idx)]
+        if c.init == "balanced":
+            unit = _balanced_unit(c.model, dim, c.depth, c.width, c.activation, c.predictor)(keys)
+            u = jnp.asarray([configs[i].eps ** (1.0 / c.depth) for i in idx], jnp.float64)
+            scale = lambda x: (u.reshape((-1,) + (1,) * (x.ndim - 1)) * x).astype(c.jnp_dtype)  # noqa: E731
+            parts.append(jax.tree_util.tree_map(scale, unit))
+        else:
+            make = jax.jit(jax.vmap(lambda k, c=c: train._init_model(c, k, dim)))
+            parts.append(make(keys))
         order += idx
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
     inverse = np.argsort(np.asarray(order))
     return jax.tree_util.tree_map(lambda x: x[inverse], stacked)
+
+
+@functools.lru_cache(maxsize=8)
+def _balanced_unit(model, dim, depth, width, activation, predictor):
+    """``jit(vmap)`` of the balanced init at ``eps = 1``, float64, over keys."""
+    return jax.jit(jax.vmap(lambda k: models.balanced(k, dim, depth, 1.0, model=model, width=width,
+                                                      activation=activation, predictor=predictor,
+                                                      dtype=jnp.float64)))
 
 
 def _hyperparameters(configs, levels, data_keys):

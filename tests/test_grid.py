@@ -157,3 +157,22 @@ def test_gd_theory_is_followed_as_far_as_the_run():
     assert pred.critical_time_gd[0, 0] == full.critical_time[0]
     assert np.isnan(pred.critical_time_gd[0, 1])
     assert np.all(np.isfinite(pred.critical_time)) and pred.learned.all()
+
+
+def test_grid_balanced_init_equals_each_networks_own():
+    """The grid draws every balanced init at eps = 1 in one program and scales it per network:
+    the same matrices as each network's own ``models.balanced`` (float32: bit for bit; float64:
+    to rounding, ``u (F1 F0^T)`` against ``(u F1) F0^T``)."""
+    import jax
+
+    for dtype, tol in (("float32", 0.0), ("float64", 1e-15)):
+        cs = grid.configs_from(dict(objective="jepa", depth=3, lam=LAM, rho=RHO, steps=10, dtype=dtype),
+                               {"eps": [1e-3, 1e-2], "seed": [0, 1]})
+        keys = np.stack([np.asarray(jax.random.PRNGKey(c.seed + 7)) for c in cs])
+        stacked = grid._init_models(cs, keys)
+        for i, c in enumerate(cs):
+            own = train._init_model(c, keys[i], c.dim)
+            for a, b in zip(jax.tree_util.tree_leaves(own), jax.tree_util.tree_leaves(stacked)):
+                a, b = np.asarray(a), np.asarray(b)[i]
+                assert a.dtype == b.dtype
+                np.testing.assert_allclose(b, a, rtol=0, atol=tol * np.abs(a).max())
