@@ -469,10 +469,12 @@ def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_ra
         step[m] = np.inf
         g = m & learned
         if g.any():
-            cap = 10**9 if max_steps is None else int(max_steps)
+            cap = 10**9 if max_steps is None else spec.check_positive_int(max_steps, "max_steps")
             k, run = gd.critical_steps(objective, depth[g], lam[g], rho[g], a0[g], v0[g], level[g], lr=eta[g],
                                        ema_rate=kappa[g], weight_decay=beta[g], max_steps=cap)
-            step[g] = np.where(np.isinf(k) & (run >= cap) & (max_steps is not None), np.nan, k)
+            if max_steps is not None:  # not crossed within the horizon: unknown, not never
+                k = np.where(np.isinf(k) & (run >= cap), np.nan, k)
+            step[g] = k
         t_star = np.where(m, eta * step, t_star)
 
     learned = learned.astype(bool)

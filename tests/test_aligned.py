@@ -295,3 +295,6 @@ def test_gd_map_horizon():
         assert np.isinf(capped.critical_step[2])
     capped = aligned.predict("jepa", 2, lam, rho, 1e-3, weight_decay=beta, lr=0.05, max_steps=int(np.ceil(k_slow)))
     np.testing.assert_array_equal(capped.critical_step, full.critical_step)
+    for bad in (0, -3, 2.5):
+        with pytest.raises(spec.SpecError, match="max_steps"):
+            aligned.predict("jepa", 2, lam, rho, 1e-3, lr=0.05, max_steps=bad)
