@@ -341,7 +341,32 @@ def _run_train_grid(args, argv) -> int:
         _note("train-grid")(f"{diverged.size} of {len(configs)} networks diverged (parameters no longer finite; "
                             f"networks {', '.join(str(int(n)) for n in diverged[:10])}"
                             f"{', ...' if diverged.size > 10 else ''}): their rows hold nan; lower --lr for them")
+    note = _unreached_grid_note(table, len(configs), configs[0].steps)
+    if note:
+        _note("train-grid")(note)
     return 0
+
+
+def _unreached_grid_note(table, n_networks: int, steps: int):
+    """One line when features the theory learns did not reach their level within ``--steps`` (as
+    ``train`` says for one run), with the steps the gradient-flow theory needs; ``None`` if none."""
+    import numpy as np
+
+    from . import runs
+
+    col = lambda name: np.asarray(table[name], dtype=float)  # noqa: E731
+    missed = ((np.asarray(table["learned_theory"]) == "true") & np.isnan(col("critical_time_empirical"))
+              & np.isfinite(col("final_response")))
+    if not missed.any():
+        return None
+    networks = np.unique(col("network")[missed])
+    need = np.ceil(col("critical_time_theory")[missed] / col("lr")[missed])
+    need = need[np.isfinite(need)]
+    hint = (f"; the gradient-flow theory needs up to {need.max():.0f} steps at their lr: rerun into a new --out "
+            f"with --steps {runs.rerun_steps(need)}" if need.size else "")
+    return (f"{networks.size} of {n_networks} networks ended at --steps {steps} before {int(missed.sum())} "
+            f"(network, feature) rows the theory learns reached fraction * |w_inf| (critical_time_empirical is nan "
+            f"there){hint}")
 
 
 # --- figures ---------------------------------------------------------------------------------------------

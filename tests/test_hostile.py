@@ -524,6 +524,27 @@ def test_train_grid_names_diverged_networks(capsys, tmp_path):
     assert cli.main(["train-grid", "--lam", "1", "--rho", "0.9", "--eps", "0.01", "--steps", "50", "--lr", "1e300,0.01",
                      "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "1 of 2 networks diverged" in err and "lower --lr" in err
+    assert err.count("\n") == 2 and "1 of 2 networks diverged" in err and "lower --lr" in err
+    assert "1 of 2 networks ended at --steps 50" in err  # the other one, too short to cross: the unreached note
     table = records.read_csv(str(out / "summary.csv"))
     assert np.isnan(table["final_response"][0]) and np.isfinite(table["final_response"][1])
+
+
+def test_train_grid_names_features_the_run_was_too_short_for(capsys, tmp_path):
+    """As train does for one run: features the theory learns that did not cross within --steps are
+    named on one line, with the steps the gradient-flow closed form says they need."""
+    from jepa_dynamics import theory
+
+    lam, rho, lr = np.array([1.0, 0.3]), np.array([0.9, 0.5]), 0.05
+    need = np.ceil(theory.critical_time("jepa", 2, lam, rho, 0.01) / lr)  # 8014 and 30975 steps
+    steps = int(need[0]) + 10  # the first feature crosses, the second does not
+    out = tmp_path / "g"
+    assert cli.main(["train-grid", "--depth", "2", "--lam", "1,0.3", "--rho", "0.9,0.5", "--eps", "0.01",
+                     "--lr", str(lr), "--seed", "0,1", "--steps", str(steps), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"2 of 2 networks ended at --steps {steps} before 2 (network, feature) rows" in err
+    rerun = int(np.ceil(1.05 * need[1]))  # 5% headroom: gradient descent crosses a few steps after the flow
+    assert f"needs up to {need[1]:.0f} steps" in err and f"with --steps {rerun}" in err
+    assert cli.main(["train-grid", "--depth", "2", "--lam", "1,0.3", "--rho", "0.9,0.5", "--eps", "0.01",
+                     "--lr", str(lr), "--seed", "0", "--steps", str(rerun), "--out", str(tmp_path / "h")]) == 0
+    assert "ended at --steps" not in capsys.readouterr().err  # long enough: no note
