@@ -115,6 +115,7 @@ def test_train_grid_files_resume_and_refusals(tmp_path, capsys, monkeypatch):
     assert "interrupted after 3 of 12 networks" in capsys.readouterr().err
     monkeypatch.setattr(grid, "train_group", real)
     assert cli.main(GRID + ["--block", "4", "--out", part, "--resume"]) == 0
+    assert "1 of 12 networks ended at --steps" in capsys.readouterr().err  # one network's run is too short
     body = lambda p: [ln for ln in open(p).read().split("\n") if not ln.startswith("# command")]  # noqa: E731
     assert body(os.path.join(part, "summary.csv")) == body(os.path.join(full, "summary.csv"))
 
