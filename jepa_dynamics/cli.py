@@ -341,13 +341,13 @@ def _run_train_grid(args, argv) -> int:
         _note("train-grid")(f"{diverged.size} of {len(configs)} networks diverged (parameters no longer finite; "
                             f"networks {', '.join(str(int(n)) for n in diverged[:10])}"
                             f"{', ...' if diverged.size > 10 else ''}): their rows hold nan; lower --lr for them")
-    note = _unreached_grid_note(table, len(configs), configs[0].steps)
+    note = _unreached_grid_note(table, len(configs), configs[0].steps, configs[0].optimizer)
     if note:
         _note("train-grid")(note)
     return 0
 
 
-def _unreached_grid_note(table, n_networks: int, steps: int):
+def _unreached_grid_note(table, n_networks: int, steps: int, optimizer: str = "sgd"):
     """One line when features the theory learns did not reach their level within ``--steps`` (as
     ``train`` says for one run), with the steps the gradient-flow theory needs; ``None`` if none."""
     import numpy as np
@@ -362,7 +362,8 @@ def _unreached_grid_note(table, n_networks: int, steps: int):
     networks = np.unique(col("network")[missed])
     need = np.ceil(col("critical_time_theory")[missed] / col("lr")[missed])
     need = need[np.isfinite(need)]
-    hint = (f"; the gradient-flow theory needs up to {need.max():.0f} steps at their lr: rerun into a new --out "
+    kind = "" if optimizer == "sgd" else " (with adam, lr x step is not gradient-flow time)"
+    hint = (f"; the gradient-flow theory{kind} needs up to {need.max():.0f} steps at their lr: rerun into a new --out "
             f"with --steps {runs.rerun_steps(need)}" if need.size else "")
     return (f"{networks.size} of {n_networks} networks ended at --steps {steps} before {int(missed.sum())} "
             f"(network, feature) rows the theory learns reached fraction * |w_inf| (critical_time_empirical is nan "
