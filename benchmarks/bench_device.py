@@ -38,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import bench_grid, common  # noqa: E402
 
 TARGET_NETWORK_STEPS = 1e7   # network-steps/s at d = 16, L = 3 (issue 13)
 TARGET_ODE_US = 0.2          # microseconds a row at 10^6 rows (issue 13)
@@ -61,28 +61,15 @@ def grid_configs(n, dim, depth, steps, precision):
 
 
 def time_grid(n, dim, depth, steps, repeats, precision):
-    from jepa_dynamics import grid
-
-    t0 = time.perf_counter()
     configs = grid_configs(n, dim, depth, steps, precision)
-    pred = grid.predict(configs)
-    setup = time.perf_counter() - t0
-    levels = np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
-    t0 = time.perf_counter()
-    res = grid.train_group(configs, levels, progress=False)
-    first = time.perf_counter() - t0
-    walls = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        res = grid.train_group(configs, levels, progress=False)
-        walls.append(time.perf_counter() - t0)
+    pred, res, first, walls = bench_grid.time_group(configs, repeats)
     wall = statistics.median(walls)
     # fidelity: empirical crossings against the exact GD map where both exist
     theory = pred.critical_time_gd  # the exact GD map (nan past the run's steps)
     both = np.isfinite(res.critical_times) & np.isfinite(theory)
     rel = np.abs(res.critical_times[both] - theory[both]) / theory[both]
     return {"networks": len(configs), "dim": dim, "depth": depth, "steps": steps, "matmul_precision": precision,
-            "setup_s": setup, "first_call_s": first, "wall_s": wall, "all_s": walls,
+            "first_call_s": first, "wall_s": wall, "all_s": walls,
             "network_steps_per_s": len(configs) * steps / wall,
             "crossings_checked": int(both.sum()), "max_rel_error_vs_theory": float(rel.max()) if rel.size else None}
 

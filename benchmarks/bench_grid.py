@@ -74,6 +74,25 @@ def run(args):
     return time.perf_counter() - t0
 
 
+def time_group(configs, repeats):
+    """``grid.train_group`` on ``configs`` (one shape) alone: their theory, one warm-up call
+    (compile), then ``repeats`` timed calls.  Returns ``(prediction, last result, first call s,
+    timed calls s)``; ``bench_device`` uses it too."""
+    from jepa_dynamics import grid
+
+    pred = grid.predict(configs)
+    levels = np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
+    t0 = time.perf_counter()
+    res = grid.train_group(configs, levels, progress=False)
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = grid.train_group(configs, levels, progress=False)
+        times.append(time.perf_counter() - t0)
+    return pred, res, first, times
+
+
 def engine(n, steps, repeats):
     """``grid.train_group`` alone: one warm-up call (compile), then ``repeats`` timed calls."""
     from jepa_dynamics import grid
@@ -81,16 +100,7 @@ def engine(n, steps, repeats):
     lrs, eps, seeds = grid_lists(n)
     configs = grid.configs_from(dict(objective="jepa", depth=DEPTH, lam=LAM, rho=RHO, steps=steps),
                                 {"lr": list(lrs), "eps": list(eps), "seed": seeds})
-    pred = grid.predict(configs)
-    levels = np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
-    t0 = time.perf_counter()
-    grid.train_group(configs, levels)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        grid.train_group(configs, levels)
-        times.append(time.perf_counter() - t0)
+    _, _, first, times = time_group(configs, repeats)
     return {"networks": len(configs), "first_call_s": first, "s": statistics.median(times), "all_s": times}
 
 

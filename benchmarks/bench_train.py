@@ -86,13 +86,22 @@ def samples_drawn():
     matrices drawn from their Wishart distribution.  For the side-by-side row only."""
     from jepa_dynamics import train
 
-    scatter = train.Program.scatter
-    train.Program.scatter = property(lambda self: False)
+    with _swapped(train.Program, "scatter", property(lambda self: False)):
+        yield
+
+
+@contextlib.contextmanager
+def _swapped(owner, name, value):
+    """``owner.name`` replaced by ``value`` (and ``train``'s compiled loops dropped) for the block."""
+    from jepa_dynamics import train
+
+    old = getattr(owner, name)
+    setattr(owner, name, value)
     train._compiled.cache_clear()
     try:
         yield
     finally:
-        train.Program.scatter = scatter
+        setattr(owner, name, old)
         train._compiled.cache_clear()
 
 
@@ -116,13 +125,8 @@ def one_batch():
             batches[program] = jax.tree_util.tree_map(np.asarray, batch)
         return batches[program]
 
-    train.draw = fixed
-    train._compiled.cache_clear()
-    try:
+    with _swapped(train, "draw", fixed):
         yield
-    finally:
-        train.draw = draw
-        train._compiled.cache_clear()
 
 
 def matmuls_alone_steps_per_s(dim, width, steps, repeats, batch=BATCH):
