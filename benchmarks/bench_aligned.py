@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from jepa_dynamics import aligned, gd
+from jepa_dynamics.theory import aligned, gd
 
 
 def main():

@@ -49,7 +49,7 @@ EPS = {3: [0.005, 0.01, 0.015, 0.02], 4: [0.002, 0.004, 0.006, 0.008]}  # below 
 
 def grid_configs(n, dim, depth, steps, precision):
     """``n`` networks: 4 lr x 4 eps x n/16 seeds of deep linear JEPA on ``same-trend`` data."""
-    from jepa_dynamics import grid
+    from jepa_dynamics.training import grid
 
     lrs = [0.02, 0.03, 0.04, 0.05]
     eps = EPS[depth]
@@ -75,7 +75,8 @@ def time_grid(n, dim, depth, steps, repeats, precision):
 
 
 def time_ode(rows, seed=0):
-    from jepa_dynamics import ode, theory
+    from jepa_dynamics.engines import ode
+    from jepa_dynamics import theory
 
     rng = np.random.default_rng(seed)
     depth = rng.integers(1, 5, rows)

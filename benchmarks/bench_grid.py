@@ -78,7 +78,7 @@ def time_group(configs, repeats):
     """``grid.train_group`` on ``configs`` (one shape) alone: their theory, one warm-up call
     (compile), then ``repeats`` timed calls.  Returns ``(prediction, last result, first call s,
     timed calls s)``; ``bench_device`` uses it too."""
-    from jepa_dynamics import grid
+    from jepa_dynamics.training import grid
 
     pred = grid.predict(configs)
     levels = np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
@@ -95,7 +95,7 @@ def time_group(configs, repeats):
 
 def engine(n, steps, repeats):
     """``grid.train_group`` alone: one warm-up call (compile), then ``repeats`` timed calls."""
-    from jepa_dynamics import grid
+    from jepa_dynamics.training import grid
 
     lrs, eps, seeds = grid_lists(n)
     configs = grid.configs_from(dict(objective="jepa", depth=DEPTH, lam=LAM, rho=RHO, steps=steps),
@@ -184,7 +184,7 @@ def main(argv=None):
               f"{n * res['train_cli_one_s']:.0f} s", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    from jepa_dynamics import train
+    from jepa_dynamics.training import train
 
     cfg = train.TrainConfig(objective="jepa", depth=DEPTH, lam=LAM, rho=RHO, eps=0.02, lr=0.02, steps=steps,
                             records=100)

@@ -10,7 +10,7 @@ theory ``t*`` of the modes (through the plateau and the first rises), at the sam
 ``rtol`` / ``atol``.  The state is ``(L + 2) d^2`` numbers (layers, V, unused target slot
 for the engine; layers and V, ``(L + 1) d^2``, for LSODA).
 
-* engine: :func:`jepa_dynamics.matrix.integrate` (diffrax Tsit5, jit), timed cold
+* engine: :func:`jepa_dynamics.engines.matrix.integrate` (diffrax Tsit5, jit), timed cold
   (compile included) and warm (second call), with its step count;
 * LSODA: ``scipy.integrate.solve_ivp(method="LSODA")`` on the flattened ``(L+1) d^2``
   system with a NumPy right-hand side (the same matrix formulas), finite-difference
@@ -38,7 +38,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jepa_dynamics import data, matrix, modes  # noqa: E402
+from jepa_dynamics.training import data  # noqa: E402
+from jepa_dynamics.engines import matrix
+from jepa_dynamics.theory import modes
 
 DEPTH, EPS, RTOL, ATOL = 4, 2e-3, 1e-8, 1e-12
 

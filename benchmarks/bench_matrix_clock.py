@@ -2,7 +2,7 @@
 
     python benchmarks/bench_matrix_clock.py      # ~2 min on the 2-core box
 
-Same field (:func:`jepa_dynamics.matrix._field`), same Tsit5 + PID controller (rtol 1e-10), diagonal
+Same field (:func:`jepa_dynamics.engines.matrix._field`), same Tsit5 + PID controller (rtol 1e-10), diagonal
 data (3 modes), JEPA, balanced init, integrated to 1.2 x the latest theory t*.  Prints the step
 counts (docs/benchmarks.md section 5 and matrix.py's docstring quote them).
 """
@@ -12,7 +12,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np, jax, jax.numpy as jnp, diffrax as dfx
-from jepa_dynamics import matrix, modes
+from jepa_dynamics.engines import matrix
+from jepa_dynamics.theory import modes
 lam, rho = np.array([1.0, 0.7, 1.3]), np.array([0.9, 0.6, 0.8])
 cov=(np.diag(lam/rho), np.diag(lam), np.diag(np.maximum(lam/rho,lam*rho)))
 for L, eps in [(2,1e-3),(4,1e-3),(4,1e-4)]:

@@ -81,7 +81,8 @@ def known_views(path, n, d, seed=0, block=50_000):
 def recovery(out_dir, lam, rho, s2, syy, rot, n):
     """Each true feature (direction ``rot[:, j]``) against the recovered mode closest to it
     (largest ``|q_i . rot_j|``; read from ``covariances.npz``), errors in standard errors."""
-    from jepa_dynamics import modes, records
+    from jepa_dynamics.theory import modes
+    from jepa_dynamics import records
 
     table = records.read_csv(os.path.join(out_dir, "modes.csv"))
     first = table["depth"] == table["depth"][0]

@@ -4,7 +4,7 @@
     python benchmarks/bench_train.py                 # the two headline configs + FLOP rates (~4 min)
     python benchmarks/bench_train.py --scaling       # step time against d = 16 ... 512, plotted
 
-The project side is ``jepa_dynamics.train``'s own loop (``train._Runner.advance``: one
+The project side is ``jepa_dynamics.training.train``'s own loop (``train._Runner.advance``: one
 ``jax.jit`` of a ``lax.scan`` over ``chunk`` steps, minibatch sampled inside the step with
 ``jax.random``), timed after a warm-up chunk (compile excluded; the compile time is
 reported separately, and ``train.train`` end to end for the 10k-step linear run).  The deep
@@ -52,7 +52,7 @@ def step_flops(model, dim, depth, width, batch=BATCH):
 
 
 def config(model, dim, depth, width, steps, chunk):
-    from jepa_dynamics import train
+    from jepa_dynamics.training import train
 
     return train.TrainConfig(model=model, objective="jepa", depth=depth, dist="same-trend", dim=dim, width=width,
                              eps=1e-2, loss="sampled", batch=BATCH, optimizer="sgd", lr=1e-2, steps=steps,
@@ -61,7 +61,7 @@ def config(model, dim, depth, width, steps, chunk):
 
 def jax_steps_per_s(model, dim, depth, width, steps, repeats):
     """The project's loop: compile + first chunk, then ``repeats`` timings of ``steps`` steps."""
-    from jepa_dynamics import train
+    from jepa_dynamics.training import train
 
     cfg = config(model, dim, depth, width, steps, chunk=min(1000, steps))
     t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def samples_drawn():
     """The deep linear step as it was before ``Program.scatter`` (issue 13): the minibatch's
     ``2 x B x d`` samples drawn each step and pushed through the model, instead of its scatter
     matrices drawn from their Wishart distribution.  For the side-by-side row only."""
-    from jepa_dynamics import train
+    from jepa_dynamics.training import train
 
     with _swapped(train.Program, "scatter", property(lambda self: False)):
         yield
@@ -93,7 +93,7 @@ def samples_drawn():
 @contextlib.contextmanager
 def _swapped(owner, name, value):
     """``owner.name`` replaced by ``value`` (and ``train``'s compiled loops dropped) for the block."""
-    from jepa_dynamics import train
+    from jepa_dynamics.training import train
 
     old = getattr(owner, name)
     setattr(owner, name, value)
@@ -111,7 +111,7 @@ def one_batch():
     as a constant: the step without its sampling.  For the MLP's bounds only."""
     import jax
 
-    from jepa_dynamics import train
+    from jepa_dynamics.training import train
 
     draw = train.draw
     batches = {}
@@ -169,7 +169,7 @@ def torch_steps_per_s(model, dim, depth, width, steps, repeats):
     import torch
 
     from benchmarks import torch_baseline
-    from jepa_dynamics import data
+    from jepa_dynamics.training import data
 
     ds = data.make("same-trend", dim=dim)
     net = torch_baseline.make(model, dim, depth, width)
@@ -275,7 +275,7 @@ def headline(a):
           f"{b['matmuls_alone_gflops']:.0f} GFLOP/s), every FLOP at the peak {b['steps_per_s_at_peak']:.0f} "
           f"({b['ratio_at_peak']:.2f}x)", flush=True)
     if a.full:  # the issue's workload: 10k steps of the deep linear config, end to end through train.train
-        from jepa_dynamics import train
+        from jepa_dynamics.training import train
 
         c = HEADLINE["deep linear"]
         t0 = time.perf_counter()
@@ -284,7 +284,7 @@ def headline(a):
         import torch  # noqa: F401
 
         from benchmarks import torch_baseline
-        from jepa_dynamics import data
+        from jepa_dynamics.training import data
 
         ds = data.make("same-trend", dim=c["dim"])
         t0 = time.perf_counter()

@@ -1,8 +1,8 @@
-"""Issue 9's must-show numbers: section-10 predictions (jepa_dynamics.aligned) against trained networks.
+"""Issue 9's must-show numbers: section-10 predictions (jepa_dynamics.theory.aligned) against trained networks.
 
     PYTHONPATH=. python3 benchmarks/check_issue9.py
 
-Trained networks: jepa_dynamics.train (population loss, plain SGD, float64, one feature per run):
+Trained networks: jepa_dynamics.training.train (population loss, plain SGD, float64, one feature per run):
 (1) aligned unbalanced init, depths 1-4, both objectives, random V0 incl. negative, small lr:
     learned flag and the gradient-flow critical time (relative error);
 (2) balanced, lr up to 0.95x the stability bound, with and without EMA / weight decay: the empirical
@@ -16,7 +16,8 @@ import json
 
 import numpy as np
 
-from jepa_dynamics import aligned, gd, train
+from jepa_dynamics.theory import aligned, gd
+from jepa_dynamics.training import train
 
 
 def trained(objective, depth, lam, rho, eps, lr, steps, **kw):

@@ -31,7 +31,7 @@ import json
 
 import numpy as np
 
-from jepa_dynamics import data, models, objectives
+from jepa_dynamics.training import data, models, objectives
 from jepa_dynamics._jax import jax
 
 import equinox as eqx  # noqa: E402

@@ -5,11 +5,11 @@ The NumPy closed forms (:mod:`~jepa_dynamics.theory`) and validation
 (``jepa_dynamics.ode``), training and figure modules import JAX when first used.
 """
 
-__version__ = "0.1.0"
-
-from . import spec, theory  # noqa: E402
-from .spec import Problem, SpecError, fixed_point  # noqa: E402
-from .theory import critical_time, critical_time_asymptotic, time_to, trajectory  # noqa: E402
+from ._version import __version__
+from . import theory
+from .theory import spec
+from .theory.spec import Problem, SpecError, fixed_point
+from .theory.balanced import critical_time, critical_time_asymptotic, time_to, trajectory
 
 __all__ = [
     "__version__",

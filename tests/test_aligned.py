@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from jepa_dynamics import aligned, spec, theory
+from jepa_dynamics.theory import aligned, spec
+from jepa_dynamics import theory
 
 
 def full_rhs(objective, lam, rho, kappa=math.inf, beta=0.0):
@@ -191,7 +192,7 @@ def test_quadrature_rows_against_direct_integration(objective, depth, v0_over_a0
 def test_imex_tableau_order_conditions():
     """The ARK4(3)6L[2]SA tableau of _aligned_flow: consistent rows, order 4 for each part and the
     coupling conditions up to order 3, an L-stable and stiffly accurate implicit part."""
-    from jepa_dynamics import _aligned_flow as af
+    from jepa_dynamics.theory import _aligned_flow as af
 
     ai, ae = np.zeros((6, 6)), np.zeros((6, 6))
     for i in range(1, 6):
@@ -240,7 +241,7 @@ def test_integrated_rows_against_direct_integration():
 def test_ema_collapse_is_followed_to_the_end():
     """An EMA row on its way to a = 0 (kappa / R beyond 1e20) is followed to its collapse in a few
     hundred steps (the last-stage form of the update keeps E out of rounding noise); scipy agrees."""
-    from jepa_dynamics import _aligned_flow as af
+    from jepa_dynamics.theory import _aligned_flow as af
 
     depth, lam, rho, eps, v0 = 3, 0.885923, 0.547767, 1e-3, -0.172873
     a0 = eps ** (1 / 3)

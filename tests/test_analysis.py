@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jepa_dynamics import analysis, spec
+from jepa_dynamics.training import analysis
+from jepa_dynamics.theory import spec
 
 
 def test_critical_times_interpolate_linearly():

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from jepa_dynamics import cli, data, matrix_run, records
+from jepa_dynamics import cli, records
+from jepa_dynamics.training import data
+from jepa_dynamics.experiments import matrix_run
 from reference import quad_critical_time
 
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jepa_dynamics import data, spec
+from jepa_dynamics.training import data
+from jepa_dynamics.theory import spec
 from jepa_dynamics._jax import jax
 
 N = 200_000
@@ -72,7 +73,7 @@ def test_bad_inputs():
 
 # --- full-matrix families (spec section 11) ---------------------------------------------------------------
 
-from jepa_dynamics import modes  # noqa: E402
+from jepa_dynamics.theory import modes  # noqa: E402
 
 
 def _matrix_families():

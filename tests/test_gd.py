@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from jepa_dynamics import aligned, analysis, gd
+from jepa_dynamics.theory import aligned, gd
+from jepa_dynamics.training import analysis
 
 
 def numpy_loop(objective, depth, lam, rho, a0, v0, eta, level, *, kappa=math.inf, beta=0.0, steps=None):

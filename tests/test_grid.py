@@ -7,7 +7,8 @@ import sys
 
 import numpy as np
 
-from jepa_dynamics import cli, grid, records, train
+from jepa_dynamics import cli, records
+from jepa_dynamics.training import grid, train
 
 LAM, RHO = (1.0, 0.6, 1.4), (0.9, 0.7, 0.5)
 
@@ -46,7 +47,7 @@ SHARDED = r"""
 import json, sys
 import numpy as np
 import jax
-from jepa_dynamics import grid, train
+from jepa_dynamics.training import grid, train
 assert len(jax.devices()) == 4, jax.devices()
 configs = grid.configs_from(dict(objective="jepa", depth=2, lam=(1.0, 0.6), rho=(0.9, 0.7), steps=1500, init="random",
                                  loss="sampled", batch=8), {"eps": [0.02, 0.05], "lr": [0.05, 0.1], "seed": [0, 1, 2]})

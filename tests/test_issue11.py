@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jepa_dynamics import cli, records, sweep, theory
+from jepa_dynamics import cli, records, theory
+from jepa_dynamics.experiments import sweep
 from reference import quad_critical_time
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -295,7 +296,7 @@ def test_simulate_csv_has_fraction_and_critical_time_and_distinct_plot_styles(tm
         m = (table["objective"] == obj) & (table["depth"] == d) & (table["rho"] == rho)
         assert table["critical_time"][m][0] == pytest.approx(quad_critical_time(obj, d, 1.0, rho, 1e-3, 0.4),
                                                              rel=1e-9)
-    from jepa_dynamics.plots import trajectory_figure
+    from jepa_dynamics._style import trajectory_figure
 
     params, ts, w = sweep.simulate(sweep.parse_grid("jepa,mae", "1,2", "1", "0.3,0.9", "1e-3"), num=20)
     for ax in trajectory_figure(params, ts, w).axes:
@@ -304,7 +305,7 @@ def test_simulate_csv_has_fraction_and_critical_time_and_distinct_plot_styles(tm
 
 
 def test_train_plot_draws_theory_over_markers_and_marks_t_star(finished_run):
-    from jepa_dynamics import runs, train
+    from jepa_dynamics.training import runs, train
 
     config = train.TrainConfig(lam=(1, 0.6), rho=(0.9, 0.5), eps=1e-2, lr=0.02, steps=20000)
     table = records.read_csv(os.path.join(finished_run, "responses.csv"))

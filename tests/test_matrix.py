@@ -7,7 +7,9 @@ from functools import partial
 import numpy as np
 import pytest
 
-from jepa_dynamics import data, matrix, models, modes, objectives, spec
+from jepa_dynamics.training import data, models, objectives
+from jepa_dynamics.engines import matrix
+from jepa_dynamics.theory import modes, spec
 from jepa_dynamics._jax import jax
 from reference import quad_critical_time
 

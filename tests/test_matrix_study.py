@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jepa_dynamics import matrix_study
+from jepa_dynamics.experiments import matrix_study
 
 
 def test_svd_basis_is_the_eigenbasis_of_a_symmetric_psd_sxy():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jepa_dynamics import models
+from jepa_dynamics.training import models
 from jepa_dynamics._jax import jax
 
 import jax.numpy as jnp  # noqa: E402

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from jepa_dynamics import modes, spec
+from jepa_dynamics.theory import modes, spec
 
 
 def _random_spd(rng, d, lo=0.5, hi=2.0):

@@ -4,7 +4,8 @@ per-feature ODE of spec section 5; the stop-gradient and the EMA update."""
 import numpy as np
 import pytest
 
-from jepa_dynamics import data, models, objectives, theory
+from jepa_dynamics.training import data, models, objectives
+from jepa_dynamics import theory
 from jepa_dynamics._jax import jax
 
 import jax.numpy as jnp  # noqa: E402

@@ -1,4 +1,4 @@
-"""The diffrax engine (:mod:`jepa_dynamics.ode`) and the per-feature ODE itself.
+"""The diffrax engine (:mod:`jepa_dynamics.engines.ode`) and the per-feature ODE itself.
 
 * ``ode.critical_time`` / ``ode.trajectory`` against the exact closed forms, scipy
   quadrature and scipy's Radau, over depths 1..8 and extreme parameters;
@@ -20,7 +20,9 @@ from hypothesis import given, settings, strategies as st
 from scipy.integrate import solve_ivp
 from scipy.stats import special_ortho_group
 
-from jepa_dynamics import ode, spec, theory
+from jepa_dynamics.engines import ode
+from jepa_dynamics.theory import spec
+from jepa_dynamics import theory
 from reference import OBJECTIVES, quad_time, rhs_by_hand, w_star_by_hand
 from jepa_dynamics._jax import jax
 

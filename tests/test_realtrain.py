@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jepa_dynamics import modes, realtrain, records, spec
+from jepa_dynamics.theory import modes, spec
+from jepa_dynamics.realdata import realtrain
+from jepa_dynamics import records
 from jepa_dynamics.cli import main
 from reference import quad_critical_time
 

@@ -5,7 +5,7 @@ moments against the minibatch loss itself (gradients and one SGD step)."""
 import numpy as np
 import pytest
 
-from jepa_dynamics import data, models, objectives, train
+from jepa_dynamics.training import data, models, objectives, train
 from jepa_dynamics._jax import jax
 
 import jax.numpy as jnp  # noqa: E402

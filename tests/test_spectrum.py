@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jepa_dynamics import records, spectrum
+from jepa_dynamics import records
+from jepa_dynamics.realdata import spectrum
 from jepa_dynamics.cli import main
 from reference import quad_critical_time
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jepa_dynamics import records
-from jepa_dynamics.sweep import SWEEP_COLUMNS
+from jepa_dynamics.experiments.sweep import SWEEP_COLUMNS
 
 from test_aligned import direct
 from test_gd import numpy_loop

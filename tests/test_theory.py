@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.integrate import quad
 
-from jepa_dynamics import spec, theory
+from jepa_dynamics.theory import spec
+from jepa_dynamics import theory
 from reference import OBJECTIVES, quad_time, rhs_by_hand, w_star_by_hand
 
 DEPTHS = tuple(range(1, 9))

@@ -5,7 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from jepa_dynamics import analysis, data, ode, records, runs, spec, theory, train
+from jepa_dynamics.training import analysis, data, runs, train
+from jepa_dynamics.engines import ode
+from jepa_dynamics import records, theory
+from jepa_dynamics.theory import spec
 
 LAM = (1.0, 0.6, 1.4)
 RHO = (0.9, 0.7, 0.5)

@@ -2,7 +2,7 @@
 and the GPU-ready numerics (matmul precision, ODE bucket sizes per backend).
 
 The references are independent of the training loop: the exact per-feature GD map
-(``jepa_dynamics.gd``, scalars) and the gradient-flow theory (``jepa_dynamics.aligned``:
+(``jepa_dynamics.theory.gd``, scalars) and the gradient-flow theory (``jepa_dynamics.theory.aligned``:
 closed forms, the 1-D reduction, or diffrax on the L + 1 scalars)."""
 
 import os
@@ -10,7 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from jepa_dynamics import aligned, gd, grid, ode, records, runs, spec, train
+from jepa_dynamics.theory import aligned, gd, spec
+from jepa_dynamics.training import grid, runs, train
+from jepa_dynamics.engines import ode
+from jepa_dynamics import records
 from jepa_dynamics._jax import jax
 
 LAM, RHO = (1.0, 0.6, 1.4), (0.9, 0.7, 0.5)

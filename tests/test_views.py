@@ -4,7 +4,8 @@ computation, the bundled datasets' construction, and one-line errors on bad inpu
 import numpy as np
 import pytest
 
-from jepa_dynamics import spec, views
+from jepa_dynamics.theory import spec
+from jepa_dynamics.realdata import views
 
 
 def _direct(x, y):

@@ -38,7 +38,7 @@ Blocks are merged in one pass with Chan, Golub & LeVeque's pairwise update
 (``M2 = M2_a + M2_b + delta delta^T n_a n_b / n``), in float64, which does not lose the
 precision that ``E[xx^T] - m m^T`` loses when the mean is large.
 
-Bad input raises :class:`~jepa_dynamics.spec.SpecError` naming the problem: a missing array,
+Bad input raises :class:`~jepa_dynamics.theory.spec.SpecError` naming the problem: a missing array,
 mismatched shapes, ``n <= d`` (the centred ``Sxx`` would be singular), NaN or infinity
 (with its row and column), a constant column, a singular ``Sxx``.
 """
@@ -53,7 +53,8 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from . import records, spec
+from .. import records
+from ..theory import spec
 
 __all__ = ["Views", "Covariances", "from_npz", "digits", "digits_images", "patches", "make", "covariances", "DATASETS",
            "PATCH_IMAGES", "BLOCK"]
@@ -375,7 +376,7 @@ def _check_finite(name: str, label: str, block: np.ndarray, start: int) -> None:
 def covariances(views: Views, *, block: int = BLOCK, progress=None) -> Covariances:
     """Stream ``views`` once and return their empirical :class:`Covariances` (module docstring).
 
-    Raises :class:`~jepa_dynamics.spec.SpecError` on NaN/inf values, constant columns or a
+    Raises :class:`~jepa_dynamics.theory.spec.SpecError` on NaN/inf values, constant columns or a
     singular ``Sxx``."""
     block = spec.check_positive_int(block, "block")
     d = views.dim

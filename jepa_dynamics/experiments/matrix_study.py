@@ -1,9 +1,9 @@
 r"""How far the per-feature theory carries on non-commuting data (issue 12's study).
 
 The per-feature theory (spec sections 5-6), applied mode by mode at each mode's
-``(lam_i, rho_i)`` (:mod:`jepa_dynamics.modes`), is exact for commuting data and
+``(lam_i, rho_i)`` (:mod:`jepa_dynamics.theory.modes`), is exact for commuting data and
 balanced init (spec section 11).  These functions measure its error against the
-full-matrix gradient flow (:mod:`jepa_dynamics.matrix`), and against trained
+full-matrix gradient flow (:mod:`jepa_dynamics.engines.matrix`), and against trained
 networks, as the data departs from commuting:
 
 * :func:`mode_table` -- one engine run: per mode, the engine's ``t*`` and the
@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import analysis, data, matrix, modes as modes_mod, theory
+from ..training import analysis, data
+from ..engines import matrix
+from ..theory import modes as modes_mod, balanced as theory
 
 __all__ = ["study", "study_table", "nanmedian", "svd_basis", "basis_critical_times", "mode_table", "departure_sweep",
            "gd_critical_times", "random_init_alignment", "summarise"]
@@ -55,7 +57,7 @@ def svd_basis(sxx, sxy):
 def basis_critical_times(res: matrix.MatrixResult, sxx, directions, sigma2, fraction=0.5):
     """The engine's ``t*`` for the responses to arbitrary unit input ``directions`` (columns),
     ``||Wbar Sxx u|| / sigma2``, read off the output grid (linear interpolation,
-    :func:`jepa_dynamics.analysis.critical_times`)."""
+    :func:`jepa_dynamics.training.analysis.critical_times`)."""
     resp = np.linalg.norm(res.wbar @ (sxx @ directions), axis=1) / sigma2
     learned = fraction * resp[-1] > resp[0]
     return np.where(learned, analysis.critical_times(res.times, resp, resp[-1], fraction), np.nan)
@@ -65,7 +67,7 @@ def mode_table(config: matrix.MatrixConfig, cov, *, t_max=None, num_times=800) -
     """Engine ``t*`` and per-feature predictions per mode (module docstring); plus the departure
     measures and the engine result.  The ``svd`` predictor (:func:`svd_basis`) names other
     directions, so its engine times are ``t_matrix_svd``."""
-    from . import spec
+    from ..theory import spec
 
     m = modes_mod.decompose(cov[0], cov[1])
     t_max = matrix.default_t_max(config, m) if t_max is None else t_max
@@ -117,7 +119,7 @@ def departure_sweep(objective: str, depth: int, dim: int, mixings, seeds, *, fam
     ``lagged``: vector AR(1)).  One dict per run, with the departure measures."""
     import sys
 
-    from . import records
+    from .. import records
 
     lam_v, rho_v = np.linspace(*lam, dim), np.linspace(*rho, dim)
     config = matrix.MatrixConfig(objective, depth, eps=eps, init=init)
@@ -142,12 +144,12 @@ def departure_sweep(objective: str, depth: int, dim: int, mixings, seeds, *, fam
 def gd_critical_times(objective: str, depth: int, cov, y0, lr: float, steps: int, *, records: int = 400,
                       fraction: float = 0.5):
     """Per-mode ``t*`` of a deep linear network trained by plain gradient descent (``lr``, ``steps``) on
-    the population loss, from the matrices of the state array ``y0`` (:func:`jepa_dynamics.matrix.pack`).
+    the population loss, from the matrices of the state array ``y0`` (:func:`jepa_dynamics.engines.matrix.pack`).
     Time is ``lr * step``; the response is recorded every ``steps // records`` steps and ``t*`` is
-    :func:`jepa_dynamics.analysis.critical_times` of it against its last value.  Returns
+    :func:`jepa_dynamics.training.analysis.critical_times` of it against its last value.  Returns
     ``(t_star, times, responses)``."""
-    from . import models, objectives
-    from ._jax import jax
+    from ..training import models, objectives
+    from .._jax import jax
 
     import jax.numpy as jnp
 

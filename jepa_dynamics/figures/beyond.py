@@ -3,7 +3,7 @@ r"""Figure ``beyond_balanced`` (issue 9): section 10 of ``theory-spec.md`` drawn
 Four panels, JEPA unless named:
 
 (a) collapse map under aligned init: the plane ``(predictor_init / eps^(1/L), eps)`` at ``L = 2``,
-    the theory's learned / collapsed regions (:func:`jepa_dynamics.aligned.predict`) with its
+    the theory's learned / collapsed regions (:func:`jepa_dynamics.theory.aligned.predict`) with its
     boundaries ``V0 = -eps^(1/L)`` and ``V0^2 = rho^2 + eps^(2/L)``, and trained networks
     (``train --init aligned --predictor-init V0``, population loss, plain GD) as markers:
     filled = learned, open = collapsed;
@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import aligned, gd
-from .plots import OBJECTIVE_STYLE
+from ..theory import aligned, gd
+from .._style import OBJECTIVE_STYLE
 
 
 def _train_one(depth, lam, rho, eps, *, lr, steps, **kwargs):
     """One trained single-feature network (population loss, plain GD, float64): empirical ``t*``
     at the run's own ``fraction * |w_inf|`` and whether it reached it."""
-    from . import train
+    from ..training import train
 
     config = train.TrainConfig(objective="jepa", depth=depth, lam=(lam,), rho=(rho,), eps=eps, lr=lr, steps=steps,
                                records=min(200, steps), optimizer="sgd", **kwargs)

@@ -1,17 +1,17 @@
 r"""Many networks of one shape, trained in one program: ``vmap`` + ``lax.scan``, sharded.
 
-A *grid* is a list of :class:`~jepa_dynamics.train.TrainConfig`.  Networks whose
-:func:`group_key` agree -- the same :class:`~jepa_dynamics.train.Program` (model,
+A *grid* is a list of :class:`~jepa_dynamics.training.train.TrainConfig`.  Networks whose
+:func:`group_key` agree -- the same :class:`~jepa_dynamics.training.train.Program` (model,
 objective, loss, optimiser, ...), depth, dim, width and step count -- run the same
 compiled step; everything else about a network is data:
 
-* its hyperparameters (:func:`jepa_dynamics.train.hyperparameters`): ``lr``, weight decay
+* its hyperparameters (:func:`jepa_dynamics.training.train.hyperparameters`): ``lr``, weight decay
   ``beta``, EMA ``tau``, the data's moments (``lam``, ``rho`` per feature), the crossing
   level and the minibatch key (from its ``seed``);
 * its initial parameters (``init``, ``eps``, ``init_scale``, ``predictor_init``, ``seed``).
 
 :func:`train_group` stacks them along a leading *network* axis and runs
-``jax.vmap(train.segment)`` -- the very step :func:`jepa_dynamics.train.train` runs, so a
+``jax.vmap(train.segment)`` -- the very step :func:`jepa_dynamics.training.train.train` runs, so a
 row of the grid equals a single ``train`` run of the same network (to rounding: a
 batched matrix product may sum in another order).  One compile per group and chunk size.
 
@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import models, runs, spec, train
-from ._jax import jax, matmul_precision
+from . import models, runs, train
+from ..theory import spec
+from .._jax import jax, matmul_precision
 
 import jax.numpy as jnp  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
@@ -86,7 +87,7 @@ class GridResult:
 class Prediction:
     """The theory per network and feature (``(n, d)``): gradient-flow ``w_inf``, ``learned``,
     ``critical_time`` and the exact GD map's ``critical_time_gd`` (``nan`` where the map does
-    not describe the network, :attr:`jepa_dynamics.train.TrainConfig.exact_map`, or crosses
+    not describe the network, :attr:`jepa_dynamics.training.train.TrainConfig.exact_map`, or crosses
     only after the grid's longest run)."""
 
     w_inf: np.ndarray
@@ -102,8 +103,8 @@ def _theory_key(c: train.TrainConfig) -> tuple:
 
 
 def predict(configs) -> Prediction:
-    """:func:`jepa_dynamics.train.prediction` for many networks at once (one vectorised
-    :func:`jepa_dynamics.aligned.predict` per objective and depth, over the distinct settings:
+    """:func:`jepa_dynamics.training.train.prediction` for many networks at once (one vectorised
+    :func:`jepa_dynamics.theory.aligned.predict` per objective and depth, over the distinct settings:
     networks that differ only by seed share their theory).  Raises ``SpecError`` for the first
     network with a feature that starts at or above its critical level."""
     keys: dict = {}
@@ -116,7 +117,7 @@ def predict(configs) -> Prediction:
 
 
 def _predict(configs) -> Prediction:
-    from . import aligned
+    from ..theory import aligned
 
     n, d = len(configs), configs[0].dim
     out = {k: np.full((n, d), np.nan) for k in ("w_inf", "critical_time", "critical_time_gd")}
@@ -158,7 +159,7 @@ def _init_models(configs, init_keys):
     """Initial models, stacked: one ``jit(vmap)`` over the seeds of each distinct init.
 
     Balanced inits share one program whatever their ``eps``: every matrix of
-    :func:`~jepa_dynamics.models.balanced` is ``u = eps^(1/L)`` times one at ``eps = 1``, so the
+    :func:`~jepa_dynamics.training.models.balanced` is ``u = eps^(1/L)`` times one at ``eps = 1``, so the
     frames are drawn at ``eps = 1`` in float64 and scaled per network (a compile per ``eps``
     value cost ~1 s each)."""
     by: dict = {}
@@ -223,7 +224,7 @@ def _compiled_segment(program: train.Program, chunk: int):
 
 def train_group(configs, levels, *, devices=None, progress=None, bar=None) -> GridResult:
     """Train ``configs`` (one :func:`group_key`) side by side; ``levels`` ``(n, d)`` are the
-    crossing levels (:func:`jepa_dynamics.train.crossing_level` of each network's theory).
+    crossing levels (:func:`jepa_dynamics.training.train.crossing_level` of each network's theory).
 
     ``bar``: a progress bar to advance by networks x steps (else one is made)."""
     configs = list(configs)
@@ -256,7 +257,7 @@ def _train_group(configs, levels, devices, progress, bar) -> GridResult:
     seg = _compiled_segment(program, chunk)
     own_bar = bar is None
     if own_bar:
-        from . import records
+        from .. import records
 
         bar = records.progress_bar(n * first.steps, desc=f"train-grid {first.objective} L={first.depth}",
                                    unit="network-step", enabled=progress)
@@ -284,7 +285,7 @@ def _train_group(configs, levels, devices, progress, bar) -> GridResult:
 
 def configs_from(base: dict, lists: dict) -> list[train.TrainConfig]:
     """The Cartesian product of ``lists`` (name -> values) over ``base``: one validated
-    :class:`~jepa_dynamics.train.TrainConfig` per network, in ``itertools.product`` order.
+    :class:`~jepa_dynamics.training.train.TrainConfig` per network, in ``itertools.product`` order.
 
     A knob that does not apply to a network is dropped for it, and repeats are dropped: MAE
     networks take ``ema = 0`` (an EMA target is JEPA's), ``predictor_init`` applies to
@@ -340,7 +341,7 @@ def _rows(configs, idx, pred: Prediction, res: GridResult) -> list:
     num = lambda f: np.repeat(np.array([f(c) for c in cs], dtype=np.float64), d)  # noqa: E731
     dss = [c.dataset() for c in cs]
     flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731
-    from . import records
+    from .. import records
 
     cols = [rep(lambda c: c.objective), num(lambda c: c.depth).astype(np.int64), num(lambda c: c.eps),
             num(lambda c: c.lr), rep(lambda c: c.init), num(lambda c: c.seed).astype(np.int64),
@@ -363,7 +364,7 @@ def run_grid(configs, out_dir: str, *, key=None, resume: bool = False, progress=
     touched.  Networks run in :func:`plan` order, one block at a time; each finished block's
     rows are appended and flushed, so Ctrl-C keeps every finished block and ``resume=True``
     (same ``key``: a JSON-able description of the grid) skips them."""
-    from . import records
+    from .. import records
 
     configs = list(configs)
     if not configs:
@@ -381,7 +382,7 @@ def run_grid(configs, out_dir: str, *, key=None, resume: bool = False, progress=
     path = os.path.join(out_dir, "summary.csv")
     notes = {**SUMMARY_NOTES, "time": train.TIME_NOTE,
              "matmul_precision": f"{configs[0].matmul_precision} (float32 matrix products; float64 unaffected)"}
-    header = records.provenance_lines(command or "jepa_dynamics.grid.run_grid(...)", notes)
+    header = records.provenance_lines(command or "jepa_dynamics.training.grid.run_grid(...)", notes)
     os.makedirs(out_dir, exist_ok=True)
 
     def check(start, lines):  # resume: row j is network order[j // d], feature j % d
@@ -415,7 +416,7 @@ def run_grid(configs, out_dir: str, *, key=None, resume: bool = False, progress=
     finally:
         bar.close()
     table = records.read_csv(path)
-    from .plots import save_figure
+    from .._style import save_figure
 
     save_figure(fidelity_figure(table), os.path.join(out_dir, "fidelity.png"))
     return table
@@ -442,7 +443,7 @@ def _cut_rows(path: str, n_rows: int) -> None:
 def fidelity_figure(table: dict):
     """Left: empirical critical time against the theory (GD map where it applies, else gradient
     flow), one marker per (network, feature).  Right: the relative error by setting."""
-    from .plots import OBJECTIVE_LABEL, PALETTE, new_figure
+    from .._style import OBJECTIVE_LABEL, PALETTE, new_figure
 
     fig, axes = new_figure(1, 2, width=4.6, height=3.8)
     emp = np.asarray(table["critical_time_empirical"], np.float64)

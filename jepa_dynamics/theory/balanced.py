@@ -165,10 +165,10 @@ def _finite_or_raise(t, objective, depth, lam, rho, eps):
 
 
 def validate(objective: str, depth, lam, rho, eps, fraction=0.5):
-    """Check one problem or a broadcastable grid of them (see :mod:`jepa_dynamics.spec`).
+    """Check one problem or a broadcastable grid of them (see :mod:`jepa_dynamics.theory.spec`).
 
     Returns ``(depth, lam, rho, eps, fraction)`` as int / float64 arrays; raises
-    :class:`~jepa_dynamics.spec.SpecError` (a ``ValueError``) naming the first bad value."""
+    :class:`~jepa_dynamics.theory.spec.SpecError` (a ``ValueError``) naming the first bad value."""
     spec.check_objective(objective)
     depth = spec.check_depths(depth)
     lam = spec.check_lam(lam)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import spec
+from ..theory import spec
 
 __all__ = ["principal_subspaces", "logistic_accuracy", "split", "subspace_baseline", "probe_curves", "SUBSPACES"]
 

@@ -15,7 +15,9 @@ import json
 import os
 import sys
 
-from . import __version__, records, spec
+from .._version import __version__
+from .. import records
+from ..theory import spec
 
 __all__ = ["main", "COMMANDS"]
 
@@ -65,7 +67,7 @@ def _one(text, name: str, kind=float):
 
 
 def _grid(args):
-    from .sweep import parse_grid
+    from ..experiments.sweep import parse_grid
 
     return parse_grid(args.objective, args.depth, args.lam, args.rho, args.eps, args.fraction)
 
@@ -122,7 +124,7 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args, argv) -> int:
-    from .sweep import parse_grid, plot_rows, run_sweep
+    from ..experiments.sweep import parse_grid, plot_rows, run_sweep
 
     grid = parse_grid(args.objective, args.depth, args.lam, args.rho, args.eps, args.fraction,
                       args.predictor_init, args.ema_rate, args.weight_decay, args.lr)
@@ -137,7 +139,7 @@ def _run_sweep(args, argv) -> int:
               report=_note("sweep"))
     print(args.out)
     if args.plot:
-        from .plots import save_figure, sweep_figure
+        from .._style import save_figure, sweep_figure
 
         # only the rows the plot draws are read (bounded memory for sweeps of any size)
         save_figure(sweep_figure(records.read_csv_rows(args.out, plot_rows(grid))), args.plot)
@@ -161,7 +163,7 @@ def _add_simulate(sub) -> None:
 
 
 def _run_simulate(args, argv) -> int:
-    from .sweep import check_simulate_size, run_simulate, time_grid
+    from ..experiments.sweep import check_simulate_size, run_simulate, time_grid
 
     grid = _grid(args)
     spec.check_positive_int(args.num_times, "num_times")
@@ -176,7 +178,7 @@ def _run_simulate(args, argv) -> int:
                                  allow_large=args.allow_large)
     print(args.out)
     if args.plot:
-        from .plots import save_figure, trajectory_figure
+        from .._style import save_figure, trajectory_figure
 
         save_figure(trajectory_figure(params, ts, w), args.plot)
         print(args.plot)
@@ -246,8 +248,8 @@ _TRAIN_LISTS = ("lam", "rho", "checkpoints", "out")  # train flags that may hold
 
 
 def _run_train(args, argv) -> int:
-    from .runs import run_files, run_training
-    from .train import TrainConfig
+    from ..training.runs import run_files, run_training
+    from ..training.train import TrainConfig
 
     for name, value in vars(args).items():
         if name not in _TRAIN_LISTS and isinstance(value, str) and "," in value:
@@ -306,7 +308,7 @@ def _add_train_grid(sub) -> None:
 
 
 def _run_train_grid(args, argv) -> int:
-    from .grid import configs_from, run_grid
+    from ..training.grid import configs_from, run_grid
 
     lists = {}
     for name, kind in GRID_LISTS.items():
@@ -352,7 +354,7 @@ def _unreached_grid_note(table, n_networks: int, steps: int, optimizer: str = "s
     ``train`` says for one run), with the steps the gradient-flow theory needs; ``None`` if none."""
     import numpy as np
 
-    from . import runs
+    from ..training import runs
 
     col = lambda name: np.asarray(table[name], dtype=float)  # noqa: E731
     missed = ((np.asarray(table["learned_theory"]) == "true") & np.isnan(col("critical_time_empirical"))
@@ -390,14 +392,14 @@ class _FiguresParser(_Parser):
     """Lists the figure names in its help (importing :mod:`jepa_dynamics.figures` only then)."""
 
     def format_help(self):
-        from .figures import FIGURES
+        from ..figures import FIGURES
 
         self.description = f"{_FIGURES_DESCRIPTION} Figures (for --only): {', '.join(FIGURES)}."
         return super().format_help()
 
 
 def _run_figures(args, argv) -> int:
-    from .figures import check_names, render
+    from ..figures import check_names, render
 
     names = None if args.only is None else check_names(spec.parse_list(args.only, "only", str))
     formats = spec.parse_list(args.format, "format", str)
@@ -435,8 +437,8 @@ def _add_matrix(sub) -> None:
 
 
 def _run_matrix(args, argv) -> int:
-    from .matrix import MatrixConfig
-    from .matrix_run import check_footprint, load_dataset, run_matrix
+    from ..engines.matrix import MatrixConfig
+    from ..experiments.matrix_run import check_footprint, load_dataset, run_matrix
 
     if args.init not in ("balanced", "aligned", "random"):
         spec.check_choice(args.init, ("balanced", "aligned", "random"), "init")
@@ -516,7 +518,7 @@ _DATASET_OPTIONS = {"n": int, "seed": int, "noise": float, "shift": int, "patch"
 
 
 def _views_from_args(args):
-    from . import views
+    from ..realdata import views
 
     given = {k: getattr(args, k) for k in _DATASET_OPTIONS if getattr(args, k) is not None}
     if args.views is not None:
@@ -547,7 +549,7 @@ def _views_from_args(args):
 
 
 def _run_spectrum(args, argv) -> int:
-    from . import spectrum
+    from ..realdata import spectrum
 
     depths = [spec.check_depth(d) for d in spec.parse_list(args.depth, "depth", int)]
     eps, fraction = spectrum.check_eps_fraction(_one(args.eps, "eps"),
@@ -575,7 +577,7 @@ def _run_spectrum(args, argv) -> int:
     table = spectrum.mode_table(m, depths, eps, fraction)
     configs = None
     if args.train:
-        from . import realtrain
+        from ..realdata import realtrain
 
         configs = realtrain.plan_all(m, depths, objectives_, **train_options)  # refuse before writing
     header = spectrum.provenance(command, cov, m, depths, eps, fraction)
@@ -594,7 +596,7 @@ def _run_spectrum(args, argv) -> int:
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"interrupted; kept the {len(runs)} finished run(s) in {args.out}") from None
     if args.probe:
-        from . import probes, views
+        from ..realdata import probes, views
 
         images, labels = views.digits_images()
         images = images - images.mean(0)

@@ -5,7 +5,7 @@ Every family returns a :class:`Dataset`: per feature ``i`` the context variance
 coefficient ``rho_i = lam_i / sigma2_i`` and the target variance ``syy_i = E[y_i^2]``.
 Features are independent and jointly Gaussian, so ``E[xx^T]``, ``E[xy^T]`` and
 ``E[yy^T]`` are the diagonal matrices ``diag(sigma2)``, ``diag(lam)``, ``diag(syy)``:
-they give the population losses exactly (:mod:`jepa_dynamics.objectives`).
+they give the population losses exactly (:mod:`jepa_dynamics.training.objectives`).
 :meth:`Dataset.sample` draws ``(x, y)`` minibatches from a JAX key (traceable, so it
 runs inside the jitted training loop).
 
@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import spec
-from ._jax import jax
+from ..theory import spec
+from .._jax import jax
 
 import jax.numpy as jnp  # noqa: E402
 
@@ -252,8 +252,8 @@ class MatrixDataset:
         return self.sxx, self.sxy, self.syy
 
     def modes(self):
-        """The modes of ``(sym(Sxy), Sxx)`` (:func:`jepa_dynamics.modes.decompose`)."""
-        from . import modes
+        """The modes of ``(sym(Sxy), Sxx)`` (:func:`jepa_dynamics.theory.modes.decompose`)."""
+        from ..theory import modes
 
         return modes.decompose(self.sxx, self.sxy, validate=False)
 
@@ -271,8 +271,8 @@ class MatrixDataset:
 
 
 def from_covariances(sxx, sxy, syy, family: str = "cov", params=None, name: str = "cov") -> MatrixDataset:
-    """A :class:`MatrixDataset` from given matrices, validated (:func:`jepa_dynamics.modes.check_covariances`)."""
-    from . import modes
+    """A :class:`MatrixDataset` from given matrices, validated (:func:`jepa_dynamics.theory.modes.check_covariances`)."""
+    from ..theory import modes
 
     sxx, sxy, syy = modes.check_covariances(sxx, sxy, syy, name=name)
     return MatrixDataset(family, sxx, sxy, syy, dict(params or {}))

@@ -1,13 +1,13 @@
 """A training run written to a folder (what ``jepa-dynamics train`` does): the files, their
 resume and refusal rules, the summary against the theory, the plot.
 
-:func:`run_training` runs a :class:`~jepa_dynamics.train.TrainConfig` into ``out_dir``:
+:func:`run_training` runs a :class:`~jepa_dynamics.training.train.TrainConfig` into ``out_dir``:
 ``responses.csv`` (appended and flushed as training goes), ``summary.csv`` (one row per
 feature against the section-10 theory of the run's own init, EMA and weight decay),
 ``plot.png``, ``checkpoints/encoder_step<k>.eqx`` and ``state.eqx``, from which
 ``resume=True`` continues (or extends, with a larger ``steps``) with no row lost or
 repeated.  Every check runs before any file changes, so a refused resume leaves the folder
-byte-identical.  The training itself (config, step, loop) is :mod:`jepa_dynamics.train`.
+byte-identical.  The training itself (config, step, loop) is :mod:`jepa_dynamics.training.train`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from typing import Optional
 
 import numpy as np
 
-from . import analysis, data, records, spec, theory
-from ._jax import jax
+from . import analysis, data
+from .. import records
+from ..theory import spec, balanced as theory
+from .._jax import jax
 from .train import (RESPONSE_NOTE, TIME_NOTE, TrainConfig, TrainResult, _init_model, _iterate, _Runner, prediction,
                     record_steps)
 
@@ -194,7 +196,7 @@ def _default_command(config):
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     args = ", ".join(f"{k}={v!r}" for k, v in fields.items() if v != defaults[k])
-    return f"jepa_dynamics.runs.run_training(TrainConfig({args}))"
+    return f"jepa_dynamics.training.runs.run_training(TrainConfig({args}))"
 
 
 def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, progress=None,
@@ -292,7 +294,7 @@ def run_training(config: TrainConfig, out_dir: str, *, resume: bool = False, pro
     result = TrainResult(config, ds, steps, config.lr * steps.astype(np.float64), responses, state[0], state[2],
                          {}, runner.crossing_times(state))
     write_summary(result, os.path.join(out_dir, "summary.csv"), command)
-    from .plots import save_figure
+    from .._style import save_figure
 
     save_figure(response_figure(result), os.path.join(out_dir, "plot.png"))
     note = unreached_note(result)
@@ -406,7 +408,7 @@ def response_figure(result: TrainResult, max_features: int = 10):
     """Recorded responses (markers) over the theory's ``w(t)`` (lines, linear models)."""
     from matplotlib import cm
 
-    from .plots import TIME_LABEL, new_figure
+    from .._style import TIME_LABEL, new_figure
 
     cfg, ds = result.config, result.dataset
     fig, axes = new_figure(width=6.0, height=4.2)

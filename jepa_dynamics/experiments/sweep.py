@@ -19,7 +19,7 @@ Issue 9 (``docs/theory.md`` section 9) adds four Cartesian axes after ``fraction
 today's rows, order and values) and seven columns after today's ten: ``predictor_init`` (the
 number, ``eps**(1/depth)`` when balanced), ``ema_rate`` (``inf``: stop-gradient), ``weight_decay``,
 ``lr`` (``0``: gradient flow), ``w_inf``, ``learned`` (``true``/``false``) and ``critical_step`` (empty
-for gradient flow).  Rows that leave today's setting come from :func:`jepa_dynamics.aligned.predict`
+for gradient flow).  Rows that leave today's setting come from :func:`jepa_dynamics.theory.aligned.predict`
 whatever ``method`` says; for them ``critical_time`` is ``inf`` when not learned, ``lr`` times the
 interpolated step count for ``lr > 0``, and ``critical_time_asymptotic`` is ``nan`` unless the row is
 balanced, stop-gradient and without weight decay (the balanced small-``eps`` series applies there).
@@ -32,7 +32,8 @@ import os
 from dataclasses import dataclass
 import numpy as np
 
-from . import records, spec, theory
+from .. import records
+from ..theory import spec, balanced as theory
 
 __all__ = ["SWEEP_COLUMNS", "SIMULATE_COLUMNS", "Grid", "SweepInterrupted", "compute_rows", "run_sweep",
            "row_checker", "sweep_bytes", "plot_rows", "time_grid", "simulate", "simulate_footprint",
@@ -130,7 +131,7 @@ class Grid:
     def _check_aligned(self) -> None:
         """Validate the section-10 axes; every (eps, predictor_init, ...) combination must start below
         ``fraction * |w_inf|`` when its feature is learned (checked for all, before any output)."""
-        from . import aligned
+        from ..theory import aligned
 
         v0 = tuple(None if v is None or (isinstance(v, str) and v == "balanced") else v for v in self.predictor_init)
         if any(v is not None for v in v0):
@@ -214,12 +215,12 @@ def compute_rows(grid: Grid, start: int, stop: int, method: str = "exact", **ode
             if method == "exact":
                 t_star[t] = theory.critical_time_unchecked(*args, fraction[t])
             else:
-                from . import ode
+                from ..engines import ode
 
                 t_star[t] = ode.critical_time(*args, fraction[t], **ode_options)
         x = m & ~today
         if x.any():
-            from . import aligned
+            from ..theory import aligned
 
             pred = aligned.predict(obj, depth[x], lam[x], rho[x], eps[x], v0[x],
                                    ema_rate=np.where(obj == "jepa", kappa[x], np.inf), weight_decay=beta[x],
@@ -309,7 +310,7 @@ def row_checker(grid: Grid):
 
 
 def plot_rows(grid: Grid) -> np.ndarray:
-    """Positions of the rows :func:`jepa_dynamics.plots.sweep_figure` draws from a sweep of
+    """Positions of the rows :func:`jepa_dynamics._style.sweep_figure` draws from a sweep of
     ``grid``: the smallest ``eps`` and ``fraction``, every ``rho`` at the middle ``lam`` and
     every ``lam`` at the middle ``rho`` (so ``--plot`` reads a few rows, not the whole file)."""
     axes = [np.asarray(getattr(grid, n)) for n in _GRID_AXES]
@@ -340,7 +341,7 @@ def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = Fal
     blocks are flushed."""
     spec.check_choice(method, spec.METHODS, "method")
     block = block or (_EXACT_BLOCK if method == "exact" else _ODE_BLOCK)
-    header = records.provenance_lines(command or "jepa_dynamics.sweep.run_sweep(...)",
+    header = records.provenance_lines(command or "jepa_dynamics.experiments.sweep.run_sweep(...)",
                                       {"method": method, "columns": "critical_time and critical_time_asymptotic "
                                        "are gradient-flow times (docs/theory.md)"})
     total = grid.size
@@ -436,7 +437,7 @@ def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spac
         if method == "exact":
             w[m] = theory.trajectory(*args)
         else:
-            from . import ode
+            from ..engines import ode
 
             w[m] = ode.trajectory(*args, **ode_options)
     params = {k: cols[k] for k in SIMULATE_COLUMNS[:9]}
@@ -453,7 +454,7 @@ def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", comman
     num = len(ts) - 1 if ts is not None else kwargs.get("num", 200)
     check_simulate_size(grid, num, out, allow_large)
     params, ts, w = simulate(grid, ts, method=method, **kwargs)
-    header = records.provenance_lines(command or "jepa_dynamics.sweep.run_simulate(...)", {"method": method})
+    header = records.provenance_lines(command or "jepa_dynamics.experiments.sweep.run_simulate(...)", {"method": method})
     if out.endswith(".npz"):
         records.save_npz_atomic(out, w=w, time=ts, provenance=np.array("\n".join(header)), **params)
         return params, ts, w

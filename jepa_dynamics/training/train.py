@@ -1,11 +1,11 @@
 r"""Training real encoders with optax, under ``jit`` + ``lax.scan``, recording responses.
 
 A run is described by a validated, frozen :class:`TrainConfig`.  :func:`train` runs it
-in memory and returns a :class:`TrainResult`; :func:`jepa_dynamics.runs.run_training`
+in memory and returns a :class:`TrainResult`; :func:`jepa_dynamics.training.runs.run_training`
 runs it into a folder (what ``jepa-dynamics train`` does):
 
 * ``responses.csv`` -- ``step, time, feature, response``: the per-feature responses
-  (``docs/theory.md``; :mod:`jepa_dynamics.analysis`) on the recording grid,
+  (``docs/theory.md``; :mod:`jepa_dynamics.training.analysis`) on the recording grid,
   appended and flushed as training goes;
 * ``summary.csv`` -- one row per feature: ``lam, rho``, the deep linear theory's
   ``fixed_point`` and ``critical_time_theory``, the ``critical_time_empirical`` read off
@@ -26,7 +26,7 @@ drives the tqdm bar (stderr), the records and the checkpoints.  Minibatches use 
 key ``fold_in(data_key, step)``, so results do not depend on how steps are chunked and
 a resumed run equals an uninterrupted one bit for bit.  A linear encoder and predictor see a
 minibatch only through its second moments: with ``batch >= 2 * dim`` those are drawn directly
-from their Wishart distribution (:attr:`Program.scatter`, :meth:`jepa_dynamics.data.Dataset.scatter`),
+from their Wishart distribution (:attr:`Program.scatter`, :meth:`jepa_dynamics.training.data.Dataset.scatter`),
 the same distribution of trajectories for ``~1.5 d^2`` normals instead of ``2 d batch``.
 """
 
@@ -39,8 +39,10 @@ from typing import Optional
 
 import numpy as np
 
-from . import aligned, analysis, data, models, objectives, records, spec, theory
-from ._jax import MATMUL_PRECISIONS, jax, matmul_precision
+from ..theory import aligned, spec, balanced as theory
+from . import analysis, data, models, objectives
+from .. import records
+from .._jax import MATMUL_PRECISIONS, jax, matmul_precision
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -74,7 +76,7 @@ class TrainConfig:
     """One training run; validated on construction (``SpecError`` names the bad field).
 
     Data: ``lam`` and ``rho`` (per feature, the ``custom`` family) or ``dist`` (a family
-    of :mod:`jepa_dynamics.data` with ``dim`` features).  Model: ``model`` (``linear`` |
+    of :mod:`jepa_dynamics.training.data` with ``dim`` features).  Model: ``model`` (``linear`` |
     ``mlp``), ``depth``, MLP ``width`` (default ``dim``) and ``activation``,
     ``predictor`` (``linear`` | ``mlp``).  Init: ``balanced`` (``Wbar(0) = eps I``),
     ``aligned`` (spec section 10: diagonal layers ``eps**(1/depth) I`` and predictor
@@ -122,7 +124,7 @@ class TrainConfig:
     dtype: Optional[str] = None
     chunk: int = 1000
     matmul_precision: str = "highest"
-    # False: skip the per-run theory check below (jepa_dynamics.grid checks a whole grid at once,
+    # False: skip the per-run theory check below (jepa_dynamics.training.grid checks a whole grid at once,
     # vectorised).  Not part of the run's identity: left out of ==, hash and as_dict (the resume key).
     check_theory: bool = dataclasses.field(default=True, compare=False, repr=False)
 
@@ -195,7 +197,7 @@ class TrainConfig:
         put("eps", float(spec.check_positive(self.eps, "eps")))
         # every feature starts below its critical level, and the theory's critical times (the
         # summary's reference) are finite in float64: both checked now rather than after the run
-        # (jepa_dynamics.grid checks a whole grid at once, vectorised, and defers this one)
+        # (jepa_dynamics.training.grid checks a whole grid at once, vectorised, and defers this one)
         if self.check_theory:
             prediction(self, times=False)
 
@@ -262,7 +264,7 @@ class TrainResult:
 
         Linear encoders at the default level: the crossing tracked at every training step
         (``crossing_times``), so the answer does not depend on the recording grid.  Otherwise
-        the recorded responses, interpolated (:func:`jepa_dynamics.analysis.critical_times`)."""
+        the recorded responses, interpolated (:func:`jepa_dynamics.training.analysis.critical_times`)."""
         if w_star is None and self.crossing_times is not None:
             return self.crossing_times
         if w_star is None:
@@ -288,12 +290,12 @@ def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: flo
 
     The paper's setting (:attr:`TrainConfig.balanced_theory`, gradient flow) is
     :mod:`jepa_dynamics.theory`'s closed forms, as before; everything else is
-    :func:`jepa_dynamics.aligned.predict` with ``predictor_init = V0`` (aligned init;
+    :func:`jepa_dynamics.theory.aligned.predict` with ``predictor_init = V0`` (aligned init;
     balanced and random inits use the balanced ``V0``), ``ema_rate = (1 - tau) / lr`` and
     ``weight_decay = beta``.  MLPs use the deep linear theory at their depth, as a reference.
     ``times=False``: only ``w_inf`` and ``learned`` are needed (the crossing level), and a
     balanced EMA run skips its 2-D integration (``critical_time`` is then ``nan``).
-    ``max_steps``: the GD map's horizon (:func:`jepa_dynamics.aligned.predict`; ``nan`` beyond it).
+    ``max_steps``: the GD map's horizon (:func:`jepa_dynamics.theory.aligned.predict`; ``nan`` beyond it).
     Raises ``SpecError`` for a feature that starts at or above its critical level."""
     ds = config.dataset() if dataset is None else dataset
     if lr == 0 and (config.balanced_theory or (not times and config.balanced_fixed_point)):
@@ -334,7 +336,7 @@ class Program:
     """What a training step compiles to: everything static about a run.
 
     Runs that share a program (the same shape, objective, loss, optimiser, ...) differ only in
-    their :func:`hyperparameters` and initial state, which are data: :mod:`jepa_dynamics.grid`
+    their :func:`hyperparameters` and initial state, which are data: :mod:`jepa_dynamics.training.grid`
     trains many of them in one ``vmap`` of :func:`segment`."""
 
     model: str
@@ -358,11 +360,11 @@ class Program:
 
     @property
     def scatter(self) -> bool:
-        """Minibatches drawn as their scatter matrices (:meth:`jepa_dynamics.data.Dataset.scatter`).
+        """Minibatches drawn as their scatter matrices (:meth:`jepa_dynamics.training.data.Dataset.scatter`).
 
         A linear encoder and predictor see a minibatch only through its second moments
         ``(Sxx, Sxy, Syy)``: the minibatch loss *is* the population loss of
-        :mod:`jepa_dynamics.objectives` with the minibatch's moments in place of the
+        :mod:`jepa_dynamics.training.objectives` with the minibatch's moments in place of the
         population's, constant terms and target handling included, so its gradients are the
         minibatch gradients.  Drawing the moments from their exact (Wishart) distribution
         gives the same distribution of trajectories as drawing the ``batch`` samples, for

@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import spec, theory
-from ._jax import jax, pad_rows
+from ..theory import spec, balanced as theory
+from .._jax import jax, pad_rows
 
 import diffrax as dfx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

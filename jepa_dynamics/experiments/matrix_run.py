@@ -1,9 +1,9 @@
-r"""``jepa-dynamics matrix``: one full-matrix gradient flow (:mod:`jepa_dynamics.matrix`) into a folder.
+r"""``jepa-dynamics matrix``: one full-matrix gradient flow (:mod:`jepa_dynamics.engines.matrix`) into a folder.
 
 :func:`run_matrix` integrates the flow for a covariance (a file or a
-:mod:`jepa_dynamics.data` family) and writes
+:mod:`jepa_dynamics.training.data` family) and writes
 
-* ``summary.csv`` -- one row per mode (:mod:`jepa_dynamics.modes`, ordered by decreasing
+* ``summary.csv`` -- one row per mode (:mod:`jepa_dynamics.theory.modes`, ordered by decreasing
   ``rho``): ``mode, lam, rho, sigma2``, the engine's ``critical_time_matrix`` (first time
   the response to the mode reaches ``fraction`` of its value at the end of the run; spec
   section 10's generalised definition), the per-feature theory's
@@ -38,7 +38,9 @@ import time as _time
 
 import numpy as np
 
-from . import matrix, modes as modes_mod, records, spec
+from ..engines import matrix
+from ..theory import modes as modes_mod, spec
+from .. import records
 
 __all__ = ["run_matrix", "matrix_figure", "STATE_FILE", "load_dataset", "output_times", "summary_columns"]
 
@@ -49,7 +51,7 @@ _SAVE_EVERY_S = 2.0
 def load_dataset(cov=None, dist=None, dim=None, mixing=None, seed=0):
     """The covariances a run names: ``cov`` (an ``.npz`` path) or ``dist`` (with ``dim``, ``mixing``,
     ``seed``).  Returns ``(sxx, sxy, syy, description)``."""
-    from . import data
+    from ..training import data
 
     if (cov is None) == (dist is None):
         raise spec.SpecError("cov", "give exactly one of --cov FILE.npz or --dist rotated|mixed|lagged")
@@ -100,10 +102,10 @@ def check_footprint(dim: int, depth: int, num_times: int, out_dir: str, allow_la
 
 
 def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, num_times: int = 200,
-               resume: bool = False, progress=None, command: str = "jepa_dynamics.matrix_run.run_matrix",
+               resume: bool = False, progress=None, command: str = "jepa_dynamics.experiments.matrix_run.run_matrix",
                source: dict | None = None) -> matrix.MatrixResult:
     """Integrate and write ``out_dir`` (module docstring).  ``cov = (sxx, sxy, syy)``; ``t_max``
-    defaults to :func:`jepa_dynamics.matrix.default_t_max`; the output times are
+    defaults to :func:`jepa_dynamics.engines.matrix.default_t_max`; the output times are
     :func:`output_times`.  All input is validated
     before anything is written."""
     sxx, sxy, syy = modes_mod.check_covariances(*cov)
@@ -196,7 +198,7 @@ def _write_outputs(config, res, out_dir, command, source, t_max):
                              [np.repeat(res.times, d), np.tile(np.arange(d), t), res.responses.ravel()])
     records.save_npz_atomic(os.path.join(out_dir, "end_to_end.npz"), times=res.times, wbar=res.wbar, modes=res.modes.q,
                      lam=res.modes.lam, rho=res.modes.rho, sigma2=res.modes.sigma2)
-    from .plots import save_figure
+    from .._style import save_figure
 
     with np.errstate(over="ignore", under="ignore"):  # log axes out to t_max ~ 1e300 overflow inside matplotlib
         fig = matrix_figure(config, res, cols)
@@ -213,7 +215,7 @@ def _blank_nan(values):
 def matrix_figure(config, res, cols=None):
     """Each mode's ``gamma_i(t) / gamma_i(t_max)`` (log time), the engine's critical times (dots) and
     the per-feature theory's (crosses) at ``fraction``."""
-    from . import plots
+    from .. import _style as plots
 
     cols = summary_columns(config, res) if cols is None else cols
     d = res.modes.dim

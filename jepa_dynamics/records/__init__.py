@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import spec
+from ..theory import spec
 
 __all__ = [
     "version",
@@ -49,7 +49,7 @@ __all__ = [
 
 
 def version() -> str:
-    from . import __version__
+    from .._version import __version__
 
     return __version__
 
@@ -179,7 +179,7 @@ def key_differences(old: dict, new: dict, where: str) -> list[str]:
 
 def read_key(path: str):
     """The JSON ``# grid:`` line of a CSV written by this package (``None`` if it has none);
-    reads only the ``#`` lines.  Raises :class:`~jepa_dynamics.spec.SpecError` (``resume``) when
+    reads only the ``#`` lines.  Raises :class:`~jepa_dynamics.theory.spec.SpecError` (``resume``) when
     the header is not text."""
     with open(path, "rb") as f:
         for raw in f:
@@ -210,7 +210,7 @@ class CsvAppender:
     the block) of the first row that is not the job's row at that position, or ``None``.  A torn last line (a kill
     mid-write) is cut off.  Anything else that is not the job's row -- another job's
     rows, duplicates, text that is not UTF-8 -- raises
-    :class:`~jepa_dynamics.spec.SpecError` naming the file, the row and the fix, with the
+    :class:`~jepa_dynamics.theory.spec.SpecError` naming the file, the row and the fix, with the
     file untouched; ``repair=True`` instead cuts the file at that row (:attr:`repaired`
     then says what was dropped).  :attr:`done` is the number of rows kept.  Nothing is
     modified before every check has passed.

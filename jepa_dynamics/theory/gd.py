@@ -22,7 +22,7 @@ as a product of diagonal matrices computes it.
 :func:`critical_steps` iterates the map for a batch of rows (vmapped ``lax.while_loop``,
 ``_UNROLL`` steps per loop iteration, no Python loop per step) until ``|w_k|`` first
 reaches a given level, and returns the step count interpolated linearly between steps
-``k*-1`` and ``k*`` (the rule :func:`jepa_dynamics.analysis.interpolate_crossing` applies
+``k*-1`` and ``k*`` (the rule :func:`jepa_dynamics.training.analysis.interpolate_crossing` applies
 to trained networks).
 
 **No plateau jump.**  Every step is computed.  The map has no closed-form iterate, and any
@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
-from ._jax import jax, pad_rows
+from .._jax import jax, pad_rows
 
 import jax.numpy as jnp  # noqa: E402
 

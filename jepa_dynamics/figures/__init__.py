@@ -5,7 +5,7 @@ matplotlib :class:`~matplotlib.figure.Figure` built from the package's API; the
 notebooks and ``jepa-dynamics figures`` only call these.  :func:`render` writes
 ``NAME.png`` (and ``NAME.pdf``) for each name of :data:`FIGURES`.
 
-Style (:mod:`jepa_dynamics.plots`): Okabe-Ito colours, depth = colour, JEPA solid and
+Style (:mod:`jepa_dynamics._style`): Okabe-Ito colours, depth = colour, JEPA solid and
 MAE dashed, time in gradient-flow units (plain gradient descent: ``t = lr * step``).
 
 =================  =====================================================================
@@ -31,7 +31,7 @@ real_data          digits views: observed vs predicted critical time and order o
                    inputs over training (issue 10)
 beyond_balanced    JEPA past the paper's assumptions: collapse map under aligned init, t* against
                    the EMA rate, weight-decay survival, GD critical steps against the learning rate
-                   (issue 9; :mod:`jepa_dynamics.figures_beyond`)
+                   (issue 9; :mod:`jepa_dynamics.figures.beyond`)
 =================  =====================================================================
 """
 
@@ -41,10 +41,12 @@ import os
 
 import numpy as np
 
-from . import data, plots, records, spec, theory
-from .analysis import critical_times as _crossing_times
-from .analysis import order_correlation
-from .plots import FEATURE_COLOURS, OBJECTIVE_LABEL, OBJECTIVE_STYLE, TIME_LABEL, depth_colour, shade
+from ..training import data
+from .. import _style as plots, records
+from ..theory import spec, balanced as theory
+from ..training.analysis import critical_times as _crossing_times
+from ..training.analysis import order_correlation
+from .._style import FEATURE_COLOURS, OBJECTIVE_LABEL, OBJECTIVE_STYLE, TIME_LABEL, depth_colour, shade
 
 OBJECTIVE_COLOUR = {"jepa": "#0072B2", "mae": "#D55E00"}
 
@@ -59,10 +61,10 @@ def _ls(objective):
 
 
 def _train(objective, depth, lam, rho, eps, t_end, *, lr, max_steps=None, records=800, grid="log", **kwargs):
-    """Train a network (``jepa_dynamics.train``) for gradient-flow time ``t_end`` with plain
+    """Train a network (``jepa_dynamics.training.train``) for gradient-flow time ``t_end`` with plain
     gradient descent at learning rate ``lr``, raised to ``t_end / max_steps`` if it would
     take more than ``max_steps`` steps."""
-    from . import train
+    from ..training import train
 
     if max_steps is not None:
         lr = max(lr, t_end / max_steps)
@@ -105,7 +107,7 @@ def _objective_handles(colour="0.3"):
 # --- 1. ODE trajectories -------------------------------------------------------------------------------
 
 def ode_dynamics(fast: bool = False):
-    """Per-feature ``w(t)/w*`` integrated by :func:`jepa_dynamics.ode.trajectory`.
+    """Per-feature ``w(t)/w*`` integrated by :func:`jepa_dynamics.engines.ode.trajectory`.
 
     Top row: ``lam`` in {0.5, 1, 2} at ``rho = 0.6``; bottom row: ``rho`` in {0.3, 0.6, 0.9}
     at ``lam = 1``; columns JEPA and MAE; depths 1, 2, 4 (colour), ``eps = 1e-3``.  Time is
@@ -113,7 +115,7 @@ def ode_dynamics(fast: bool = False):
     of the same objective and depth, so each depth's curves centre on 1 and their spread
     is the effect of the varied parameter.  Each panel prints ``t*`` of the last-learned
     over the first-learned feature."""
-    from . import ode
+    from ..engines import ode
 
     depths, eps, ref = (1, 2, 4), 1e-3, (1.0, 0.6)
     rows = (("lam", (0.5, 1.0, 2.0), 0.6), ("rho", (0.3, 0.6, 0.9), 1.0))
@@ -168,7 +170,7 @@ def critical_times(fast: bool = False):
     the diffrax ODE; open circles: deep linear networks (balanced init, population loss,
     plain gradient descent, ``t = lr * step``) read off their recorded responses.
     ``eps = 2e-3``, ``fraction = 0.5``."""
-    from . import ode
+    from ..engines import ode
 
     depths, eps, lam0, rho0 = (1, 2, 4), 2e-3, 1.0, 0.6
     rho_line, lam_line = np.linspace(0.3, 0.95, 80), np.geomspace(0.5, 4.0, 80)
@@ -529,7 +531,7 @@ _FAMILY_MARKER = {"mixed": "o", "symmetric": "D", "lagged": "v"}
 
 
 def _by_mixing(rows, family, objective, key):
-    from .matrix_study import nanmedian
+    from ..experiments.matrix_study import nanmedian
 
     sel = [r for r in rows if r["family"] == family and r["objective"] == objective]
     mix = sorted({r["mixing"] for r in sel})
@@ -538,12 +540,12 @@ def _by_mixing(rows, family, objective, key):
 
 def matrix_study(fast: bool = False, results=None):
     """How far the per-feature theory carries on non-commuting data (issue 12;
-    :func:`jepa_dynamics.matrix_study.study`): (a) median relative t* error of the mode-basis
+    :func:`jepa_dynamics.experiments.matrix_study.study`): (a) median relative t* error of the mode-basis
     theory against the matrix engine vs the non-orthogonality of the modes, by family; (b) the
     same vs mixing for three predictors (mixed family); (c) Spearman correlation of the learning
     orders; (d) trained networks (plain GD) against the engine and the theory; (e) small random
     init: alignment time over rise time per mode, and the error of three per-mode predictors."""
-    from . import matrix_study as study_mod
+    from ..experiments import matrix_study as study_mod
 
     res = study_mod.study(fast=fast) if results is None else results
     rows = res["rows"]
@@ -639,9 +641,9 @@ def real_data_runs(views, depths, *, eps=0.01, modes=6, records=200, probe_depth
     ``(cov, modes, runs, probe)`` with ``runs[(depth, objective)]`` and ``probe`` ``None`` or
     ``(baseline, curves)`` at ``probe_depth`` (default the deepest), read through noise
     ``probe_noise`` (default ``5 eps``) times the data's RMS."""
-    from . import probes, realtrain
-    from . import spectrum as spectrum_mod
-    from . import views as views_mod
+    from ..realdata import probes, realtrain
+    from ..realdata import spectrum as spectrum_mod
+    from ..realdata import views as views_mod
 
     cov, m = spectrum_mod.compute(views)
     configs = realtrain.plan_all(m, depths, OBJECTIVES, eps=eps, modes=modes, records=records, matrix=matrix)
@@ -665,10 +667,10 @@ def real_data_runs(views, depths, *, eps=0.01, modes=6, records=200, probe_depth
 def real_data(fast: bool = False):
     r"""What JEPA and MAE learn first on real views (issue 10; ``theory-spec.md`` sections 11-12).
 
-    Data: two augmentations of scikit-learn's digits (:func:`jepa_dynamics.views.digits`:
+    Data: two augmentations of scikit-learn's digits (:func:`jepa_dynamics.realdata.views.digits`:
     1-pixel shifts and pixel noise 0.1; ``n = 17970`` pairs, ``2000`` in fast mode).  Deep linear
     JEPA and MAE (full ``64 x 64`` matrices, balanced init ``eps = 0.01`` (fast: 0.05), minibatch
-    gradient descent, :mod:`jepa_dynamics.realtrain`) at depths 1-4 (fast: 1-2), compared on the
+    gradient descent, :mod:`jepa_dynamics.realdata.realtrain`) at depths 1-4 (fast: 1-2), compared on the
     modes predicted first (6; fast: 3).  Left: each mode's observed critical time (its response along
     ``q_i`` reaching half the per-feature ``w_star``) against the per-feature theory's.  Middle:
     Spearman's correlation of observed and predicted orders, for the spec's response
@@ -676,7 +678,7 @@ def real_data(fast: bool = False):
     training at the deepest depth, on the encoder fed all pixels, only the top-variance principal
     subspace (90% of the variance) or only the bottom one, read through noise ``5 eps`` times the
     data's RMS; dotted: the same probes on the raw inputs (Balestriero & LeCun's protocol)."""
-    from . import views as views_mod
+    from ..realdata import views as views_mod
 
     depths = (1, 2) if fast else (1, 2, 3, 4)
     v = views_mod.digits(n=2000 if fast else None)
@@ -751,7 +753,7 @@ def real_data(fast: bool = False):
 
 
 def _nonorth(m):
-    from .modes import nonorthogonality
+    from ..theory.modes import nonorthogonality
 
     return nonorthogonality(m.q)
 
@@ -759,8 +761,8 @@ def _nonorth(m):
 # --- registry and rendering -------------------------------------------------------------------------------
 
 def _beyond_balanced(fast: bool = False):
-    """Section 10 of theory-spec.md: collapse map, EMA, weight decay, GD vs GF (:mod:`jepa_dynamics.figures_beyond`)."""
-    from .figures_beyond import beyond_balanced
+    """Section 10 of theory-spec.md: collapse map, EMA, weight decay, GD vs GF (:mod:`jepa_dynamics.figures.beyond`)."""
+    from .beyond import beyond_balanced
 
     return beyond_balanced(fast=fast)
 
@@ -774,7 +776,7 @@ FIGURES = {
     "linear_probe": linear_probe,
     "matrix_study": matrix_study,
     "real_data": real_data,
-    "beyond_balanced": _beyond_balanced,  # issue 9: jepa_dynamics.figures_beyond
+    "beyond_balanced": _beyond_balanced,  # issue 9: jepa_dynamics.figures.beyond
 }
 
 
@@ -792,7 +794,7 @@ def check_names(names) -> list:
 def render(names=None, out_dir: str = "figures", *, fast: bool = False, formats=("png", "pdf"), progress=None,
            dpi: int = 150) -> list:
     """Build each named figure and write ``out_dir/NAME.<format>`` for every format
-    (atomically, via :func:`jepa_dynamics.plots.save_figure`).  Returns the paths written.
+    (atomically, via :func:`jepa_dynamics._style.save_figure`).  Returns the paths written.
     A tqdm bar over the figures goes to stderr (``progress=None``: only on a terminal)."""
     names = check_names(names)
     for fmt in formats:

@@ -34,13 +34,13 @@ spec section 11):
 
 With a minibatch's own moments ``(X^T X, X^T Y, Y^T Y) / B`` in place of the population's,
 these are the minibatch losses of a linear model exactly (value, gradients, target handling):
-``train`` draws those moments directly (:meth:`jepa_dynamics.data.Dataset.scatter`).
+``train`` draws those moments directly (:meth:`jepa_dynamics.training.data.Dataset.scatter`).
 """
 
 from __future__ import annotations
 
 from . import models
-from ._jax import jax
+from .._jax import jax
 
 import jax.numpy as jnp  # noqa: E402
 
@@ -102,7 +102,7 @@ def target_encoder(model, ema_target=None, *, stop_gradient: bool = True):
 
 def ema_target(encoder):
     """The initial EMA target for ``encoder``: for a deep linear encoder the end-to-end
-    matrix ``Wbar`` as a one-layer :class:`~jepa_dynamics.models.DeepLinear` (the spec's
+    matrix ``Wbar`` as a one-layer :class:`~jepa_dynamics.training.models.DeepLinear` (the spec's
     ``Wtgt``), for any other encoder a copy of its parameters."""
     if isinstance(encoder, models.DeepLinear):
         return models.DeepLinear((encoder.matrix(),))

@@ -1,7 +1,7 @@
 r"""What JEPA and MAE learn first on real views: modes, predicted critical times, orders.
 
-From empirical covariances (:mod:`jepa_dynamics.views`) the modes of section 11
-(:func:`jepa_dynamics.modes.decompose`) give per mode ``(lam_i, rho_i, sigma2_i)``; the
+From empirical covariances (:mod:`jepa_dynamics.realdata.views`) the modes of section 11
+(:func:`jepa_dynamics.theory.modes.decompose`) give per mode ``(lam_i, rho_i, sigma2_i)``; the
 per-feature theory of sections 5-6 applied mode by mode (exact in the commuting case, an
 approximation otherwise -- the departure measures say how far the data are from it) gives
 each mode's critical time for JEPA and MAE at each depth, and so the predicted order.
@@ -14,7 +14,7 @@ each mode's critical time for JEPA and MAE at each depth, and so the predicted o
 * :func:`run_spectrum` -- what ``jepa-dynamics spectrum`` writes: ``modes.csv``,
   ``covariances.npz`` and ``spectrum.png``.
 
-Conventions.  ``mode`` is the index in :func:`~jepa_dynamics.modes.decompose`'s order
+Conventions.  ``mode`` is the index in :func:`~jepa_dynamics.theory.modes.decompose`'s order
 (decreasing ``rho``).  ``variance_share = sigma2_i / tr(Sxx)``: the share of the context's
 total variance along the unit direction ``q_i`` (the shares sum to 1 exactly when the
 ``q_i`` are orthonormal, i.e. in the commuting case).  A mode is *never learned* --
@@ -31,8 +31,10 @@ import os
 
 import numpy as np
 
-from . import modes as modes_mod
-from . import records, spec, theory, views as views_mod
+from ..theory import modes as modes_mod
+from .. import records
+from ..theory import spec, balanced as theory
+from . import views as views_mod
 
 __all__ = ["MODE_COLUMNS", "predicted_times", "ranks", "mode_table", "compute", "provenance", "write_spectrum",
            "run_spectrum", "spectrum_figure", "check_eps_fraction"]
@@ -133,7 +135,7 @@ def write_spectrum(cov, m, table, out_dir: str, header) -> None:
                              [table[k] for k in MODE_COLUMNS])
     records.save_npz_atomic(os.path.join(out_dir, "covariances.npz"), sxx=cov.sxx, sxy=cov.sxy, syy=cov.syy,
                             mean_x=cov.mean_x, mean_y=cov.mean_y, n=cov.n)
-    from .plots import save_figure
+    from .._style import save_figure
 
     save_figure(fig, os.path.join(out_dir, "spectrum.png"))
 
@@ -142,14 +144,14 @@ def run_spectrum(views: views_mod.Views, depths, eps: float, out_dir: str, *, fr
                  command: str | None = None, progress=None):
     """Covariances, modes and the predicted orders of ``views`` into ``out_dir``:
     ``modes.csv``, ``covariances.npz`` (``sxx, sxy, syy, mean_x, mean_y, n``; readable by
-    :func:`jepa_dynamics.modes.load_covariances`) and ``spectrum.png``.
+    :func:`jepa_dynamics.theory.modes.load_covariances`) and ``spectrum.png``.
 
     Everything is validated and computed before the first file is written.  Returns
     ``(covariances, modes, table)``."""
     depths = [spec.check_depth(d) for d in np.atleast_1d(depths)]
     eps, fraction = check_eps_fraction(eps, fraction)
     spec.check_writable_dir(out_dir, "out")
-    command = command or f"jepa_dynamics.spectrum.run_spectrum({views.source!r}, depths={depths}, eps={eps!r})"
+    command = command or f"jepa_dynamics.realdata.spectrum.run_spectrum({views.source!r}, depths={depths}, eps={eps!r})"
     cov, m = compute(views, progress=progress)
     table = mode_table(m, depths, eps, fraction)
     write_spectrum(cov, m, table, out_dir, provenance(command, cov, m, depths, eps, fraction))
@@ -167,7 +169,7 @@ def spectrum_figure(table: dict, m: modes_mod.Modes, *, depth: int | None = None
     never-learned modes are grey crosses (``lam <= 0`` ones on the bottom edge)."""
     from matplotlib.colors import Normalize
 
-    from .plots import OBJECTIVE_LABEL, new_figure, style
+    from .._style import OBJECTIVE_LABEL, new_figure, style
 
     depth = int(np.max(table["depth"])) if depth is None else int(depth)
     sel = table["depth"] == depth

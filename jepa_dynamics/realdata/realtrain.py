@@ -3,12 +3,12 @@ r"""Deep linear JEPA and MAE trained on real views, held against the predicted o
 The encoder ``Wbar = W_L ... W_1`` and the predictor / decoder ``V`` are full ``d x d``
 matrices from the balanced small initialisation (``Wbar(0) = eps I``, spec section 3),
 trained by plain gradient descent (``optax.sgd``, step ``k`` is gradient-flow time
-``lr * k``) on the sampled loss of :mod:`jepa_dynamics.objectives` (JEPA with a
+``lr * k``) on the sampled loss of :mod:`jepa_dynamics.training.objectives` (JEPA with a
 stop-gradient target, MAE), each minibatch ``batch`` pairs drawn uniformly with replacement
 from the real pairs (centred by their empirical means; key ``fold_in(seed, step)``).
 
 Each mode's response over time is ``gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i)``
-(:func:`jepa_dynamics.modes.responses`), and its part along ``q_i`` itself,
+(:func:`jepa_dynamics.theory.modes.responses`), and its part along ``q_i`` itself,
 ``q_i^T Wbar Sxx q_i / sigma2_i`` (:func:`diagonal_responses`; the two agree when the data
 commute, and differ by what other learned modes leak into ``gamma_i`` when they do not),
 recorded on a log-spaced grid of steps (every recorded ``Wbar`` is kept, so probes can read
@@ -16,10 +16,10 @@ the same checkpoints).  The observed
 critical time of a mode is the first time its response reaches ``fraction * w_star``
 (``w_star`` of the per-feature theory: JEPA ``rho^L``, MAE ``rho^(L/(L+1))``), linearly
 interpolated between the records around the crossing
-(:func:`jepa_dynamics.analysis.critical_times`).
+(:func:`jepa_dynamics.training.analysis.critical_times`).
 
 The prediction is the per-feature theory in the mode basis
-(:func:`jepa_dynamics.spectrum.predicted_times`), exact when ``Sxx`` and ``sym(Sxy)``
+(:func:`jepa_dynamics.realdata.spectrum.predicted_times`), exact when ``Sxx`` and ``sym(Sxy)``
 commute.  The comparison covers the *scope*: the ``modes`` modes predicted first (finite
 ``t_star``).  The run lasts ``t_factor`` times the predicted ``t_star`` of the last mode in
 scope, and the learning rate defaults to ``lr_factor`` times the smallest of the exact
@@ -29,7 +29,7 @@ of the same curvature with ``sigma2`` replaced by the largest eigenvalue of ``Sx
 (:func:`stability_bound`), and at most ``1 / min_steps`` of the first predicted critical time
 (so gradient descent resolves the first rise: at least ``min_steps`` steps before it).
 Reported per run: Spearman's correlation between observed and predicted critical times over
-the scope (modes not reached count as last; :func:`jepa_dynamics.analysis.order_correlation`)
+the scope (modes not reached count as last; :func:`jepa_dynamics.training.analysis.order_correlation`)
 and each mode's ratio ``t_observed / t_predicted``.
 """
 
@@ -40,10 +40,12 @@ from typing import Optional
 
 import numpy as np
 
-from . import analysis, gd, models, objectives, records, spec
-from . import modes as modes_mod
+from ..training import analysis, models, objectives
+from ..theory import gd, spec
+from .. import records
+from ..theory import modes as modes_mod
 from .spectrum import predicted_times
-from ._jax import jax
+from .._jax import jax
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -215,11 +217,11 @@ class _Loop:
 
 
 def matrix_reference(config: RealTrainConfig, m: modes_mod.Modes, syy, times, w_star):
-    """Critical times of the exact full-matrix gradient flow (:mod:`jepa_dynamics.matrix`, Tsit5,
+    """Critical times of the exact full-matrix gradient flow (:mod:`jepa_dynamics.engines.matrix`, Tsit5,
     ``rtol = 1e-6``) of the population loss on the same covariances, from ``Wbar(0) = eps I``,
     read with the same levels and responses as the trained run: ``(t_gamma, t_diagonal)``
     (``None, None`` if the integration fails)."""
-    from . import matrix
+    from ..engines import matrix
 
     try:
         res = matrix.integrate(matrix.MatrixConfig(config.objective, config.depth, eps=config.eps, rtol=1e-6,
@@ -300,7 +302,7 @@ TRAIN_NOTES = {
                                "response, linear in time between records; nan = not reached (or no level)"),
     "in_scope": "1 for the modes predicted first that the run covers and the order correlation compares",
     "critical_time_matrix": ("the same crossing for the exact full-matrix gradient flow of the population loss on "
-                             "the same covariances (jepa_dynamics.matrix, --matrix); nan without --matrix"),
+                             "the same covariances (jepa_dynamics.engines.matrix, --matrix); nan without --matrix"),
     "spearman": ("rank correlation of observed and predicted critical times over the scope (not reached = "
                  "last); median_ratio: median of observed / predicted t_star over the scope"),
 }

@@ -8,7 +8,7 @@ Two centred views ``x, y`` in ``R^d`` have ``Sxx = E[x x^T]`` (positive definite
   ``Sxx`` and ``Syy``, positive definiteness of ``Sxx``, a positive semi-definite joint
   covariance) and :func:`load_covariances` reads one from an ``.npz`` file with arrays
   ``sxx``, ``sxy``, ``syy``.  Every problem is a one-line
-  :class:`~jepa_dynamics.spec.SpecError` (named ``cov`` unless the caller says otherwise).
+  :class:`~jepa_dynamics.theory.spec.SpecError` (named ``cov`` unless the caller says otherwise).
 * :func:`decompose` -- the modes: with ``S = (Sxy + Sxy^T) / 2``, the generalised
   eigenvectors of ``S q = rho Sxx q`` (``scipy.linalg.eigh(S, Sxx)``), rescaled to unit
   Euclidean norm.  Per mode ``lam_i = q_i^T S q_i``, ``sigma2_i = q_i^T Sxx q_i``,

@@ -25,7 +25,7 @@ How each row is computed (``docs/theory.md``, section 9, derives every step):
   the fixed-point equations (:func:`fixed_point_magnitude`), ``learned``, its sign and ``t*``
   from an integration of ``(a, v, w_T)`` (:func:`_flow`).
 
-``lr > 0`` rows iterate the exact gradient-descent map (:mod:`jepa_dynamics.gd`) to the same
+``lr > 0`` rows iterate the exact gradient-descent map (:mod:`jepa_dynamics.theory.gd`) to the same
 level ``fraction * |w_inf|`` (``w_inf`` is always the gradient-flow limit).
 """
 
@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import spec, theory
+from . import spec, balanced as theory
 
 __all__ = ["Prediction", "predict", "conserved", "collapses", "fixed_point_magnitude", "weight_decay_threshold",
            "weight_decay_fixed_points", "field", "check_start"]
@@ -153,7 +153,7 @@ def fixed_point_magnitude(objective: str, depth, lam, rho, eps, predictor_init, 
     ``a^L sqrt(a^2 - c) = rho`` (``v w = rho`` on the conserved hyperbola).  Weight decay: every
     non-zero fixed point is balanced (``a^2 = v^2``, ``docs/theory.md``), ``u_plus^L``.  The EMA
     target does not move fixed points.  Balanced rows without weight decay return
-    :func:`jepa_dynamics.spec.fixed_point` exactly."""
+    :func:`jepa_dynamics.theory.spec.fixed_point` exactly."""
     depth = np.asarray(depth, dtype=np.float64)
     lam, rho, eps, v0, beta = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
                                                      for x in (lam, rho, eps, predictor_init, weight_decay)))
@@ -296,7 +296,7 @@ def _mae_time_block(depth, lam, rho, a0, v0, level):
 def _decay_time(objective, depth, lam, rho, a0, beta, level):
     """``t*`` of a learned balanced row with weight decay and no EMA target: the 1-D flow
     ``du/dt = h(u) = g(u) - beta u`` from ``a0`` to ``u_c = level^(1/L)`` (``g`` as in
-    :mod:`jepa_dynamics.gd`), between the fixed points ``u_- < a0 < u_c < u_+``.  With
+    :mod:`jepa_dynamics.theory.gd`), between the fixed points ``u_- < a0 < u_c < u_+``.  With
     ``u = u_- + (u_+ - u_-) S(s)`` (``S`` the logistic function),
     ``dt/ds = (u - u_-)(u_+ - u) / ((u_+ - u_-) h(u))`` is bounded at both ends."""
     u_minus, u_plus = weight_decay_fixed_points(objective, depth, lam, rho, beta)
@@ -325,7 +325,7 @@ def _decay_time_block(objective, depth, lam, rho, a0, beta, level, u_minus, u_pl
 
 def _flow(objective, depth, lam, rho, a0, v0, kappa, beta, level):
     """``(crossed, t_cross, sign)`` per row: does ``|w|`` reach ``level`` under gradient flow, when,
-    and with which sign of ``w`` (see :mod:`jepa_dynamics._aligned_flow`)."""
+    and with which sign of ``w`` (see :mod:`jepa_dynamics.theory._aligned_flow`)."""
     from . import _aligned_flow
 
     return _aligned_flow.first_crossing(objective, depth, lam, rho, a0, v0, kappa, beta, level)
@@ -391,7 +391,7 @@ def _check_start(objective, depth, rho, eps, v0, learned, level, balanced):
 
 def check_start(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_rate=np.inf, weight_decay=0.0,
                 fraction=0.5) -> None:
-    """Raise :class:`~jepa_dynamics.spec.SpecError` if any row of :func:`predict` would start at or
+    """Raise :class:`~jepa_dynamics.theory.spec.SpecError` if any row of :func:`predict` would start at or
     above ``fraction * |w_inf|`` (cheap: no integration).  Arguments broadcast; inputs validated."""
     depth, lam, rho, eps, v0, kappa, beta, _, fraction = _validate(
         objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_decay, 0.0, fraction)
@@ -419,7 +419,7 @@ def predict(objective: str, depth, lam, rho, eps, predictor_init=None, *, ema_ra
     learned row that has not crossed by then gets ``nan`` (beyond the horizon), not a time -- the
     map costs one step per step, and a plateau of 10^7 steps is not worth computing for a run of
     10^4.  Raises
-    :class:`~jepa_dynamics.spec.SpecError` for bad input, including a learned feature that starts at
+    :class:`~jepa_dynamics.theory.spec.SpecError` for bad input, including a learned feature that starts at
     or above ``fraction * |w_inf|``."""
     depth, lam, rho, eps, v0, kappa, beta, eta, fraction = _validate(
         objective, depth, lam, rho, eps, predictor_init, ema_rate, weight_decay, lr, fraction)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from . import spec
+from ..theory import spec
 
 __all__ = [
     "responses_linear",

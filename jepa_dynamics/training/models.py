@@ -33,8 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import spec
-from ._jax import jax
+from ..theory import spec
+from .._jax import jax
 
 import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -65,7 +65,7 @@ def tiny_products(max_dim: int = 4):
     """Trace :func:`product` of matrices no larger than ``max_dim`` as a broadcast multiply-sum
     instead of a ``dot``: the same product (to rounding), 2.4x faster for many vmapped 4 x 4
     products on a CPU (XLA's batched dot of tiny matrices is slow there; from 8 x 8 on the dot
-    wins, 3x).  :mod:`jepa_dynamics.grid` traces its program inside this; single runs don't,
+    wins, 3x).  :mod:`jepa_dynamics.training.grid` traces its program inside this; single runs don't,
     so their results stay bit for bit what they were."""
     token = _TINY.set(max_dim)
     try:

@@ -1,4 +1,4 @@
-r"""Gradient flow of ``(a, v, w_T)`` for :mod:`jepa_dynamics.aligned`: an additive (IMEX)
+r"""Gradient flow of ``(a, v, w_T)`` for :mod:`jepa_dynamics.theory.aligned`: an additive (IMEX)
 Runge-Kutta method on a Sundman clock, vmapped over rows.
 
 Layers that start equal stay equal, so the ``L + 1`` (``+ 1`` EMA) scalars of
@@ -45,7 +45,7 @@ import functools
 
 import numpy as np
 
-from ._jax import jax, pad_rows
+from .._jax import jax, pad_rows
 
 import jax.numpy as jnp  # noqa: E402
 

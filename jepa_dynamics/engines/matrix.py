@@ -12,7 +12,7 @@ with target ``T = sg(Wbar)`` (stop-gradient) or ``T = Wtgt``.  Every trained mat
 follows ``dtheta/dt = -dLoss/dtheta - beta theta`` (``beta`` = ``weight_decay``); the
 EMA target follows ``dWtgt/dt = kappa (Wbar - Wtgt)`` (``kappa`` = ``ema_rate``, in
 1/time).  The gradients are the population losses' derivative, written out
-(:func:`_flow`); a test holds it to autodiff of :mod:`jepa_dynamics.objectives` (the code
+(:func:`_flow`); a test holds it to autodiff of :mod:`jepa_dynamics.training.objectives` (the code
 the trained networks minimise).
 
 Numerics.  The plateau lasts ``~eps^-(2-1/L)`` time units, the rise ``O(1)``, and after a
@@ -46,7 +46,7 @@ still on their plateau move ``eps^(2-1/L)`` times slower).  What we measured (se
   grow with the number of steps; the step-size controller's last step carries over.
 
 Critical time per mode (spec section 10's generalised definition, applied to the
-response to a mode ``gamma_i`` of :mod:`jepa_dynamics.modes`): ``gamma_inf`` = the
+response to a mode ``gamma_i`` of :mod:`jepa_dynamics.theory.modes`): ``gamma_inf`` = the
 response at the end of the run (the limit, when the run has converged: the
 ``converged`` flag says so); the mode is *learned* iff it starts below the level that
 defines its critical time, ``gamma(0) < fraction gamma_inf`` (spec section 6's
@@ -66,9 +66,9 @@ from functools import partial
 
 import numpy as np
 
-from . import modes as modes_mod
-from . import spec
-from ._jax import jax
+from ..theory import modes as modes_mod
+from ..theory import spec
+from .._jax import jax
 
 import diffrax as dfx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -216,7 +216,7 @@ def _flow(y, args):
     """``(dy/dt, Wbar)``.  With ``A = V Wbar`` and the target ``T``, ``dLoss/dA = G``,
     ``G = A Sxx - T Sxy^T`` (JEPA) or ``A Sxx - Sxy^T`` (MAE); ``dLoss/dV = G Wbar^T``,
     ``dLoss/dWbar = V^T G`` and ``dLoss/dW_a = (W_L..W_{a+1})^T V^T G (W_{a-1}..W_1)^T``.
-    ``tests/test_matrix.py`` holds it to autodiff of :mod:`jepa_dynamics.objectives`."""
+    ``tests/test_matrix.py`` holds it to autodiff of :mod:`jepa_dynamics.training.objectives`."""
     (sxx, sxy, _), beta, kappa, mae, ema = args[:5]
     layers, v, target = y[:-2], y[-2], y[-1]
     depth, d = layers.shape[0], y.shape[-1]
@@ -357,7 +357,7 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
 
     ``cov = (Sxx, Sxy, Syy)`` (validated here); ``times`` increasing, ``times[0] = 0``;
     ``state`` (an array as :func:`pack` makes) overrides the initial state (else :func:`initial_state` from ``config``
-    and ``given``); ``modes`` defaults to :func:`jepa_dynamics.modes.decompose` of the data.
+    and ``given``); ``modes`` defaults to :func:`jepa_dynamics.theory.modes.decompose` of the data.
     ``callback(k, t_k, snapshot)`` is called after each output time ``k >= 1``: ``snapshot()``
     returns a dict of NumPy arrays from which ``resume=`` continues the same run exactly
     (the step records, the recorded ``Wbar``, the state and the controller's last step).
@@ -459,7 +459,7 @@ def default_t_max(config: MatrixConfig, modes: modes_mod.Modes, factor: float = 
     below ``fraction * w_star``): ``factor`` x their largest critical time (spec section 6) plus 40
     relaxation times ``1 / r`` of the slowest fixed point (``r = lam rho^(2L-1)`` for JEPA,
     ``(L+1) sigma2 u*^(2L)``, ``u* = rho^(1/(L+1))`` for MAE); at least 1."""
-    from . import theory
+    from ..theory import balanced as theory
 
     depth = config.depth
     ok = modes.lam > 0
@@ -481,7 +481,7 @@ def theory_critical_times(config: MatrixConfig, modes: modes_mod.Modes, eps=None
     """The per-feature theory's ``t*`` at each mode's ``(lam, rho)`` with initial response ``eps``
     (default ``config.eps``; an array gives one per mode); ``nan`` where it is undefined (``lam <= 0``
     or ``eps >= fraction * w_star``)."""
-    from . import theory
+    from ..theory import balanced as theory
 
     eps = np.broadcast_to(np.asarray(config.eps if eps is None else eps, np.float64), modes.lam.shape)
     ok = modes.lam > 0
