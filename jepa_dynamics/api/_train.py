@@ -1,0 +1,177 @@
+"""``train`` and ``train_grid``: real encoders trained on synthetic data and held against the theory.
+
+Twins of ``jepa-dynamics train`` and ``jepa-dynamics train-grid`` (same flags, same defaults,
+byte-identical files).  The theory each run is held against: docs/theory.md sections 1-9.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..theory import spec
+from . import _common
+
+__all__ = ["TrainRun", "TrainGrid", "train", "train_grid", "GRID_LISTS"]
+
+# train flags that may hold commas (lists, a path)
+_TRAIN_LISTS = ("lam", "rho", "checkpoints", "out")
+# train-grid's list flags and the type of their entries
+GRID_LISTS = {"objective": str, "depth": int, "eps": float, "lr": float, "init": str, "init_scale": float,
+              "predictor_init": float, "ema": float, "weight_decay": float, "seed": int}
+_ONE = _common.one
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRun:
+    """What :func:`train` wrote and trained: ``out`` (the run's folder), ``files`` (the paths it
+    holds: responses.csv, summary.csv, plot.png, state.eqx, checkpoints) and ``result``
+    (:class:`jepa_dynamics.training.train.TrainResult`: steps, times, responses, the model)."""
+
+    out: str
+    files: list
+    result: object
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainGrid:
+    """What :func:`train_grid` wrote: ``out``, ``files`` (summary.csv, fidelity.png) and ``table``,
+    the summary as ``{column: array}`` (one row per network and feature; docs/columns.md)."""
+
+    out: str
+    files: list
+    table: dict
+
+
+def _training_config(a: dict):
+    """The keyword arguments of a :class:`~jepa_dynamics.training.train.TrainConfig` that
+    ``train`` and ``train-grid`` share, read from the flags' text ``a``."""
+    lam = None if a["lam"] is None else spec.parse_list(a["lam"], "lam")
+    rho = None if a["rho"] is None else spec.parse_list(a["rho"], "rho")
+    return dict(model=a["model"], lam=lam, rho=rho, dist=a["dist"], dim=_ONE(a["dim"], "dim", int),
+                loss=a["loss"], batch=_ONE(a["batch"], "batch", int), optimizer=a["optimizer"],
+                steps=_ONE(a["steps"], "steps", int), width=_ONE(a["width"], "width", int),
+                activation=a["activation"], predictor=a["predictor"], fraction=_ONE(a["fraction"], "fraction"),
+                matmul_precision=a["matmul_precision"])
+
+
+def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100", eps="0.01",
+          init="balanced", init_scale=None, predictor_init=None, loss="population", batch="256", optimizer="sgd",
+          lr="0.01", steps, ema="0", weight_decay="0", seed="0", matmul_precision="highest", width=None,
+          activation="tanh", predictor="linear", fraction="0.5", records="1000", grid="linear", checkpoints=None,
+          out, resume=False, allow_large=False, progress=None, command=None, report=None) -> TrainRun:
+    """Train one encoder (``model`` linear or mlp) with ``objective`` JEPA (stop-gradient, or an
+    EMA target at rate ``ema``) or MAE on the features ``lam``/``rho`` (or the family ``dist`` of
+    ``dim`` features), and write the run into the folder ``out``: responses.csv, summary.csv
+    (trained critical times against the theory's), plot.png, state.eqx.
+
+    The twin of ``jepa-dynamics train``: each flag is a keyword of the same name and default.
+    Every flag but ``lam``, ``rho`` and ``checkpoints`` takes one value (for grids use
+    :func:`train_grid`).  ``resume`` continues the run in ``out`` (a larger ``steps`` extends a
+    finished one).  A refused call changes no file.
+
+    >>> import tempfile
+    >>> run = train(lam=[1, 2], rho=[0.5, 0.8], steps=200, lr=0.05, records=20, out=tempfile.mkdtemp(),
+    ...             progress=False, report=lambda message: None)
+    >>> run.result.responses.shape
+    (21, 2)
+    """
+    a = _common.flags(locals())
+    from ..training.runs import run_files, run_training
+    from ..training.train import TrainConfig
+
+    for name, value in a.items():
+        if name not in _TRAIN_LISTS and isinstance(value, str) and "," in value:
+            count = len(value.split(","))
+            raise spec.SpecError(name, f"train takes one value, got {count} ({value}); to train a grid of "
+                                       "networks use jepa-dynamics train-grid")
+    config = TrainConfig(
+        **_training_config(a), objective=a["objective"], depth=_ONE(a["depth"], "depth", int),
+        eps=_ONE(a["eps"], "eps"), init=a["init"], init_scale=_ONE(a["init_scale"], "init_scale"),
+        lr=_ONE(a["lr"], "lr"), ema=_ONE(a["ema"], "ema"), seed=_ONE(a["seed"], "seed", int),
+        records=_ONE(a["records"], "records", int), grid=a["grid"],
+        predictor_init=_ONE(a["predictor_init"], "predictor_init"),
+        weight_decay=_ONE(a["weight_decay"], "weight_decay"),
+        checkpoints=() if a["checkpoints"] is None else tuple(spec.parse_list(a["checkpoints"], "checkpoints", int)),
+    )
+    spec.check_writable_dir(out, "out")
+    # the provenance line leaves out --resume, so a resumed run's files equal an uninterrupted run's
+    if command is None:
+        command = _common.command_line("train", train, a, leave_out=("resume",))
+    result = run_training(config, out, resume=resume, progress=progress, command=command,
+                          allow_large=allow_large, report=report or _common.note("train"))
+    return TrainRun(out, run_files(out), result)
+
+
+def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100",
+               eps="0.01", init="balanced", init_scale=None, predictor_init=None, loss="population", batch="256",
+               optimizer="sgd", lr="0.01", steps, ema="0", weight_decay="0", seed="0", matmul_precision="highest",
+               width=None, activation="tanh", predictor="linear", fraction="0.5", block="4096", out, resume=False,
+               progress=None, command=None, report=None) -> TrainGrid:
+    """Train every network of the Cartesian product of the list flags (:data:`GRID_LISTS`:
+    objective, depth, eps, lr, init, init_scale, predictor_init, ema, weight_decay, seed) on one
+    dataset, side by side in one jitted, vmapped program sharded over every local device; write
+    ``out``/summary.csv (one row per network and feature) and ``out``/fidelity.png.
+
+    The twin of ``jepa-dynamics train-grid``.  Knobs that do not apply to a network are dropped
+    for it (MAE takes ema 0, ``predictor_init`` is for init aligned, ``init_scale`` for init
+    random).  ``resume`` keeps the finished networks.  Deep linear encoders only.
+
+    >>> import tempfile
+    >>> g = train_grid(depth=[1, 2], lam=[1, 2], rho=[0.5, 0.8], steps=300, lr=0.05, out=tempfile.mkdtemp(),
+    ...                progress=False, report=lambda message: None)
+    >>> len(g.table["network"])  # two networks x two features
+    4
+    """
+    a = _common.flags(locals())
+    from ..training.grid import configs_from, run_grid
+
+    lists = {name: [None] if a[name] is None else spec.parse_list(a[name], name, kind)
+             for name, kind in GRID_LISTS.items()}
+    for name, value in a.items():
+        if name not in GRID_LISTS and name not in ("lam", "rho", "out") and isinstance(value, str) and "," in value:
+            raise spec.SpecError(name, f"takes one value, got {value!r} (the list flags are "
+                                       f"{', '.join('--' + n.replace('_', '-') for n in GRID_LISTS)})")
+    if a["model"] != "linear":
+        raise spec.SpecError("model", f"train-grid trains deep linear encoders (--model linear), got "
+                                      f"{a['model']!r}; train MLPs one at a time with jepa-dynamics train")
+    base = dict(_training_config(a), records=1)
+    block = spec.check_positive_int(_ONE(a["block"], "block", int), "block")
+    configs = configs_from(base, lists)
+    spec.check_writable_dir(out, "out")
+    key = {"base": {k: v for k, v in base.items()}, "lists": lists}
+    if command is None:
+        command = _common.command_line("train-grid", train_grid, a, leave_out=("resume",))
+    table = run_grid(configs, out, key=key, resume=resume, progress=progress, command=command, block=block)
+    report = report or _common.note("train-grid")
+    diverged = np.unique(table["network"][~np.isfinite(np.asarray(table["final_response"], dtype=float))])
+    if diverged.size:  # train stops such a run with an error; in a grid the others' rows stand
+        report(f"{diverged.size} of {len(configs)} networks diverged (parameters no longer finite; "
+               f"networks {', '.join(str(int(n)) for n in diverged[:10])}"
+               f"{', ...' if diverged.size > 10 else ''}): their rows hold nan; lower --lr for them")
+    note = unreached_grid_note(table, len(configs), configs[0].steps, configs[0].optimizer)
+    if note:
+        report(note)
+    return TrainGrid(out, _common.existing(out, ("summary.csv", "fidelity.png")), table)
+
+
+def unreached_grid_note(table, n_networks: int, steps: int, optimizer: str = "sgd"):
+    """One line when features the theory learns did not reach their level within ``--steps`` (as
+    ``train`` says for one run), with the steps the gradient-flow theory needs; ``None`` if none."""
+    from ..training import runs
+
+    col = lambda name: np.asarray(table[name], dtype=float)  # noqa: E731
+    missed = ((np.asarray(table["learned_theory"]) == "true") & np.isnan(col("critical_time_empirical"))
+              & np.isfinite(col("final_response")))
+    if not missed.any():
+        return None
+    networks = np.unique(col("network")[missed])
+    need = np.ceil(col("critical_time_theory")[missed] / col("lr")[missed])
+    need = need[np.isfinite(need)]
+    kind = "" if optimizer == "sgd" else " (with adam, lr x step is not gradient-flow time)"
+    hint = (f"; the gradient-flow theory{kind} needs up to {need.max():.0f} steps at their lr: rerun into a new --out "
+            f"with --steps {runs.rerun_steps(need)}" if need.size else "")
+    return (f"{networks.size} of {n_networks} networks ended at --steps {steps} before {int(missed.sum())} "
+            f"(network, feature) rows the theory learns reached fraction * |w_inf| (critical_time_empirical is nan "
+            f"there){hint}")
