@@ -1,7 +1,11 @@
-"""The ``jepa-dynamics`` command: parse flags, call the API, write files.
+"""The ``jepa-dynamics`` command: parse flags, call the API, print the files it wrote.
 
-Subcommands register themselves in :data:`COMMANDS` as ``name: (add_parser,
-run)``.  Errors are one line on stderr and a non-zero exit, never a traceback:
+Floor 9, the top layer: it may import every layer below (in practice only ``api``, ``figures``
+for the ``figures`` command, ``records`` for the provenance line and ``theory.spec`` for the
+errors).  One module per command (``sweep``, ``simulate``, ``train``, ``train_grid``,
+``figures``, ``matrix``, ``spectrum``), each with ``add(subparsers)`` and ``run(args, argv)``,
+registered in :data:`COMMANDS`; ``run`` parses nothing itself and calls the command's API twin
+(:mod:`jepa_dynamics.api`).  Errors are one line on stderr and a non-zero exit, never a traceback:
 
 * a bad flag or value (``SpecError`` / usage): exit 2, ``jepa-dynamics <cmd>: error: --flag: problem``;
 * a solver failure: exit 1;
