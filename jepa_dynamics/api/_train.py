@@ -46,18 +46,46 @@ class TrainGrid:
 
 def _training_config(a: dict):
     """The keyword arguments of a :class:`~jepa_dynamics.training.train.TrainConfig` that
-    ``train`` and ``train-grid`` share, read from the flags' text ``a``."""
+    ``train`` and ``train-grid`` share, read from the flags' text ``a`` (``steps`` is read by
+    :func:`_steps`).  ``loss`` defaults to the model's: population for a deep linear encoder and
+    predictor (exact), sampled otherwise (an MLP has no population loss in closed form)."""
     lam = None if a["lam"] is None else spec.parse_list(a["lam"], "lam")
     rho = None if a["rho"] is None else spec.parse_list(a["rho"], "rho")
-    return dict(model=a["model"], lam=lam, rho=rho, dist=a["dist"], dim=_ONE(a["dim"], "dim", int),
-                loss=a["loss"], batch=_ONE(a["batch"], "batch", int), optimizer=a["optimizer"],
-                steps=_ONE(a["steps"], "steps", int), width=_ONE(a["width"], "width", int),
-                activation=a["activation"], predictor=a["predictor"], fraction=_ONE(a["fraction"], "fraction"),
+    model, predictor = a.get("model", "linear"), a.get("predictor", "linear")
+    loss = a["loss"] if a["loss"] is not None else (
+        "population" if model == "linear" and predictor == "linear" else "sampled")
+    return dict(model=model, lam=lam, rho=rho, dist=a["dist"], dim=_ONE(a["dim"], "dim", int),
+                loss=loss, batch=_ONE(a["batch"], "batch", int), optimizer=a["optimizer"],
+                width=_ONE(a.get("width"), "width", int), activation=a.get("activation", "tanh"),
+                predictor=predictor, fraction=_ONE(a["fraction"], "fraction"),
                 matmul_precision=a["matmul_precision"])
 
 
+# ``--steps auto``: run to this multiple of the latest critical time the gradient-flow theory predicts
+# (the crossing at fraction * |w_inf| is half-way up the sigmoid; twice its time reaches the plateau)
+AUTO_STEPS_FACTOR = 2.0
+
+
+def _auto_steps(configs, critical_time, learned) -> int:
+    """``--steps auto``: ``ceil(AUTO_STEPS_FACTOR * max t* / lr)`` over the features the theory
+    learns (``critical_time``, ``learned``: one row per config; every network of a grid shares
+    the largest).  It needs the gradient-flow theory to describe the run: a deep linear encoder
+    and predictor trained by SGD."""
+    for c in configs:
+        if c.model != "linear" or c.predictor != "linear" or c.optimizer != "sgd":
+            raise spec.SpecError("steps", "auto follows the gradient-flow theory, which describes deep linear "
+                                          "encoders trained by --optimizer sgd; give a number of steps")
+    lr = np.array([c.lr for c in configs], dtype=np.float64)[:, None]
+    need = np.where(np.asarray(learned, dtype=bool), np.asarray(critical_time, dtype=np.float64), np.nan) / lr
+    need = need[np.isfinite(need)]
+    if not need.size:
+        raise spec.SpecError("steps", "auto: the theory learns no feature of this run (no critical time to run "
+                                      "to); give a number of steps")
+    return spec.check_positive_int(int(np.ceil(AUTO_STEPS_FACTOR * need.max())), "steps")
+
+
 def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100", eps="0.01",
-          init="balanced", init_scale=None, predictor_init=None, loss="population", batch="256", optimizer="sgd",
+          init="balanced", init_scale=None, predictor_init=None, loss=None, batch="256", optimizer="sgd",
           lr="0.01", steps, ema="0", weight_decay="0", seed="0", matmul_precision="highest", width=None,
           activation="tanh", predictor="linear", fraction="0.5", records="1000", grid="linear", checkpoints=None,
           out, resume=False, allow_large=False, progress=None, command=None, report=None) -> TrainRun:
@@ -87,7 +115,8 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
             raise spec.SpecError(name, f"train takes one value, got {count} ({value}); to train a grid of "
                                        "networks use jepa-dynamics train-grid")
     config = TrainConfig(
-        **_training_config(a), objective=a["objective"], depth=_ONE(a["depth"], "depth", int),
+        **_training_config(a), steps=1 if a["steps"] == "auto" else _ONE(a["steps"], "steps", int),
+        objective=a["objective"], depth=_ONE(a["depth"], "depth", int),
         eps=_ONE(a["eps"], "eps"), init=a["init"], init_scale=_ONE(a["init_scale"], "init_scale"),
         lr=_ONE(a["lr"], "lr"), ema=_ONE(a["ema"], "ema"), seed=_ONE(a["seed"], "seed", int),
         records=_ONE(a["records"], "records", int), grid=a["grid"],
@@ -95,6 +124,11 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
         weight_decay=_ONE(a["weight_decay"], "weight_decay"),
         checkpoints=() if a["checkpoints"] is None else tuple(spec.parse_list(a["checkpoints"], "checkpoints", int)),
     )
+    if a["steps"] == "auto":
+        from ..training.train import prediction
+
+        pred = prediction(config)
+        config = dataclasses.replace(config, steps=_auto_steps([config], pred.critical_time[None], pred.learned[None]))
     spec.check_writable_dir(out, "out")
     # the provenance line leaves out --resume, so a resumed run's files equal an uninterrupted run's
     if command is None:
@@ -104,11 +138,10 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
     return TrainRun(out, run_files(out), result)
 
 
-def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100",
-               eps="0.01", init="balanced", init_scale=None, predictor_init=None, loss="population", batch="256",
-               optimizer="sgd", lr="0.01", steps, ema="0", weight_decay="0", seed="0", matmul_precision="highest",
-               width=None, activation="tanh", predictor="linear", fraction="0.5", block="4096", out, resume=False,
-               progress=None, command=None, report=None) -> TrainGrid:
+def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100", eps="0.01",
+               init="balanced", init_scale=None, predictor_init=None, loss=None, batch="256", optimizer="sgd",
+               lr="0.01", steps, ema="0", weight_decay="0", seed="0", matmul_precision="highest", fraction="0.5",
+               block="4096", out, resume=False, progress=None, command=None, report=None) -> TrainGrid:
     """Train every network of the Cartesian product of the list flags (:data:`GRID_LISTS`:
     objective, depth, eps, lr, init, init_scale, predictor_init, ema, weight_decay, seed) on one
     dataset, side by side in one jitted, vmapped program sharded over every local device; write
@@ -116,7 +149,8 @@ def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=Non
 
     The twin of ``jepa-dynamics train-grid``.  Knobs that do not apply to a network are dropped
     for it (MAE takes ema 0, ``predictor_init`` is for init aligned, ``init_scale`` for init
-    random).  ``resume`` keeps the finished networks.  Deep linear encoders only.
+    random).  ``resume`` keeps the finished networks.  Deep linear encoders only: ``model`` is
+    ``linear`` (anything else is refused, naming ``train`` for MLPs).
 
     >>> import tempfile
     >>> g = train_grid(depth=[1, 2], lam=[1, 2], rho=[0.5, 0.8], steps=300, lr=0.05, out=tempfile.mkdtemp(),
@@ -138,6 +172,15 @@ def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=Non
                                       f"{a['model']!r}; train MLPs one at a time with jepa-dynamics train")
     base = dict(_training_config(a), records=1)
     block = spec.check_positive_int(_ONE(a["block"], "block", int), "block")
+    if a["steps"] == "auto":
+        from ..training.grid import predict
+
+        first = configs_from({**base, "steps": 1}, lists)
+        pred = predict(first)
+        steps = _auto_steps(first, pred.critical_time, pred.learned)
+    else:
+        steps = _ONE(a["steps"], "steps", int)
+    base["steps"] = steps
     configs = configs_from(base, lists)
     spec.check_writable_dir(out, "out")
     key = {"base": {k: v for k, v in base.items()}, "lists": lists}

@@ -57,9 +57,12 @@ def add_aligned_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", default="0", help="plain gradient-descent step eta; 0 = gradient flow (default: 0)")
 
 
-def add_training_flags(p) -> None:
-    """The flags ``train`` and ``train-grid`` share (what a network is and how it trains)."""
-    p.add_argument("--model", default="linear", help="linear (deep linear) or mlp (default: linear)")
+def add_training_flags(p, mlp: bool = True) -> None:
+    """The flags ``train`` and ``train-grid`` share (what a network is and how it trains);
+    ``mlp=False`` leaves out the MLP flags (``train-grid`` trains deep linear encoders only)."""
+    # train-grid does not offer --model (deep linear only) but answers it with the reason, not "unrecognized"
+    p.add_argument("--model", default="linear",
+                   help="linear (deep linear) or mlp (default: linear)" if mlp else argparse.SUPPRESS)
     p.add_argument("--objective", default="jepa", help="jepa or mae (default: jepa)")
     p.add_argument("--depth", default="1", help="encoder depth L (default: 1)")
     p.add_argument("--lam", help="per-feature lam, comma-separated (with --rho)")
@@ -73,11 +76,14 @@ def add_training_flags(p) -> None:
     p.add_argument("--init-scale", help="random init: each factor's scale (default: eps**(1/depth))")
     p.add_argument("--predictor-init", help="aligned init: the signed predictor/decoder entry V0 (default: the balanced "
                                             "eps**(1/depth)); write a negative one as --predictor-init=-0.3")
-    p.add_argument("--loss", default="population", help="population (exact, linear) or sampled (default: population)")
+    p.add_argument("--loss", help="population (exact, deep linear encoder and predictor only) or sampled (default: "
+                                  "population for a deep linear encoder and predictor, sampled otherwise)")
     p.add_argument("--batch", default="256", help="minibatch size for --loss sampled (default: 256)")
     p.add_argument("--optimizer", default="sgd", help="sgd (plain gradient descent, t = lr * step) or adam")
     p.add_argument("--lr", default="0.01", help="learning rate (default: 0.01)")
-    p.add_argument("--steps", required=True, help="number of optimiser steps")
+    p.add_argument("--steps", required=True, help="number of optimiser steps, or auto: twice the latest critical "
+                                                   "time the gradient-flow theory predicts, divided by --lr (deep "
+                                                   "linear, sgd)")
     p.add_argument("--ema", default="0", help="EMA target rate tau in [0, 1); 0 = stop-gradient (default: 0); the "
                                               "theory's rate is kappa = (1 - tau) / lr")
     p.add_argument("--weight-decay", default="0", help="coupled L2 beta on every layer and the predictor: grad += "
@@ -86,9 +92,10 @@ def add_training_flags(p) -> None:
     p.add_argument("--matmul-precision", default="highest", choices=("highest", "tf32"),
                    help="float32 matrix products: highest (full float32, default) or tf32 (GPUs' fast mode, ~10 "
                         "mantissa bits); recorded in the provenance")
-    p.add_argument("--width", help="MLP hidden width (default: the number of features)")
-    p.add_argument("--activation", default="tanh", help="MLP activation: tanh, relu, gelu, linear (default: tanh)")
-    p.add_argument("--predictor", default="linear", help="linear or mlp predictor (default: linear)")
+    if mlp:
+        p.add_argument("--width", help="MLP hidden width (default: the number of features)")
+        p.add_argument("--activation", default="tanh", help="MLP activation: tanh, relu, gelu, linear (default: tanh)")
+        p.add_argument("--predictor", default="linear", help="linear or mlp predictor (default: linear)")
     p.add_argument("--fraction", default="0.5", help="critical time at fraction * w_star (default: 0.5)")
 
 

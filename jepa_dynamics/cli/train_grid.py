@@ -16,7 +16,7 @@ def add(sub) -> None:
                                    "(MAE takes ema 0, --predictor-init is for --init aligned, --init-scale for "
                                    "--init random). --resume keeps the finished networks. A refused command "
                                    "changes no file. Deep linear encoders only. Docs: docs/grid.md.")
-    add_training_flags(p)
+    add_training_flags(p, mlp=False)
     p.add_argument("--block", default="4096", help="networks per program call and per appended block of rows "
                                                    "(default: 4096)")
     p.add_argument("--out", required=True, help="output folder")
