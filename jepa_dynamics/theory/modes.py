@@ -126,8 +126,15 @@ def load_covariances(path, name: str = "cov"):
     """``(Sxx, Sxy, Syy)`` from an ``.npz`` file with arrays ``sxx``, ``sxy`` (``E[x y^T]``)
     and ``syy``, validated by :func:`check_covariances`."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise spec.SpecError(name, f"{path} is a folder, not an .npz file")
     if not os.path.isfile(path):
         raise spec.SpecError(name, f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            single = fh.read(6) == b"\x93NUMPY"
+        raise spec.SpecError(name, f"{path} is a single array (.npy), not an .npz with sxx, sxy, syy" if single
+                             else f"{path} is not an .npz (zip) file")
     try:
         f = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
@@ -146,6 +153,8 @@ def load_covariances(path, name: str = "cov"):
             reason = " ".join(str(err).split()) or type(err).__name__
             raise spec.SpecError(name, f"cannot read {path} as .npz: {reason}") from None
     for a, key in zip(arrays, ("sxx", "sxy", "syy")):
+        if not isinstance(a, np.ndarray):  # NpzFile hands back a member that is not .npy data as bytes
+            raise spec.SpecError(name, f"{key} in {path} is not .npy array data")
         if a.dtype.kind not in "fiu":
             raise spec.SpecError(name, f"{key} in {path} must be a real numeric array, got dtype {a.dtype}")
     return check_covariances(*arrays, name=name)

@@ -1,0 +1,57 @@
+"""Hostile cases of the newer commands (train-grid, matrix, spectrum, the sweep's beyond-balanced
+axes): each refused command exits 2 with one stderr line naming the real cause, writes nothing
+and leaves existing files byte-identical; each accepted one exits 0 without a warning."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from jepa_dynamics import cli
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+def _refused(capsys, argv, needle):
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"jepa-dynamics {argv[0]}: error: "), err
+    assert "Traceback" not in err and "Warning" not in err
+    assert needle in err, err
+
+
+MATRIX = ["matrix", "--objective", "jepa", "--depth", "1", "--eps", "1e-3"]
+
+
+def _bad_npz(folder, kind):
+    path = os.path.join(folder, f"{kind}.npz")
+    if kind == "members":  # a zip whose members are not .npy data
+        with zipfile.ZipFile(path, "w") as z:
+            for k in ("sxx", "sxy", "syy"):
+                z.writestr(k + ".npy", b"not an array")
+    elif kind == "text":
+        with open(path, "w") as f:
+            f.write("sxx = 1\n")
+    elif kind == "folder":
+        os.mkdir(path)
+    elif kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.eye(2))
+    return path
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("members", "sxx in {path} is not .npy array data"),
+    ("text", "{path} is not an .npz (zip) file"),
+    ("folder", "{path} is a folder, not an .npz file"),
+    ("npy", "is a single array (.npy), not an .npz"),
+])
+def test_matrix_names_what_is_wrong_with_the_cov_file(tmp_path, capsys, kind, needle):
+    path = _bad_npz(str(tmp_path), kind)
+    out = tmp_path / "out"
+    _refused(capsys, MATRIX + ["--cov", path, "--out", str(out)], "--cov: " + needle.format(path=path))
+    assert not out.exists()
