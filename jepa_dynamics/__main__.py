@@ -1,7 +1,5 @@
 """``python -m jepa_dynamics`` is the ``jepa-dynamics`` command."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

@@ -55,3 +55,28 @@ def test_matrix_names_what_is_wrong_with_the_cov_file(tmp_path, capsys, kind, ne
     out = tmp_path / "out"
     _refused(capsys, MATRIX + ["--cov", path, "--out", str(out)], "--cov: " + needle.format(path=path))
     assert not out.exists()
+
+
+def test_ctrl_c_after_the_command_finished_prints_no_traceback(tmp_path):
+    """A SIGINT that arrives once the files are written (during the interpreter's exit, where JAX
+    cleans up) is ignored: exit 0, no traceback, the files complete."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import atexit, sys, time\n"
+              "atexit.register(lambda: time.sleep(3))  # stands for the exit-time cleanup\n"
+              "sys.argv = ['jepa-dynamics'] + sys.argv[1:]\n"
+              "from jepa_dynamics.cli import entry\n"
+              "entry()\n")
+    out = tmp_path / "s.csv"
+    proc = subprocess.Popen([sys.executable, "-c", script, "sweep", "--depth", "1", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # the command printed its file: it has finished
+    assert line.strip() == str(out)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert out.read_text().count("\n") > 5

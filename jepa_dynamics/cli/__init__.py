@@ -15,6 +15,7 @@ registered in :data:`COMMANDS`; ``run`` parses nothing itself and calls the comm
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from .._version import __version__
@@ -22,7 +23,7 @@ from ..theory import spec
 from . import figures, matrix, simulate, spectrum, sweep, train, train_grid
 from ._flags import Parser as _Parser, UsageError as _UsageError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "entry", "COMMANDS"]
 
 # name: (add the subcommand's parser, run it); each module is one command
 COMMANDS = {
@@ -85,3 +86,13 @@ def main(argv=None) -> int:
         status = 1
     return status
 
+
+
+def entry() -> None:
+    """The process entry point (``jepa-dynamics``, ``python -m jepa_dynamics``): :func:`main`, then
+    exit with its status.  Once the command has finished, Ctrl-C is ignored: its work is done and
+    written, and an interrupt during the interpreter's exit (JAX's cleanup, for one) would only
+    print a traceback."""
+    status = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)
