@@ -46,9 +46,9 @@ def _bad_npz(folder, kind):
 
 @pytest.mark.parametrize("kind, needle", [
     ("members", "sxx in {path} is not .npy array data"),
-    ("text", "{path} is not an .npz (zip) file"),
+    ("text", "cannot read {path}: not an .npz (zip) file"),
     ("folder", "{path} is a folder, not an .npz file"),
-    ("npy", "{path} is a single array (.npy), not an .npz"),
+    ("npy", "cannot read {path}: a single array (.npy), not an .npz"),
 ])
 def test_matrix_names_what_is_wrong_with_the_cov_file(tmp_path, capsys, kind, needle):
     path = _bad_npz(str(tmp_path), kind)

@@ -133,8 +133,8 @@ def load_covariances(path, name: str = "cov"):
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as fh:
             single = fh.read(6) == b"\x93NUMPY"
-        raise spec.SpecError(name, f"{path} is a single array (.npy), not an .npz with sxx, sxy, syy" if single
-                             else f"{path} is not an .npz (zip) file")
+        raise spec.SpecError(name, f"cannot read {path}: a single array (.npy), not an .npz with sxx, sxy, syy"
+                             if single else f"cannot read {path}: not an .npz (zip) file")
     try:
         f = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
