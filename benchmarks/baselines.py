@@ -1,7 +1,7 @@
 """What a researcher writes today: scipy ``solve_ivp`` on ``dw/dt`` with a terminal event.
 
-These are the baselines of ``bench_sweep.py``.  They integrate the spec's section-5
-equation directly, ``dw/dt = L (lam w^p - sigma2 w^3)`` with ``p = 3 - 1/L`` (JEPA) or
+These are the baselines of ``bench_sweep.py``.  They integrate the per-feature
+equation of docs/theory.md section 2 directly, ``dw/dt = L (lam w^p - sigma2 w^3)`` with ``p = 3 - 1/L`` (JEPA) or
 ``2 - 1/L`` (MAE), ``w(0) = eps``, and stop at ``w = fraction * w_star`` with a terminal
 event (``dense_output`` off; the event root is found on scipy's own interpolant).
 Nothing from the package is used except to pick the rows and to score the answers.

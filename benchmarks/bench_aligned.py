@@ -1,5 +1,5 @@
-"""Speed of section-10 predictions (issue 9): gradient-flow rows with the new sweep dimensions, and
-GD-map rows x steps per second.
+"""Speed of the beyond-balanced predictions (docs/theory.md section 9): gradient-flow rows with the new sweep
+dimensions, and GD-map rows x steps per second.
 
     PYTHONPATH=. python3 benchmarks/bench_aligned.py
 

@@ -1,17 +1,17 @@
-"""Issue 13's accelerator measurements, on whatever backend JAX runs (a GPU when one is lent).
+"""Accelerator measurements against the GPU targets, on whatever backend JAX runs (a GPU when one is lent).
 
     # on a machine with a GPU, from the source tree (no install needed), ~2-4 min:
     PYTHONPATH=. python3 benchmarks/bench_device.py --out "$OUT"
     # the same script at smoke size on this CPU (checks it runs; the numbers mean little):
     python benchmarks/bench_device.py --networks 256 --steps 200 --rows 20000 --big-networks 16
 
-Two measurements, each against its issue-13 target, written to ``OUT/device.json`` (default
+Two measurements, each against its GPU target, written to ``OUT/device.json`` (default
 ``benchmarks/results/device_<backend>.json``) and printed:
 
 * **the grid engine** (``grid.train_group``, what ``jepa-dynamics train-grid`` runs): deep
   linear JEPA networks, population loss, plain SGD, float32, one compiled program for all of
   them -- ``--networks`` (16,384) at d = 16, L = 3 (target >= 1e7 network-steps/s), and
-  ``--big-networks`` (4,096) at d = 64, L = 4 (issue 13's probe: 1.6e6).  A warm-up call
+  ``--big-networks`` (4,096) at d = 64, L = 4 (the larger probe: 1.6e6).  A warm-up call
   compiles; the median of ``--repeats`` timed calls counts.  float32 products run at full
   precision (``--matmul-precision highest``, the default); on a GPU the TF32 opt-in is timed
   too, as a separate row.  Every network's empirical critical time is checked against its
@@ -40,8 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import bench_grid, common  # noqa: E402
 
-TARGET_NETWORK_STEPS = 1e7   # network-steps/s at d = 16, L = 3 (issue 13)
-TARGET_ODE_US = 0.2          # microseconds a row at 10^6 rows (issue 13)
+TARGET_NETWORK_STEPS = 1e7   # network-steps/s at d = 16, L = 3 (GPU target)
+TARGET_ODE_US = 0.2          # microseconds a row at 10^6 rows (GPU target)
 
 
 EPS = {3: [0.005, 0.01, 0.015, 0.02], 4: [0.002, 0.004, 0.006, 0.008]}  # below every feature's level

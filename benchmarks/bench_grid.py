@@ -1,4 +1,4 @@
-"""Throughput of ``train-grid`` against sequential ``train`` runs and PyTorch loops (issue 13).
+"""Throughput of ``train-grid`` against sequential ``train`` runs and PyTorch loops (docs/benchmarks.md section 9).
 
     python benchmarks/bench_grid.py                  # 1,024 networks x 20,000 steps (~2-4 min)
     python benchmarks/bench_grid.py --networks 256 --steps 5000   # quicker
@@ -18,7 +18,7 @@ SGD, float64 -- a grid of lr x eps x seed.  Timed side by side in one run:
   extrapolated) -- the fastest thing one writes in PyTorch without compiling.
 
 Reported: network-steps per second and the ratios.  No GPU on the machine this was written
-on: the GPU targets of issue 13 (>= 1e7 network-steps/s at d = 16, L = 3) are not measured.
+on: the GPU targets (>= 1e7 network-steps/s at d = 16, L = 3) are not measured.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Peak memory of `sweep --plot` on 2M rows and of `sweep --resume` on a 10^7-row file (issue 11).
+"""Peak memory of `sweep --plot` on 2M rows and of `sweep --resume` on a 10^7-row file (docs/benchmarks.md section 6).
 
     PYTHONPATH=$PWD python benchmarks/bench_memory.py [--before /work/main]   # ~5 min; benchmarks/results/memory.json
 

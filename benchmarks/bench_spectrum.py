@@ -1,4 +1,5 @@
-"""Issue 10: `jepa-dynamics spectrum` on synthetic views with known modes, and training on them.
+"""Real-data modes (docs/theory.md section 11): `jepa-dynamics spectrum` on synthetic views with known modes,
+and training on them.
 
 1. Views with known covariances: ``d`` independent features with ``rho`` evenly spaced in
    ``[0.1, 0.9]`` and ``sigma2`` in ``[0.5, 2]`` (``lam = rho sigma2``) rotated by a random

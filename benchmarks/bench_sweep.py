@@ -145,7 +145,7 @@ def main(argv=None):
               f"failed rows {len(g['lsoda']['failed_rows'])}",
               flush=True)
 
-    # RK45: the spec's "~1.7 s per trajectory" at L = 4, eps = 1e-5.  With the terminal event it stops
+    # RK45: the "~1.7 s per trajectory" of docs/theory.md section 7 at L = 4, eps = 1e-5.  With the terminal event it stops
     # before the stiff tail; a trajectory (no event) to 2 t_star has to cross it.
     rk = []
     for row in (("jepa", 4, 1.0, 0.5, common.EPS), ("jepa", 4, 1.0, 0.9, common.EPS), ("mae", 4, 1.0, 0.5, common.EPS)):

@@ -81,7 +81,7 @@ def jax_steps_per_s(model, dim, depth, width, steps, repeats):
 
 @contextlib.contextmanager
 def samples_drawn():
-    """The deep linear step as it was before ``Program.scatter`` (issue 13): the minibatch's
+    """The deep linear step as it was before ``Program.scatter`` (the scatter-matrix minibatch): the minibatch's
     ``2 x B x d`` samples drawn each step and pushed through the model, instead of its scatter
     matrices drawn from their Wishart distribution.  For the side-by-side row only."""
     from jepa_dynamics.training import train
@@ -256,7 +256,7 @@ def headline(a):
         j = jax_steps_per_s(**c, steps=a.steps, repeats=a.repeats)
     res["deep_linear_samples_drawn"] = j
     print(f"  deep linear, samples drawn (before the scatter path): jax {j['steps_per_s']:.0f} steps/s", flush=True)
-    # the MLP's bounds (issue 13): how fast its step could go without sampling, and with nothing but its matmuls
+    # the MLP's bounds (docs/benchmarks.md section 3): how fast its step could go without sampling, and with nothing but its matmuls
     c = HEADLINE["MLP"]
     steps = max(100, int(a.steps * STEP_SCALE["MLP"]))
     with one_batch():
@@ -274,7 +274,7 @@ def headline(a):
           f"matmuls alone {alone['steps_per_s']:.0f} ({b['ratio_matmuls_alone']:.2f}x, "
           f"{b['matmuls_alone_gflops']:.0f} GFLOP/s), every FLOP at the peak {b['steps_per_s_at_peak']:.0f} "
           f"({b['ratio_at_peak']:.2f}x)", flush=True)
-    if a.full:  # the issue's workload: 10k steps of the deep linear config, end to end through train.train
+    if a.full:  # the headline workload: 10k steps of the deep linear config, end to end through train.train
         from jepa_dynamics.training import train
 
         c = HEADLINE["deep linear"]

@@ -1,6 +1,6 @@
-"""Issue 9's must-show numbers: section-10 predictions (jepa_dynamics.theory.aligned) against trained networks.
+"""Beyond-balanced predictions (docs/theory.md section 9; jepa_dynamics.theory.aligned) against trained networks.
 
-    PYTHONPATH=. python3 benchmarks/check_issue9.py
+    PYTHONPATH=. python3 benchmarks/check_beyond_balanced.py
 
 Trained networks: jepa_dynamics.training.train (population loss, plain SGD, float64, one feature per run):
 (1) aligned unbalanced init, depths 1-4, both objectives, random V0 incl. negative, small lr:

@@ -1,11 +1,11 @@
-"""Issue 9, "random init in d dimensions": does section 10's per-feature collapse criterion, applied to
+"""Random init in d dimensions: does the per-feature collapse criterion (docs/theory.md section 9), applied to
 a random (non-aligned) network's initial state projected on each feature, predict which features a
 trained JEPA network learns?
 
     PYTHONPATH=. python3 benchmarks/random_init_collapse.py [--seeds 100] [--scale 0.3] [--steps 40000]
 
 Networks: the package's deep linear model (``models.random_init``: i.i.d. N(0, scale^2/d) entries,
-depth 2, d = 3 features lam = (1, 0.6, 0.8), rho = (0.9, 0.5, 0.7), the issue's setting), the package's
+depth 2, d = 3 features lam = (1, 0.6, 0.8), rho = (0.9, 0.5, 0.7), the setting of the random-init observation in docs/theory.md section 9), the package's
 population JEPA loss (``objectives.loss``, stop-gradient), plain gradient descent (lr 0.05), vmapped
 over seeds.  Empirical: feature i is learned if its response ``||Wbar[:, i]||`` ends above 2x its
 start (collapsed features decay towards 0; learned ones rise to ~|w_inf|).
@@ -18,7 +18,7 @@ Projections (what the criterion is given, per feature i):
   ``v = e_i^T V h_L / ||h_L||`` times ``sign(e_i^T h_L)`` (the predictor's read-out of the
   encoder's current output direction for feature i, signed so that ``w > 0`` means aligned).
 
-Criterion (theory-spec section 10, layers not necessarily equal): collapse iff
+Criterion (docs/theory.md section 9, layers not necessarily equal): collapse iff
 ``v < 0 and min_l (a_l^2 - v^2) < 0``, or ``v > rho and v^2 >= rho^2 + min_l a_l^2``.
 Prints JSON: per projection the rate of correct learned / not-learned predictions (and always
 "learned" as a baseline).
@@ -42,7 +42,7 @@ RHO = (0.9, 0.5, 0.7)
 
 
 def criterion(a, v, rho):
-    """``True`` = learned (section 10's collapse criterion with per-layer c_l = a_l^2 - v^2)."""
+    """``True`` = learned (docs/theory.md section 9's collapse criterion with per-layer c_l = a_l^2 - v^2)."""
     c_min = np.min(a**2, axis=0) - v**2
     collapse = ((v < 0) & (c_min < 0)) | ((v > rho) & (v**2 >= rho**2 + np.min(a**2, axis=0)))
     return ~collapse
@@ -65,7 +65,7 @@ def projections(model, d):
     wbar_ii = h[idx, idx]
     out_dir = h / np.linalg.norm(h, axis=0)
     path_v = np.sign(wbar_ii) * np.einsum("ij,ji->i", V, out_dir)
-    # conserved: the invariants of the full matrix flow (theory-spec section 11),
+    # conserved: the invariants of the full matrix flow (docs/theory.md section 10),
     # W_{l+1}^T W_{l+1} - W_l W_l^T and V^T V - W_L W_L^T, read on feature i's diagonal entry;
     # for an aligned network they are a_{l+1}^2 - a_l^2 and v^2 - a_L^2, so
     # c_l = a_l^2 - v^2 = sum of them from layer l up; v's sign relative to w's is sign(V_ii Wbar_ii)

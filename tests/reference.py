@@ -1,6 +1,6 @@
 """Independent reference computations shared by the tests.
 
-Everything here is written out from theory-spec section 5 by hand (not imported from the
+Everything here is written out from docs/theory.md section 2 by hand (not imported from the
 package), so tests that compare the package against it compare two separate computations.
 """
 

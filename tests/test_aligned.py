@@ -1,4 +1,4 @@
-"""Section 10 of theory-spec.md: aligned (unbalanced) init, EMA target, weight decay, under gradient flow.
+"""docs/theory.md section 9: aligned (unbalanced) init, EMA target, weight decay, under gradient flow.
 
 Every reference here integrates the full L + 1 (+ EMA) scalars written out by hand (scipy
 ``solve_ivp``), with the layers as separate components, never the package's reduction."""
@@ -16,7 +16,7 @@ from jepa_dynamics import theory
 
 
 def full_rhs(objective, lam, rho, kappa=math.inf, beta=0.0):
-    """``d/dt (a_1..a_L, v, w_T)`` of section 10, by hand."""
+    """``d/dt (a_1..a_L, v, w_T)`` of docs/theory.md section 9, by hand."""
     sigma2 = lam / rho
 
     def rhs(t, y):
@@ -127,8 +127,8 @@ def test_jepa_collapse_boundaries():
         assert math.isfinite(t) == expect
 
 
-def test_spec_ema_example():
-    """theory-spec section 10: L=2, lam=0.8, rho=0.6, balanced u0=0.1: t* = 550.6, 555.4, 630.4."""
+def test_ema_reference_example():
+    """docs/theory.md section 9's EMA example: L=2, lam=0.8, rho=0.6, balanced u0=0.1: t* = 550.6, 555.4, 630.4."""
     pred = aligned.predict("jepa", 2, 0.8, 0.6, 0.01, ema_rate=np.array([100.0, 1.0, 0.05]))
     np.testing.assert_allclose(pred.critical_time, [550.6, 555.4, 630.4], atol=0.05)
     for kappa, t in zip((1.0, 0.05), pred.critical_time[1:]):

@@ -18,7 +18,7 @@ from reference import quad_critical_time
 
 SWEEP_COLUMNS = ["objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point",
                  "critical_time", "critical_time_asymptotic",
-                 # issue 9: section-10 dimensions and results, appended after today's ten
+                 # beyond balanced init (docs/theory.md section 9): dimensions and results, appended after the first ten
                  "predictor_init", "ema_rate", "weight_decay", "lr", "w_inf", "learned", "critical_step"]
 
 

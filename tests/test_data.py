@@ -1,4 +1,4 @@
-"""Data families: exact second moments (spec section 7) against Monte Carlo, and input checks."""
+"""Data families: exact second moments (docs/theory.md section 12) against Monte Carlo, and input checks."""
 
 import numpy as np
 import pytest
@@ -71,7 +71,7 @@ def test_bad_inputs():
         data.make("weird")
 
 
-# --- full-matrix families (spec section 11) ---------------------------------------------------------------
+# --- full-matrix families (docs/theory.md section 12.2) ---------------------------------------------------
 
 from jepa_dynamics.theory import modes  # noqa: E402
 

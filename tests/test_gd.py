@@ -1,4 +1,4 @@
-"""The exact gradient-descent map (theory-spec section 10) against a plain NumPy loop on the L+1 scalars."""
+"""The exact gradient-descent map (docs/theory.md section 9) against a plain NumPy loop on the L+1 scalars."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ GRID = ["train-grid", "--objective", "jepa,mae", "--depth", "1,2", "--lam", "1,0
 
 
 def test_train_grid_files_resume_and_refusals(tmp_path, capsys, monkeypatch):
-    """summary.csv has one row per (network, feature) with the issue's columns, fidelity.png is drawn;
+    """summary.csv has one row per (network, feature) with the columns docs/grid.md lists, fidelity.png is drawn;
     an interrupted grid resumed gives the uninterrupted file byte for byte; hostile commands are one
     line, exit 2, and change no file."""
     full, part = str(tmp_path / "full"), str(tmp_path / "part")

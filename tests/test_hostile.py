@@ -1,4 +1,4 @@
-"""A hostile battery beyond issue 11's cases: bad flags, damaged files, edge values.
+"""A hostile battery beyond test_cli_resume_and_refusals.py's cases: bad flags, damaged files, edge values.
 
 Every refused command must exit 2 with one line on stderr that names the flag, and leave the
 files as they were (no file or folder created, an existing one byte-identical); every accepted
@@ -453,9 +453,9 @@ def test_single_value_flags_refuse_lists(capsys, tmp_path, argv, needle):
     assert not out.exists()
 
 
-# --- sweep's section-10 axes at the edges of float64 ---------------------------------------------------------
+# --- sweep's beyond-balanced axes at the edges of float64 -----------------------------------------------------
 
-SECTION10 = ["sweep", "--objective", "jepa", "--depth", "2", "--lam", "1", "--rho", "0.6", "--eps", "1e-3"]
+BEYOND_BALANCED = ["sweep", "--objective", "jepa", "--depth", "2", "--lam", "1", "--rho", "0.6", "--eps", "1e-3"]
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -468,9 +468,9 @@ SECTION10 = ["sweep", "--objective", "jepa", "--depth", "2", "--lam", "1", "--rh
     (["--lr", "-0.5"], "--lr: must be >= 0"),
     (["--lr", "nan"], "--lr: must be finite"),
 ])
-def test_section10_axes_refuse_nonsense(capsys, tmp_path, extra, needle):
+def test_beyond_balanced_axes_refuse_nonsense(capsys, tmp_path, extra, needle):
     out = tmp_path / "s.csv"
-    refused(capsys, [*SECTION10, *extra, "--out", str(out)], needle)
+    refused(capsys, [*BEYOND_BALANCED, *extra, "--out", str(out)], needle)
     assert not out.exists()
 
 
@@ -480,9 +480,9 @@ def test_section10_axes_refuse_nonsense(capsys, tmp_path, extra, needle):
     (["--predictor-init=1e200"], "false"),
     (["--weight-decay", "1e300"], "false"),
 ])
-def test_section10_axes_at_float64_edges_give_honest_rows(capsys, tmp_path, extra, learned):
+def test_beyond_balanced_axes_at_float64_edges_give_honest_rows(capsys, tmp_path, extra, learned):
     out = tmp_path / "s.csv"
-    assert cli.main([*SECTION10, *extra, "--out", str(out)]) == 0
+    assert cli.main([*BEYOND_BALANCED, *extra, "--out", str(out)]) == 0
     assert capsys.readouterr().err == ""
     row = records.read_csv(str(out))
     assert row["learned"][0] == learned

@@ -1,4 +1,4 @@
-"""Full-matrix gradient flow (spec section 11): the vector field against autodiff of the package's
+"""Full-matrix gradient flow (docs/theory.md section 10): the vector field against autodiff of the package's
 losses, the Du-Hu-Lee conservation laws along solutions, the exact per-feature critical times on
 diagonal and rotated commuting data, and trained networks (plain GD) on non-commuting data."""
 
@@ -62,8 +62,8 @@ def _diag(lam, rho):
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 def test_diagonal_and_rotated_data_give_the_exact_critical_times(depth):
-    """Spec section 11's verified fact: balanced init on diagonal data, or on the same data rotated by an
-    orthogonal matrix, gives each mode the per-feature t* of section 6 (here to 1e-6, against quadrature)."""
+    """docs/theory.md section 10's exact case: balanced init on diagonal data, or on the same data rotated by
+    an orthogonal matrix, gives each mode the per-feature t* of section 4 (here to 1e-6, against quadrature)."""
     lam, rho = np.array([1.0, 0.7, 1.3]), np.array([0.9, 0.6, 0.8])
     o = modes._unit_sign(np.linalg.qr(np.random.default_rng(depth).normal(size=(3, 3)))[0])
     for objective, eps in (("jepa", 0.05), ("mae", 0.01)):
@@ -139,8 +139,8 @@ def test_bad_config():
         matrix.MatrixConfig("jepa", 2, weight_decay=-1)
 
 
-def test_ema_target_critical_times_of_spec_section_10():
-    """Spec section 10's verified EMA example (L=2, lam=0.8, rho=0.6, balanced u0=0.1): t* = 550.6
+def test_ema_target_critical_times_of_the_reference_example():
+    """docs/theory.md section 9's EMA example (L=2, lam=0.8, rho=0.6, balanced u0=0.1): t* = 550.6
     (kappa=100), 555.4 (kappa=1), 630.4 (kappa=0.05); a one-feature matrix flow is that system."""
     lam, rho = 0.8, 0.6
     cov = (np.array([[lam / rho]]), np.array([[lam]]), np.array([[lam / rho]]))

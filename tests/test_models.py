@@ -1,4 +1,4 @@
-"""Encoders and initialisations (spec sections 2, 3)."""
+"""Encoders and initialisations (docs/theory.md sections 1.2, 1.3, 13)."""
 
 import numpy as np
 import pytest

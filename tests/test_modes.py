@@ -1,4 +1,4 @@
-"""Modes of (sym(Sxy), Sxx) (spec section 11): the generalised eigenproblem, the response to a mode,
+"""Modes of (sym(Sxy), Sxx) (docs/theory.md section 10): the generalised eigenproblem, the response to a mode,
 the departure measures, and covariance validation / npz loading."""
 
 import numpy as np
@@ -52,7 +52,7 @@ def test_diagonal_and_rotated_commuting_data_give_back_the_features():
 
 
 def test_response_to_a_mode():
-    # diagonal data: gamma_i is the norm of column i of Wbar (spec section 8)
+    # diagonal data: gamma_i is the norm of column i of Wbar (docs/theory.md section 13)
     lam, rho = np.array([1.0, 0.6, 0.3]), np.array([0.9, 0.5, 0.4])
     m = modes.decompose(np.diag(lam / rho), np.diag(lam))
     w = np.random.default_rng(2).normal(size=(3, 3))

@@ -1,5 +1,5 @@
-"""Losses (spec section 2): population forms against Monte Carlo; autodiff gradients against the
-per-feature ODE of spec section 5; the stop-gradient and the EMA update."""
+"""Losses (docs/theory.md section 1.2): population forms against Monte Carlo; autodiff gradients against the
+per-feature ODE of docs/theory.md section 2; the stop-gradient and the EMA update."""
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ def _random_model(seed, d=3, depth=2):
                                   lambda: data.mixed([1.0, 0.5, 2.0], [0.9, 0.4, 1.5], 0.7, seed=3)],
                          ids=["diagonal", "full-matrix"])
 def test_population_losses_equal_sample_means(make):
-    """Diagonal second moments (vectors) and full ones (spec section 11, ``(d, d)`` matrices)."""
+    """Diagonal second moments (vectors) and full ones (docs/theory.md section 10, ``(d, d)`` matrices)."""
     ds = make()
     model, target = _random_model(0), _random_model(1).encoder
     x, y = ds.sample(jax.random.PRNGKey(2), 400_000)
@@ -39,7 +39,7 @@ def test_population_losses_equal_sample_means(make):
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
 @pytest.mark.parametrize("depth", [1, 2, 3])
 def test_gradient_flow_on_balanced_diagonal_matches_ode(objective, depth):
-    """-dLoss/d(factor) on the balanced init equals du/dt of spec section 5 for every factor."""
+    """-dLoss/d(factor) on the balanced init equals du/dt of docs/theory.md section 2 for every factor."""
     lam, rho, u = np.array([1.0, 0.6]), np.array([0.9, 0.3]), 0.35
     ds = data.custom(lam, rho)
     model = models.balanced(jax.random.PRNGKey(0), 2, depth, u**depth)
@@ -69,8 +69,8 @@ def test_stop_gradient_blocks_the_target_path():
 
 
 def test_ema_update():
-    """Deep linear: the spec's Wtgt <- tau Wtgt + (1 - tau) Wbar on the end-to-end matrix (an
-    average of products, not a product of layer averages); MLP: parameter by parameter."""
+    """Deep linear: Wtgt <- tau Wtgt + (1 - tau) Wbar (docs/theory.md section 1.2) on the end-to-end matrix
+    (an average of products, not a product of layer averages); MLP: parameter by parameter."""
     k = jax.random.split(jax.random.PRNGKey(0), 3)
     e0 = models.random_init(k[0], 3, 2, 0.7).encoder
     e1 = models.random_init(k[1], 3, 2, 0.7).encoder

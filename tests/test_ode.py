@@ -2,9 +2,9 @@
 
 * ``ode.critical_time`` / ``ode.trajectory`` against the exact closed forms, scipy
   quadrature and scipy's Radau, over depths 1..8 and extreme parameters;
-* THE KEYSTONE: the per-feature ODE of theory-spec section 5 equals autodiff gradient
-  flow (``jax.grad`` of a loss written here from section 2) on the real matrices
-  ``W_1..W_L, V`` from the balanced orthogonal initialisation of section 3.
+* THE KEYSTONE: the per-feature ODE of docs/theory.md section 2 equals autodiff gradient
+  flow (``jax.grad`` of a loss written here from section 1.2) on the real matrices
+  ``W_1..W_L, V`` from the balanced orthogonal initialisation of section 1.3.
 
 JAX shapes are kept few: every ``ode`` call pads its rows to 512, and every
 trajectory uses ``NT`` time points, so each jitted function compiles once.
@@ -228,7 +228,7 @@ N_OUT = 40
 
 
 def population_loss(params, objective, sxx, sxy, syy):
-    """theory-spec section 2 in closed form over the data distribution.
+    """docs/theory.md section 1.2 in closed form over the data distribution.
 
     With P = V Wbar and target matrix T (sg(Wbar) for JEPA, I for MAE),
     1/2 E||P x - T y||^2 = 1/2 tr(P Sxx P^T) - tr(P Sxy T^T) + 1/2 tr(T Syy T^T),

@@ -19,7 +19,7 @@ RHO = np.array([0.9, 0.7, 0.4, 0.2, -0.25])  # the last mode has lam < 0: never 
 
 def _rotated_views(seed=0, n=N):
     """Independent per-feature pairs (lam_i, rho_i) rotated by a random orthogonal R: the modes
-    are R e_i with exactly these (lam, rho) (the commuting case of spec section 11)."""
+    are R e_i with exactly these (lam, rho) (the commuting case of docs/theory.md section 10)."""
     rng = np.random.default_rng(seed)
     d = LAM.size
     s2 = LAM / RHO

@@ -1,4 +1,4 @@
-"""sweep's section-10 dimensions: --predictor-init, --ema-rate, --weight-decay, --lr."""
+"""sweep's beyond-balanced dimensions (docs/theory.md section 9): --predictor-init, --ema-rate, --weight-decay, --lr."""
 
 from __future__ import annotations
 

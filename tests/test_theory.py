@@ -50,7 +50,7 @@ def test_rhs_matches_rhs_u_by_chain_rule(objective, depth):
     lam, rho = 0.8, 1.3
     u = np.linspace(0.05, 1.5, 13)
     w = u**depth
-    # dw/dt = L u^(L-1) du/dt, and the u-form written out from spec section 5
+    # dw/dt = L u^(L-1) du/dt, and the u-form written out from docs/theory.md section 2
     s2 = lam / rho
     du = u ** (2 * depth) * (lam - s2 * u) if objective == "jepa" else u**depth * (lam - s2 * u ** (depth + 1))
     np.testing.assert_allclose(theory.rhs_u(objective, u, depth, lam, rho), du, rtol=1e-13, atol=0)

@@ -1,4 +1,4 @@
-"""Trained networks against the theory (spec sections 2-6, 8) and the training loop's files."""
+"""Trained networks against the theory (docs/theory.md sections 1-6, 13) and the training loop's files."""
 
 import os
 
@@ -90,7 +90,7 @@ def test_mlp_order_inversion_on_reversed_trend():
     Why it is robust: lam spans only 1 -> 1.3 while rho spans 1 -> 0.4.  MAE's critical time is
     ~1/lam up to terms that *also* favour the low-rho (high-lam) features, so its order is set by
     lam with >= 7% gaps.  JEPA's order is set by rho through the sub-leading terms of t_star, which
-    grow with depth (spec section 5): depth 3 and eps = 0.4 * (fraction * w_star of the smallest rho)
+    grow with depth (docs/theory.md section 6): depth 3 and eps = 0.4 * (fraction * w_star of the smallest rho)
     put eps^(1/L)/rho at O(1), and the nonlinear network strengthens the preference (tanh damps the
     low-rho, low-response features).  The init is the balanced one with random orthogonal frames in a
     16-wide network, so the MLP starts in tanh's linear regime where the deep linear theory holds;

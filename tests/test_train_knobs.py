@@ -1,5 +1,5 @@
-"""train's section-10 knobs (aligned init, weight decay, EMA rate, finite steps) against the theory,
-and the GPU-ready numerics (matmul precision, ODE bucket sizes per backend).
+"""train's beyond-balanced knobs (aligned init, weight decay, EMA rate, finite steps) against the theory
+(docs/theory.md section 9), and the GPU-ready numerics (matmul precision, ODE bucket sizes per backend).
 
 The references are independent of the training loop: the exact per-feature GD map
 (``jepa_dynamics.theory.gd``, scalars) and the gradient-flow theory (``jepa_dynamics.theory.aligned``:
@@ -92,7 +92,7 @@ def test_ema_and_weight_decay_under_gradient_flow():
     """Balanced networks at a small lr with an EMA target (kappa = (1 - tau) / lr) or weight decay:
     the trained critical times are within 0.5% of the gradient-flow theory (which moves them by
     up to ~10% here: the EMA lags, weight decay lowers w_inf and slows the rise), and a feature
-    that weight decay drops (section 10 threshold) decays in the trained network too."""
+    that weight decay drops (docs/theory.md section 9's threshold) decays in the trained network too."""
     lr = 2e-3
     cases = [dict(objective="jepa", depth=1, ema=1 - lr * 0.5, eps=0.05),  # kappa = 0.5
              dict(objective="jepa", depth=2, ema=1 - lr * 2.0, eps=0.05),  # kappa = 2
@@ -132,7 +132,7 @@ def test_aligned_init_and_new_fields_are_checked():
 
 def test_float32_products_run_at_full_precision_unless_asked(tmp_path):
     """The compiled step's matrix products are HIGHEST by default (TF32 is JAX's GPU default,
-    spec section 13), HIGH with tf32, and the choice is in the summary's provenance."""
+    docs/theory.md section 15), HIGH with tf32, and the choice is in the summary's provenance."""
     def dots(precision):
         cfg = train.TrainConfig(lam=(1.0, 0.5), rho=(0.9, 0.8), steps=4, dtype="float32", records=1,
                                 matmul_precision=precision)

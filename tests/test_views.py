@@ -1,4 +1,4 @@
-"""Empirical covariances of two views (spec section 12): streaming against a direct two-pass
+"""Empirical covariances of two views (docs/theory.md section 11): streaming against a direct two-pass
 computation, the bundled datasets' construction, and one-line errors on bad input."""
 
 import numpy as np

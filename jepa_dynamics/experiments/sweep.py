@@ -310,7 +310,7 @@ def row_checker(grid: Grid):
 
 
 def plot_rows(grid: Grid) -> np.ndarray:
-    """Positions of the rows :func:`jepa_dynamics._style.sweep_figure` draws from a sweep of
+    """Positions of the rows :func:`jepa_dynamics.figures.commands.sweep_figure` draws from a sweep of
     ``grid``: the smallest ``eps`` and ``fraction``, every ``rho`` at the middle ``lam`` and
     every ``lam`` at the middle ``rho`` (so ``--plot`` reads a few rows, not the whole file)."""
     axes = [np.asarray(getattr(grid, n)) for n in _GRID_AXES]
