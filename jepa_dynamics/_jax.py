@@ -1,6 +1,6 @@
 """The one place where JAX is configured for this package.
 
-The ODE and theory work is float64 (``theory-spec.md``), so importing any module of
+The ODE and theory work is float64 (docs/theory.md), so importing any module of
 ``jepa_dynamics`` that uses JAX (``ode``, ``models``, ``objectives``, ``train``)
 turns on ``jax_enable_x64``.  Training code still picks its own dtype explicitly
 (float32 for MLPs by default) rather than relying on JAX's default.
@@ -48,7 +48,7 @@ def matmul_precision(name: str = "highest"):
     """A context in which float32 matrix products run at ``name`` precision (``highest``: full
     float32; ``tf32``: NVIDIA's TensorFloat-32, ~10 mantissa bits, fast on GPUs).
 
-    JAX's default on NVIDIA GPUs is TF32 (``theory-spec.md`` section 13); the package's
+    JAX's default on NVIDIA GPUs is TF32 (docs/theory.md section 15); the package's
     training runs under ``highest`` unless asked otherwise.  The context is part of ``jit``'s
     cache key, so it scopes the package's own computations only (nothing global).  float64
     products and CPUs are unaffected."""

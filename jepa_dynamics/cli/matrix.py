@@ -7,7 +7,7 @@ from ._flags import add_allow_large, add_progress_flags, call, print_files
 
 def add(sub) -> None:
     p = sub.add_parser("matrix", help="full-matrix gradient flow for any covariance (modes vs the per-feature theory)",
-                       description="Integrate the matrix gradient flow of deep linear JEPA or MAE (spec section 11) "
+                       description="Integrate the matrix gradient flow of deep linear JEPA or MAE (docs/theory.md section 10) "
                                    "for covariances from a file or a family; write DIR/summary.csv, "
                                    "DIR/responses.csv, DIR/end_to_end.npz and DIR/plot.png.")
     p.add_argument("--objective", required=True, help="jepa or mae")

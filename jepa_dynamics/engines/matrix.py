@@ -1,4 +1,4 @@
-r"""Full-matrix gradient flow of deep linear JEPA and MAE (``theory-spec.md`` section 11).
+r"""Full-matrix gradient flow of deep linear JEPA and MAE (docs/theory.md section 10).
 
 State: the encoder's layers ``W_1..W_L`` (``d x d``), the predictor / decoder ``V``, and,
 with an EMA target, ``Wtgt``.  With ``A = V Wbar``, ``Wbar = W_L ... W_1``:
@@ -45,11 +45,11 @@ still on their plateau move ``eps^(2-1/L)`` times slower).  What we measured (se
   ``diffeqsolve`` with a bounded step buffer (continued when it fills), so memory does not
   grow with the number of steps; the step-size controller's last step carries over.
 
-Critical time per mode (spec section 10's generalised definition, applied to the
+Critical time per mode (docs/theory.md section 9's generalised definition, applied to the
 response to a mode ``gamma_i`` of :mod:`jepa_dynamics.theory.modes`): ``gamma_inf`` = the
 response at the end of the run (the limit, when the run has converged: the
 ``converged`` flag says so); the mode is *learned* iff it starts below the level that
-defines its critical time, ``gamma(0) < fraction gamma_inf`` (spec section 6's
+defines its critical time, ``gamma(0) < fraction gamma_inf`` (docs/theory.md section 4's
 ``eps < fraction w_star``; a mode that decays, collapses or stays put is not); then
 ``t*`` = first time ``gamma_i(t) >= fraction gamma_inf``.  The crossing is located on
 every accepted solver step, by cubic Hermite interpolation of ``gamma_i`` and
@@ -89,7 +89,7 @@ class MatrixConfig:
     """One matrix gradient flow, validated on construction.
 
     ``objective`` (``jepa`` | ``mae``), ``depth`` ``L``, ``eps`` (``Wbar(0)`` scale),
-    ``init`` (``balanced``: spec section 3, ``Wbar(0) = eps I``; ``aligned``:
+    ``init`` (``balanced``: docs/theory.md section 1.3, ``Wbar(0) = eps I``; ``aligned``:
     ``W_1 = eps^(1/L) Q^T``, ``W_a = eps^(1/L) I`` for ``a >= 2``, ``V = eps^(1/L) I``, so
     ``Wbar(0) = eps Q^T`` and every mode starts at ``gamma_i(0) = eps``; ``random``: i.i.d.
     ``N(0, init_scale^2 / d)`` entries, default scale ``eps^(1/L)``; ``given``: the
@@ -168,7 +168,7 @@ def _orthogonal(rng: np.random.Generator, d: int) -> np.ndarray:
 def initial_state(config: MatrixConfig, dim: int, modes: modes_mod.Modes | None = None, given=None):
     """The state array at ``t = 0`` (see :func:`pack`); NumPy, seeded by ``config.seed``.
 
-    ``balanced`` (spec section 3): ``W_a = u O_a O_{a-1}^T``, ``O_0 = O_L = I``, the other
+    ``balanced`` (docs/theory.md section 1.3): ``W_a = u O_a O_{a-1}^T``, ``O_0 = O_L = I``, the other
     ``O_a`` Haar orthogonal, ``V = u I``, ``u = eps^(1/L)``.  ``random``: i.i.d.
     ``N(0, init_scale^2 / d)`` entries for every layer and ``V``.  ``aligned`` needs
     ``modes``; ``given`` needs ``given = (layers, V)`` (optionally a third entry, the EMA
@@ -456,7 +456,7 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
 
 def default_t_max(config: MatrixConfig, modes: modes_mod.Modes, factor: float = 2.0) -> float:
     """Long enough to learn and settle every mode the per-feature theory learns (``lam > 0``, ``eps``
-    below ``fraction * w_star``): ``factor`` x their largest critical time (spec section 6) plus 40
+    below ``fraction * w_star``): ``factor`` x their largest critical time (docs/theory.md section 4) plus 40
     relaxation times ``1 / r`` of the slowest fixed point (``r = lam rho^(2L-1)`` for JEPA,
     ``(L+1) sigma2 u*^(2L)``, ``u* = rho^(1/(L+1))`` for MAE); at least 1."""
     from ..theory import balanced as theory

@@ -5,7 +5,7 @@ Both objectives are ``dw/dt = L (lam w^p - sigma2 w^3)`` with ``p`` from
 MAE rows of every depth share one compiled solver.  Rows are padded to a few bucket
 sizes, so a sweep compiles once per bucket, not once per parameter set.
 
-The stiffness trap (``theory-spec.md`` section 6) is avoided by formulation:
+The stiffness trap (docs/theory.md section 7) is avoided by formulation:
 
 * **Critical times** integrate ``z = ln w`` and ``t`` against a rescaled clock
   ``s`` (a Sundman transformation), ``dt/ds = 1 / (L lam w^{p-1})``, so that
@@ -54,7 +54,7 @@ __all__ = ["SolverError", "critical_time", "trajectory"]
 
 # Padded row counts per compiled program, and the rows per call, by backend.  On a CPU a call
 # of 4096 rows already keeps both cores busy and larger pads only waste work; a GPU needs
-# ~10^5-10^6 rows in flight to fill its cores (issue 13: 4.2 us/row on an H200 at 4096 rows,
+# ~10^5-10^6 rows in flight to fill its cores (measured: 4.2 us/row on an H200 at 4096 rows,
 # the same as this CPU), so it gets larger buckets -- still a few, to compile few times.
 _SIZES = {"cpu": ((512, 4096), 4096), "gpu": ((512, 4096, 65536, 1 << 20), 1 << 20),
           "tpu": ((512, 4096, 65536, 1 << 20), 1 << 20)}

@@ -7,7 +7,7 @@ r"""``jepa-dynamics matrix``: one full-matrix gradient flow (:mod:`jepa_dynamics
   ``rho``): ``mode, lam, rho, sigma2``, the engine's ``critical_time_matrix`` (first time
   the response to the mode reaches ``fraction`` of its value at the end of the run; spec
   section 10's generalised definition), the per-feature theory's
-  ``critical_time_theory`` at the mode's ``(lam, rho)`` from ``eps`` (spec section 6;
+  ``critical_time_theory`` at the mode's ``(lam, rho)`` from ``eps`` (docs/theory.md section 4;
   empty where undefined), ``learned`` (``true`` iff the response starts below ``fraction`` of its end
   value: it rose, and ``critical_time_matrix`` is defined),
   and ``gamma0`` / ``gamma_inf`` (the response at the start and the end),
@@ -186,9 +186,9 @@ def _write_outputs(config, res, out_dir, command, source, t_max):
         "departure": {k: float(f"{v:.6g}") for k, v in dep.items()},
         "run": {"converged": res.converged, "steps": res.steps, "rtol": config.rtol},
         "critical_time_matrix": "first t with gamma_i(t) >= fraction * gamma_i(t_max) (learned modes; empty if not)",
-        "critical_time_theory": "per-feature theory (spec section 6) at the mode's (lam, rho) from eps",
+        "critical_time_theory": "per-feature theory (docs/theory.md section 4) at the mode's (lam, rho) from eps",
         "critical_time_effective": "the same theory from the mode's own initial response gamma0",
-        "response": "gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i) (spec section 11)",
+        "response": "gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i) (docs/theory.md section 10)",
     })
     cols = summary_columns(config, res)
     records.write_csv_atomic(os.path.join(out_dir, "summary.csv"), header, list(cols), [_blank_nan(v) for v in

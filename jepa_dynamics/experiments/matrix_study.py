@@ -1,8 +1,8 @@
-r"""How far the per-feature theory carries on non-commuting data (issue 12's study).
+r"""How far the per-feature theory carries on non-commuting data (the matrix study, docs/theory.md section 10).
 
-The per-feature theory (spec sections 5-6), applied mode by mode at each mode's
+The per-feature theory (docs/theory.md sections 2-4), applied mode by mode at each mode's
 ``(lam_i, rho_i)`` (:mod:`jepa_dynamics.theory.modes`), is exact for commuting data and
-balanced init (spec section 11).  These functions measure its error against the
+balanced init (docs/theory.md section 10).  These functions measure its error against the
 full-matrix gradient flow (:mod:`jepa_dynamics.engines.matrix`), and against trained
 networks, as the data departs from commuting:
 

@@ -1,4 +1,4 @@
-r"""The paper's six figure groups (``theory-spec.md`` section 9) and three beyond it, one function each.
+r"""The paper's six figure groups (docs/theory.md section 14) and three beyond it, one function each.
 
 Every function takes ``fast`` (small sizes, for CI and notebooks) and returns a
 matplotlib :class:`~matplotlib.figure.Figure` built from the package's API; the
@@ -25,14 +25,35 @@ linear_probe       linear-probe accuracy over training on encoder checkpoints, f
                    of the high-``rho`` features and a control label of the high-``lam`` ones
 matrix_study       full-matrix engine on non-commuting data: error of the per-feature theory in the
                    mode basis against mixing / non-orthogonality, trained networks, random init
-                   (issue 12)
 real_data          digits views: observed vs predicted critical time and order of the modes,
                    JEPA vs MAE by depth, and logistic probes on all / top- / bottom-variance
-                   inputs over training (issue 10)
+                   inputs over training
 beyond_balanced    JEPA past the paper's assumptions: collapse map under aligned init, t* against
                    the EMA rate, weight-decay survival, GD critical steps against the learning rate
-                   (issue 9; :mod:`jepa_dynamics.figures.beyond`)
+                   (:mod:`jepa_dynamics.figures.beyond`)
 =================  =====================================================================
+
+Where each group is drawn (in ``jepa_dynamics/figures/``) and which notebook shows it (in ``notebooks/``):
+
+=================  ================================  ===================================
+name               module                            notebook
+=================  ================================  ===================================
+ode_dynamics       ``_ode_dynamics.py``              ``01_ode_dynamics.ipynb``
+critical_times     ``_critical_times.py``            ``02_critical_times.ipynb``
+order_inversion    ``_order_inversion.py``           ``03_order_inversion.ipynb``
+mlp_heatmaps       ``_mlp_heatmaps.py``              ``04_mlp_heatmaps.ipynb``
+generative_models  ``_generative_models.py``         ``05_generative_models.ipynb``
+linear_probe       ``_linear_probe.py``              ``06_linear_probe.ipynb``
+beyond_balanced    ``beyond.py``                     ``07_beyond_balanced.ipynb``
+matrix_study       ``_matrix_study.py``              ``08_matrix_study.ipynb``
+real_data          ``_real_data.py``                 ``09_real_data.ipynb``
+=================  ================================  ===================================
+
+The registry (:data:`FIGURES`, :func:`check_names`, :func:`render`) is ``_registry.py``; the
+helpers several groups share (objective colours and line styles, a short training run in
+gradient-flow time, log ticks, legend handles) are ``_common.py``.  The group modules are
+private: import the figures from here.  :mod:`jepa_dynamics.figures.commands` holds the plots
+of ``sweep --plot`` and ``simulate --plot``.
 """
 
 from ._critical_times import critical_times

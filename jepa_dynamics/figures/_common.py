@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._style import OBJECTIVE_LABEL, OBJECTIVE_STYLE, depth_colour
+
 OBJECTIVE_COLOUR = {"jepa": "#0072B2", "mae": "#D55E00"}
 OBJECTIVES = ("jepa", "mae")
 

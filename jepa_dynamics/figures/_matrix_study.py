@@ -9,7 +9,7 @@ from .._style import OBJECTIVE_LABEL
 from ._common import OBJECTIVE_COLOUR, OBJECTIVES, _ls, _legend_handles, _objective_handles
 
 
-# --- full-matrix dynamics (issue 12) ---------------------------------------------------------------------
+# --- full-matrix dynamics ---------------------------------------------------------------------------------
 
 _PREDICTOR_STYLE = {"theory": ("mode-basis theory (eps)", "o", "#0072B2"),
                     "effective": (r"mode basis, effective $\gamma_i(0)$", "^", "#009E73"),
@@ -26,7 +26,7 @@ def _by_mixing(rows, family, objective, key):
 
 
 def matrix_study(fast: bool = False, results=None):
-    """How far the per-feature theory carries on non-commuting data (issue 12;
+    """How far the per-feature theory carries on non-commuting data (docs/theory.md section 10;
     :func:`jepa_dynamics.experiments.matrix_study.study`): (a) median relative t* error of the mode-basis
     theory against the matrix engine vs the non-orthogonality of the modes, by family; (b) the
     same vs mixing for three predictors (mixed family); (c) Spearman correlation of the learning

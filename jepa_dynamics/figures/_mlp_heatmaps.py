@@ -26,7 +26,7 @@ def mlp_heatmaps(fast: bool = False):
     minibatches of 256, SGD lr 0.1) on ``same-trend`` and ``reversed-trend`` data with
     ``lam`` from 1 to 1.25 and ``rho`` from 0.5 to 1 (``d = 40``; 12 when ``fast``).
 
-    Colour: the response ``gamma_i`` (spec section 8, estimated by the train module on a
+    Colour: the response ``gamma_i`` (docs/theory.md section 13, estimated by the train module on a
     fixed batch of 16384 draws) over its largest value in the panel.  A feature counts as
     learned when its peak reaches a quarter of that; white dots mark when each learned
     feature reaches half its own rise ``(gamma_i - gamma_i(0)) / (max gamma_i - gamma_i(0))``,

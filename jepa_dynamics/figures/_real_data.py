@@ -9,7 +9,7 @@ from .._style import OBJECTIVE_LABEL, OBJECTIVE_STYLE, depth_colour
 from ._common import OBJECTIVES, _ls, _plain_ticks, _legend_handles, _depth_handles, _objective_handles, _nonorth
 
 
-# --- real data (issue 10) ---------------------------------------------------------------------------------
+# --- real data -------------------------------------------------------------------------------------------
 
 SUBSPACE_COLOURS = {"all": "0.2", "top": "#0072B2", "bottom": "#D55E00"}
 
@@ -44,7 +44,7 @@ def real_data_runs(views, depths, *, eps=0.01, modes=6, records=200, probe_depth
 
 
 def real_data(fast: bool = False):
-    r"""What JEPA and MAE learn first on real views (issue 10; ``theory-spec.md`` sections 11-12).
+    r"""What JEPA and MAE learn first on real views (docs/theory.md sections 10-11).
 
     Data: two augmentations of scikit-learn's digits (:func:`jepa_dynamics.realdata.views.digits`:
     1-pixel shifts and pixel noise 0.1; ``n = 17970`` pairs, ``2000`` in fast mode).  Deep linear
@@ -52,7 +52,7 @@ def real_data(fast: bool = False):
     gradient descent, :mod:`jepa_dynamics.realdata.realtrain`) at depths 1-4 (fast: 1-2), compared on the
     modes predicted first (6; fast: 3).  Left: each mode's observed critical time (its response along
     ``q_i`` reaching half the per-feature ``w_star``) against the per-feature theory's.  Middle:
-    Spearman's correlation of observed and predicted orders, for the spec's response
+    Spearman's correlation of observed and predicted orders, for the theory's response
     ``gamma_i`` and for its part along ``q_i``.  Right: logistic probes on the labels over
     training at the deepest depth, on the encoder fed all pixels, only the top-variance principal
     subspace (90% of the variance) or only the bottom one, read through noise ``5 eps`` times the

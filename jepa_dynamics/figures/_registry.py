@@ -17,7 +17,7 @@ from ._real_data import real_data
 
 
 def _beyond_balanced(fast: bool = False):
-    """Section 10 of theory-spec.md: collapse map, EMA, weight decay, GD vs GF (:mod:`jepa_dynamics.figures.beyond`)."""
+    """docs/theory.md section 9: collapse map, EMA, weight decay, GD vs GF (:mod:`jepa_dynamics.figures.beyond`)."""
     from .beyond import beyond_balanced
 
     return beyond_balanced(fast=fast)
@@ -32,7 +32,7 @@ FIGURES = {
     "linear_probe": linear_probe,
     "matrix_study": matrix_study,
     "real_data": real_data,
-    "beyond_balanced": _beyond_balanced,  # issue 9: jepa_dynamics.figures.beyond
+    "beyond_balanced": _beyond_balanced,  # jepa_dynamics.figures.beyond
 }
 
 

@@ -1,4 +1,4 @@
-r"""Figure ``beyond_balanced`` (issue 9): section 10 of ``theory-spec.md`` drawn, with trained networks.
+r"""Figure ``beyond_balanced``: docs/theory.md section 9 drawn, with trained networks.
 
 Four panels, JEPA unless named:
 
@@ -7,7 +7,7 @@ Four panels, JEPA unless named:
     boundaries ``V0 = -eps^(1/L)`` and ``V0^2 = rho^2 + eps^(2/L)``, and trained networks
     (``train --init aligned --predictor-init V0``, population loss, plain GD) as markers:
     filled = learned, open = collapsed;
-(b) ``t*`` against the EMA rate ``kappa`` (balanced, the spec's example), with stop-gradient as
+(b) ``t*`` against the EMA rate ``kappa`` (balanced, the theory's example), with stop-gradient as
     ``kappa -> inf``, and trained networks (``--ema TAU``, ``kappa = (1 - TAU) / lr``);
 (c) weight decay: which balanced features survive in ``(lam, rho)`` at fixed ``beta`` and ``eps``,
     the threshold curve ``beta = lam rho^(2L-1) (2L-1)^(2L-1) / (2L)^(2L)`` (no feature survives

@@ -1,7 +1,7 @@
 r"""Deep linear JEPA and MAE trained on real views, held against the predicted order of modes.
 
 The encoder ``Wbar = W_L ... W_1`` and the predictor / decoder ``V`` are full ``d x d``
-matrices from the balanced small initialisation (``Wbar(0) = eps I``, spec section 3),
+matrices from the balanced small initialisation (``Wbar(0) = eps I``, docs/theory.md section 1.3),
 trained by plain gradient descent (``optax.sgd``, step ``k`` is gradient-flow time
 ``lr * k``) on the sampled loss of :mod:`jepa_dynamics.training.objectives` (JEPA with a
 stop-gradient target, MAE), each minibatch ``batch`` pairs drawn uniformly with replacement
@@ -23,7 +23,7 @@ The prediction is the per-feature theory in the mode basis
 commute.  The comparison covers the *scope*: the ``modes`` modes predicted first (finite
 ``t_star``).  The run lasts ``t_factor`` times the predicted ``t_star`` of the last mode in
 scope, and the learning rate defaults to ``lr_factor`` times the smallest of the exact
-gradient-descent stability bounds of spec section 10 over the scope (JEPA
+gradient-descent stability bounds of docs/theory.md section 9 over the scope (JEPA
 ``2 / (lam rho^(2L-1))``, MAE ``2 / ((L+1) sigma2 u*^(2L))``, ``u* = rho^(1/(L+1))``) and
 of the same curvature with ``sigma2`` replaced by the largest eigenvalue of ``Sxx``
 (:func:`stability_bound`), and at most ``1 / min_steps`` of the first predicted critical time
@@ -296,7 +296,7 @@ RESPONSE_COLUMNS = ("depth", "objective", "step", "time", "mode", "response", "r
 PROBE_COLUMNS = ("depth", "objective", "step", "time", "subspace", "accuracy")
 TRAIN_NOTES = {
     "time": "gradient-flow time lr * step (plain gradient descent on minibatches of the real pairs)",
-    "response": "gamma_i = ||Wbar Sxx q_i|| / sigma2_i (spec section 11)",
+    "response": "gamma_i = ||Wbar Sxx q_i|| / sigma2_i (docs/theory.md section 10)",
     "response_diagonal": "q_i^T Wbar Sxx q_i / sigma2_i: the part of the response along q_i itself",
     "critical_time_observed": ("first crossing of fraction * w_star (per-feature theory's w_star) by the recorded "
                                "response, linear in time between records; nan = not reached (or no level)"),

@@ -19,7 +19,7 @@ Conventions.  ``mode`` is the index in :func:`~jepa_dynamics.theory.modes.decomp
 total variance along the unit direction ``q_i`` (the shares sum to 1 exactly when the
 ``q_i`` are orthonormal, i.e. in the commuting case).  A mode is *never learned* --
 ``critical_time = inf``, ranked last (all such modes share the rank ``k + 1`` after the ``k``
-learned ones) -- when ``lam <= 0`` (spec section 6), or when ``eps >= fraction * w_star``
+learned ones) -- when ``lam <= 0`` (docs/theory.md section 4), or when ``eps >= fraction * w_star``
 (its fixed point ``w_star``, JEPA ``rho^L``, MAE ``rho^(L/(L+1))``, is so small that the
 response never rises through the critical level: it starts at or above it, or decays).
 Rank 1 is learned first; ties in ``t_star`` share the smaller rank.
@@ -44,7 +44,7 @@ MODE_COLUMNS = ("depth", "mode", "lam", "rho", "sigma2", "variance_share", "crit
 NOTES = {
     "mode": "index of the generalised eigenvector q_i of (sym(Sxy), Sxx), ordered by decreasing rho",
     "variance_share": "sigma2_i / tr(Sxx): share of the context variance along the unit direction q_i",
-    "critical_time": ("exact per-feature t_star (spec sections 5-6) of the mode's (lam, rho) at this depth, in "
+    "critical_time": ("exact per-feature t_star (docs/theory.md sections 2-4) of the mode's (lam, rho) at this depth, in "
                       "gradient-flow time; inf = never learned (lam <= 0, or eps >= fraction * w_star)"),
     "rank": "predicted order of learning, 1 = first; never-learned modes share the last rank",
 }

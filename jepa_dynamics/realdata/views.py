@@ -1,4 +1,4 @@
-r"""Two views of real data and their empirical covariances (``theory-spec.md`` section 12).
+r"""Two views of real data and their empirical covariances (docs/theory.md section 11).
 
 A *views* object holds ``n`` pairs ``(x, y)`` of ``d``-dimensional context and target
 vectors and hands them out in row blocks, so that :func:`covariances` streams through

@@ -7,7 +7,7 @@ nothing here imports a higher layer.
   (:class:`Problem`, :class:`SpecError`);
 * :mod:`~jepa_dynamics.theory.balanced`: the balanced closed forms (docs/theory.md sections 2-5);
 * :mod:`~jepa_dynamics.theory.aligned`: any aligned init, EMA targets, weight decay, the GD map's
-  predictions (docs/theory.md section 10); :mod:`~jepa_dynamics.theory.gd`: the exact
+  predictions (docs/theory.md section 9); :mod:`~jepa_dynamics.theory.gd`: the exact
   gradient-descent map;
 * :mod:`~jepa_dynamics.theory.modes`: the modes of ``(sym(Sxy), Sxx)`` for any covariance.
 

@@ -2,7 +2,7 @@ r"""Gradient flow of ``(a, v, w_T)`` for :mod:`jepa_dynamics.theory.aligned`: an
 Runge-Kutta method on a Sundman clock, vmapped over rows.
 
 Layers that start equal stay equal, so the ``L + 1`` (``+ 1`` EMA) scalars of
-``theory-spec.md`` section 10 are ``(a, v, w_T)`` with ``w = a**L``.  The state is scaled by its
+docs/theory.md section 9 are ``(a, v, w_T)`` with ``w = a**L``.  The state is scaled by its
 initial size, ``a = a0 A``, ``v = a0 V``, and the EMA target is carried as its lag behind the
 encoder, ``w - w_T = eps E``:
 

@@ -1,5 +1,5 @@
 r"""One feature from any aligned initialisation, with EMA target and weight decay
-(``theory-spec.md`` section 10): gradient flow, float64.
+(docs/theory.md section 9): gradient flow, float64.
 
 Per feature the network is the layers ``a_1..a_L``, the predictor (JEPA) / decoder (MAE)
 entry ``v`` and optionally an EMA target ``w_T``; ``w = a_1 ... a_L``.  The initial state of
@@ -29,7 +29,6 @@ How each row is computed (``docs/theory.md``, section 9, derives every step):
 level ``fraction * |w_inf|`` (``w_inf`` is always the gradient-flow limit).
 """
 
-from __future__ import annotations
 
 import functools
 from typing import NamedTuple
@@ -80,7 +79,7 @@ def collapses(objective: str, depth, rho, eps, predictor_init):
 
     JEPA: ``v`` moves monotonically to ``rho``; the feature collapses iff ``v^2 + c`` reaches 0
     on the way: ``v0 < 0`` and ``c <= 0``, or ``v0 > rho`` and ``rho^2 + c <= 0`` (``c = 0``
-    with ``v0 < 0``: ``v -> 0`` and ``w -> 0`` asymptotically, a boundary the spec's strict
+    with ``v0 < 0``: ``v -> 0`` and ``w -> 0`` asymptotically, a boundary the theory's strict
     ``c < 0`` leaves out).  MAE, ``L >= 2``: ``a = 0`` is invariant and ``v w`` rises to
     ``rho`` unless ``v0 <= -a0`` (then ``a -> 0``).  MAE, ``L = 1``: only ``v0 = -a0``
     collapses (the stable manifold of the origin); ``v0 < -a0`` is learned with ``w_inf < 0``."""

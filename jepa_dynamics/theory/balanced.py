@@ -2,7 +2,7 @@ r"""Closed forms for the per-feature dynamics of deep linear JEPA and MAE.
 
 Everything here is plain float64 NumPy, vectorised over ``lam``, ``rho``, ``eps``,
 ``fraction`` (and over ``depth`` by grouping), so a sweep of millions of rows needs
-no compilation.  Units: gradient-flow time ``t`` (``theory-spec.md`` section 4).
+no compilation.  Units: gradient-flow time ``t`` (docs/theory.md section 1.4).
 
 With ``w`` the encoder's response to one feature and ``u = w**(1/L)`` (``L`` =
 ``depth``), gradient flow from the balanced small initialisation ``w(0) = eps`` is
@@ -23,7 +23,7 @@ Exact time to reach ``w`` (``x = u / u_star``, ``u_star`` the fixed point of ``u
 * JEPA, ``u_star = rho``:
   ``t = rho^{-(2L-1)} / lam * [ sum_{j=1}^{2L-1} (x0^{-j} - x^{-j}) / j
   + ln(x / x0) + ln((1 - x0) / (1 - x)) ]`` (partial fractions in ``u``; the
-  spec's formula with ``j = 2L - 1 - k``).
+  reference formula with ``j = 2L - 1 - k``).
 * MAE, ``u_star = rho^{1/(L+1)}``: ``t = u_star^{1-L} / lam * [ A + F(x) - F(x0) ]``
   with ``A = (x0^{1-L} - x^{1-L}) / (L-1)`` (``ln(x/x0)`` for ``L = 1``) and
   ``F(y) = -(1/n) sum_k Re[ w_k^2 ln(w_k - y) ]`` over the ``n = L + 1`` roots of
@@ -66,7 +66,7 @@ def sigma2(lam, rho):
 
 
 def rhs(objective: str, w, depth, lam, rho):
-    """``dw/dt`` of spec section 5 (no validation; vectorised)."""
+    """``dw/dt`` of docs/theory.md section 2 (no validation; vectorised)."""
     depth = np.asarray(depth, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     return depth * (lam * w ** exponent(objective, depth) - sigma2(lam, rho) * w**3)

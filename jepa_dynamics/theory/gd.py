@@ -1,4 +1,4 @@
-r"""The exact gradient-descent map of one feature (``theory-spec.md`` section 10), in JAX.
+r"""The exact gradient-descent map of one feature (docs/theory.md section 9), in JAX.
 
 Per feature the network is the layers ``a_1..a_L``, the predictor (JEPA) / decoder (MAE)
 entry ``v`` and, for JEPA with an EMA target, ``w_T``.  Layers that start equal get the

@@ -1,4 +1,4 @@
-r"""Modes of two covariances (``theory-spec.md`` section 11), and the covariances themselves.
+r"""Modes of two covariances (docs/theory.md section 10), and the covariances themselves.
 
 Two centred views ``x, y`` in ``R^d`` have ``Sxx = E[x x^T]`` (positive definite),
 ``Sxy = E[x y^T]`` (any ``d x d``) and ``Syy = E[y y^T]``; their joint covariance

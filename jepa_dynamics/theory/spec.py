@@ -6,7 +6,7 @@ raises :class:`SpecError`, a :class:`ValueError` whose ``name`` is the parameter
 (``lam``, ``rho``, ``depth``, ``eps``, ``fraction``, ...) and whose message names the
 parameter and the problem in one line.  The CLI prints that line as ``--name: ...``.
 
-Notation (``theory-spec.md``): per feature the context variance ``sigma2``, the
+Notation (docs/theory.md): per feature the context variance ``sigma2``, the
 cross-covariance ``lam`` and the regression coefficient ``rho = lam / sigma2``; the
 encoder depth ``depth`` (``L``); the initial response ``eps``; the fraction of the
 fixed point ``w_star`` that defines the critical time ``t_star``.

@@ -3,7 +3,7 @@
 Floor 4. May import ``engines``, ``records``, ``theory`` (and the private base modules).
 
 * :mod:`~jepa_dynamics.training.data`: the synthetic families with prescribed ``lam``/``rho`` and
-  their exact covariances (docs/theory.md section 7);
+  their exact covariances (docs/theory.md section 12);
 * :mod:`~jepa_dynamics.training.models`, :mod:`~jepa_dynamics.training.objectives`: deep linear and
   MLP encoders, JEPA (stop-gradient, EMA) and MAE losses;
 * :mod:`~jepa_dynamics.training.train`: one run under ``jit`` + ``lax.scan``;

@@ -44,7 +44,7 @@ class TrainConfig:
     of :mod:`jepa_dynamics.training.data` with ``dim`` features).  Model: ``model`` (``linear`` |
     ``mlp``), ``depth``, MLP ``width`` (default ``dim``) and ``activation``,
     ``predictor`` (``linear`` | ``mlp``).  Init: ``balanced`` (``Wbar(0) = eps I``),
-    ``aligned`` (spec section 10: diagonal layers ``eps**(1/depth) I`` and predictor
+    ``aligned`` (docs/theory.md section 9: diagonal layers ``eps**(1/depth) I`` and predictor
     ``predictor_init I``, signed; default the balanced value) or ``random`` (scale
     ``init_scale``, default ``eps**(1/depth)`` so the end-to-end map starts at size
     ~``eps``).  Objective: ``jepa`` | ``mae``; ``ema = tau`` in ``[0, 1)`` (0: stop-gradient
@@ -56,7 +56,7 @@ class TrainConfig:
     ``lr`` for ``steps`` steps.  Records: ``records`` points on a ``linear`` or ``log`` grid
     of steps (plus step 0); encoder ``checkpoints`` at the listed steps.
     ``matmul_precision``: ``highest`` (full float32 products, the default) or ``tf32``
-    (GPUs' fast mode; spec section 13), recorded in the summary's provenance."""
+    (GPUs' fast mode; docs/theory.md section 15), recorded in the summary's provenance."""
 
     model: str = "linear"
     objective: str = "jepa"
@@ -178,7 +178,7 @@ class TrainConfig:
 
     @property
     def balanced_theory(self) -> bool:
-        """The paper's setting (spec sections 5-6): balanced init, stop-gradient or MAE, no weight
+        """The paper's setting (docs/theory.md sections 2-4): balanced init, stop-gradient or MAE, no weight
         decay.  Its reference is :mod:`jepa_dynamics.theory`'s, bit for bit as before section 10."""
         return self.balanced_fixed_point and self.ema == 0
 
@@ -192,7 +192,7 @@ class TrainConfig:
 
     @property
     def exact_map(self) -> bool:
-        """Whether the exact per-feature GD map (spec section 10) describes this run: linear
+        """Whether the exact per-feature GD map (docs/theory.md section 9) describes this run: linear
         encoder, population loss, plain SGD, a diagonal (balanced or aligned) init."""
         return (self.model == "linear" and self.loss == "population" and self.optimizer == "sgd"
                 and self.init != "random" and self.stop_gradient)

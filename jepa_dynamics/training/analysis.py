@@ -1,7 +1,7 @@
 r"""Reading trained runs: responses, empirical critical times, learning order.
 
 * :func:`responses_linear` / :func:`responses_from_samples` -- the response of an
-  encoder to each feature (``theory-spec.md`` section 8),
+  encoder to each feature (docs/theory.md section 13),
   ``gamma_i = ||Cov(f(x), x_i)|| / Var(x_i)``.  For a linear encoder with independent
   features this is exactly the norm of column ``i`` of ``Wbar`` (``|w_i|`` in the
   balanced diagonal case); for other encoders it is estimated on a batch of samples

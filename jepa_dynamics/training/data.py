@@ -1,4 +1,4 @@
-r"""Synthetic data families (``theory-spec.md`` section 7): exact covariances and samplers.
+r"""Synthetic data families (docs/theory.md section 12): exact covariances and samplers.
 
 Every family returns a :class:`Dataset`: per feature ``i`` the context variance
 ``sigma2_i = E[x_i^2]``, the cross-covariance ``lam_i = E[x_i y_i]``, the regression
@@ -22,7 +22,7 @@ runs inside the jitted training loop).
 * :func:`dynamic` -- stationary AR(1), ``x = s_t``, ``y = s_{t+1} = a s_t + noise``
   with stationary variance ``v``: ``lam = a v``, ``sigma2 = syy = v``, ``rho = a``.
 
-Full-matrix families (spec section 11; :class:`MatrixDataset`, full ``d x d`` second
+Full-matrix families (docs/theory.md section 10; :class:`MatrixDataset`, full ``d x d`` second
 moments, sampled as one Gaussian from the joint covariance).  Each is seeded: one
 ``seed`` fixes every random rotation.
 
@@ -227,7 +227,7 @@ def make(family: str, *, lam=None, rho=None, dim: int = 100) -> Dataset:
     return dynamic(np.linspace(0.95, 0.1, dim), np.linspace(0.5, 2.0, dim))
 
 
-# --- full-matrix families (spec section 11) ---------------------------------------------------------------
+# --- full-matrix families (docs/theory.md section 10) ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
@@ -361,7 +361,7 @@ def lagged(a, v, mixing: float, seed: int = 0) -> MatrixDataset:
 
 MATRIX_DEFAULTS = {
     "lam": (1.0, 2.0),  # rotated / mixed: lam rising over the features ...
-    "rho": (0.9, 0.3),  # ... while rho falls (the order-inversion data, spec section 9.3)
+    "rho": (0.9, 0.3),  # ... while rho falls (the order-inversion data, docs/theory.md section 14 (item 3))
     "a": (0.95, 0.1),  # lagged: as make("dynamic")
     "v": (0.5, 2.0),
 }

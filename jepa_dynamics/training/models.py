@@ -1,4 +1,4 @@
-r"""Encoders and predictors (``theory-spec.md`` sections 2, 3, 8), as Equinox modules.
+r"""Encoders and predictors (docs/theory.md sections 1.2, 1.3, 13), as Equinox modules.
 
 * :class:`DeepLinear` -- ``x -> W_L ... W_1 x`` (the deep linear encoder ``Wbar``);
   with ``depth = 1`` it is also the linear predictor / decoder ``V``.
@@ -10,11 +10,11 @@ r"""Encoders and predictors (``theory-spec.md`` sections 2, 3, 8), as Equinox mo
 
 Initialisations (``key`` seeds every random choice):
 
-* :func:`balanced` -- spec section 3: ``W_a = eps^(1/L) O_a O_{a-1}^T`` with random
+* :func:`balanced` -- docs/theory.md section 1.3: ``W_a = eps^(1/L) O_a O_{a-1}^T`` with random
   orthogonal ``O_a`` (``O_0 = O_L = I``) and ``V = eps^(1/L) I``, so ``Wbar = eps I`` and
   every factor has the same singular values.  For an MLP whose hidden width exceeds
   ``d`` the hidden ``O_a`` are ``width x d`` with orthonormal columns.
-* :func:`aligned` -- spec section 10: diagonal layers ``W_a = eps^(1/L) I`` (no random
+* :func:`aligned` -- docs/theory.md section 9: diagonal layers ``W_a = eps^(1/L) I`` (no random
   frames) and a signed predictor ``V = V0 I``; ``V0 = eps^(1/L)`` is balanced.
 * :func:`random_init` -- every matrix ``N(0, scale^2 / fan_in)`` entrywise (so each
   factor has singular values of order ``scale``), the predictor included.
@@ -201,7 +201,7 @@ def _predictor(kind: str, layers, activation: str):
 
 def balanced(key, dim: int, depth: int, eps: float, *, model: str = "linear", width: int | None = None,
              activation: str = "tanh", predictor: str = "linear", dtype=jnp.float64) -> Model:
-    """Balanced small initialisation (spec section 3): ``Wbar(0) = eps I``, ``V(0) = eps^(1/L) I``.
+    """Balanced small initialisation (docs/theory.md section 1.3): ``Wbar(0) = eps I``, ``V(0) = eps^(1/L) I``.
 
     ``model="mlp"`` uses the same matrices (hidden ``width >= dim``) between activations.
     ``predictor="mlp"`` is a two-layer ``eps^(1/L) I`` pair (the product ``eps^(2/L) I``)."""
@@ -242,7 +242,7 @@ def random_init(key, dim: int, depth: int, scale: float, *, model: str = "linear
 def aligned(key, dim: int, depth: int, eps: float, predictor_init: float | None = None, *, model: str = "linear",
             width: int | None = None, activation: str = "tanh", predictor: str = "linear",
             dtype=jnp.float64) -> Model:
-    """Aligned initialisation (spec section 10): every layer ``eps^(1/L) I`` (rectangular
+    """Aligned initialisation (docs/theory.md section 9): every layer ``eps^(1/L) I`` (rectangular
     identities for an MLP wider than ``dim``) and the predictor (JEPA) / decoder (MAE)
     ``V0 I``, ``V0 = predictor_init`` signed (``None``: ``eps^(1/L)``, the balanced value).
 

@@ -1,4 +1,4 @@
-r"""JEPA and MAE losses (``theory-spec.md`` section 2), population and sampled.
+r"""JEPA and MAE losses (docs/theory.md section 1.2), population and sampled.
 
 Notation: ``f`` the encoder (``Wbar`` when linear), ``g`` the predictor / decoder
 (``V``), ``f_tgt`` the target encoder.  Squared norms are summed over output
@@ -22,7 +22,7 @@ The JEPA target is chosen by the caller (see :func:`target_encoder`):
 Population losses for linear models, with independent features (diagonal second
 moments ``sxx = E[x_i^2]``, ``sxy = E[x_i y_i]``, ``syy = E[y_i^2]``, as vectors: the
 fast path) or any covariance (``(d, d)`` matrices ``E[x x^T]``, ``E[x y^T]``, ``E[y y^T]``,
-spec section 11):
+docs/theory.md section 10):
 
 .. math::
 
@@ -60,7 +60,7 @@ def jepa_population(model, target, sxx, sxy, syy):
     """Exact JEPA loss of a linear ``model`` against the linear encoder ``target``.
 
     Second moments as vectors (independent features) or as full ``(d, d)`` matrices
-    (spec section 11, ``sxy = E[x y^T]``)."""
+    (docs/theory.md section 10, ``sxy = E[x y^T]``)."""
     a = models.product(model.predictor.matrix(), model.encoder.matrix())
     wt = target.matrix()
     if jnp.ndim(sxx) == 2:
@@ -102,7 +102,7 @@ def target_encoder(model, ema_target=None, *, stop_gradient: bool = True):
 
 def ema_target(encoder):
     """The initial EMA target for ``encoder``: for a deep linear encoder the end-to-end
-    matrix ``Wbar`` as a one-layer :class:`~jepa_dynamics.training.models.DeepLinear` (the spec's
+    matrix ``Wbar`` as a one-layer :class:`~jepa_dynamics.training.models.DeepLinear` (the theory's
     ``Wtgt``), for any other encoder a copy of its parameters."""
     if isinstance(encoder, models.DeepLinear):
         return models.DeepLinear((encoder.matrix(),))
@@ -113,7 +113,7 @@ def ema_update(target, encoder, tau, mix=None):
     """``f_tgt <- tau f_tgt + (1 - tau) f`` (``mix``: ``1 - tau`` computed by the caller, e.g. in
     float64 before a cast to float32).
 
-    Deep linear encoders (spec section 2): on the end-to-end matrix,
+    Deep linear encoders (docs/theory.md section 1.2): on the end-to-end matrix,
     ``Wtgt <- tau Wtgt + (1 - tau) Wbar`` (an average of products, which layer-wise
     averages would not give for ``L >= 2``).  Other encoders: leaf by leaf on the
     parameters, the usual EMA of BYOL / I-JEPA."""

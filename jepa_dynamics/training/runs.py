@@ -371,14 +371,14 @@ def learned_empirical(first_response, final_response) -> np.ndarray:
 
 
 SUMMARY_NOTES = {
-    "fixed_point": "w_inf: the gradient-flow limit of w for the run's own init, EMA and weight decay (theory-spec "
-                   "section 10; balanced runs: w_star of the deep linear theory; for mlp: a reference only)",
+    "fixed_point": "w_inf: the gradient-flow limit of w for the run's own init, EMA and weight decay (docs/theory.md "
+                   "section 9; balanced runs: w_star of the deep linear theory; for mlp: a reference only)",
     "critical_time_theory": "t_star: first gradient-flow time with |w| >= fraction * |w_inf| for the run's own init, "
                             "EMA (kappa = (1 - ema) / lr) and weight decay (inf: not learned)",
     "critical_time_gd": "the exact gradient-descent map's prediction at the run's lr: lr x the step count interpolated "
                         "as critical_time_empirical is (nan: the map does not describe this run -- random init, "
                         "sampled loss, adam or mlp -- or it crosses after the run's last step)",
-    "learned_theory": "w_inf != 0 (theory-spec section 10)",
+    "learned_theory": "w_inf != 0 (docs/theory.md section 9)",
     "learned_empirical": "the final response exceeds the initial one (collapsing features decay towards 0)",
 }
 
