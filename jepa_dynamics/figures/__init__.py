@@ -1,5 +1,8 @@
 r"""The paper's six figure groups (docs/theory.md section 14) and three beyond it, one function each.
 
+Floor 7. May import ``experiments``, ``realdata``, ``training``, ``engines``, ``records``, ``theory``
+and the private base modules (``_style`` above all).
+
 Every function takes ``fast`` (small sizes, for CI and notebooks) and returns a
 matplotlib :class:`~matplotlib.figure.Figure` built from the package's API; the
 notebooks and ``jepa-dynamics figures`` only call these.  :func:`render` writes

@@ -1,5 +1,8 @@
 """CSV files with provenance headers, written so that no finished work is lost.
 
+Floor 2. May import ``theory`` (for :class:`~jepa_dynamics.theory.spec.SpecError`) and the private
+base modules; every layer above writes its files through here.
+
 Every CSV the package writes starts with ``#`` lines: the package version, the
 command line (or API call) that produced it, and any parameters worth keeping,
 then one header row of column names.  No timestamps: the same command gives a
