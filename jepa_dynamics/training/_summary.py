@@ -1,0 +1,118 @@
+"""The summary of a training run against the theory: ``summary.csv`` and ``plot.png``.
+
+:func:`theory_columns` are the theory of the run's own init, EMA and weight decay per feature
+(:func:`jepa_dynamics.training.train.prediction`: gradient flow, and the exact gradient-descent
+map where it describes the run); :func:`learned_empirical` says which features the network
+learned; :func:`write_summary` writes them with the empirical critical times
+(:data:`SUMMARY_COLUMNS`, notes :data:`SUMMARY_NOTES`); :func:`response_figure` draws the
+recorded responses over the theory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import data
+from .. import records
+from ..theory import balanced as theory
+from ._config import TIME_NOTE, TrainConfig
+from .train import TrainResult, prediction
+
+SUMMARY_COLUMNS = ("feature", "lam", "rho", "fixed_point", "critical_time_theory", "critical_time_empirical",
+                   "final_response", "critical_time_gd", "learned_theory", "learned_empirical")
+
+
+def theory_columns(config: TrainConfig, dataset: data.Dataset, gd: bool = True) -> dict:
+    """The summary's theory columns per feature (:func:`prediction`): ``fixed_point`` = the
+    run's gradient-flow limit ``w_inf`` (balanced: ``w_star``), ``critical_time_theory``
+    (gradient flow), ``critical_time_gd`` (the exact GD map at the run's ``lr``, where it
+    applies: :attr:`TrainConfig.exact_map`, followed for the run's ``steps``; else, or beyond
+    them, ``nan``) and ``learned_theory``."""
+    gf = prediction(config, dataset)
+    t_gd = (prediction(config, dataset, lr=config.lr, max_steps=config.steps).critical_time if gd and config.exact_map
+            else np.full(dataset.dim, np.nan))
+    return {"fixed_point": gf.w_inf, "critical_time_theory": gf.critical_time, "critical_time_gd": t_gd,
+            "learned_theory": gf.learned}
+
+
+def learned_empirical(first_response, final_response) -> np.ndarray:
+    """A feature counts as learned by the network when its response ends above where it
+    started (section 10: a collapsing feature decays towards 0, a learned one rises past
+    ``fraction * |w_inf| > eps``; a feature that first shrinks, ``V0 < 0``, needs a run past
+    its critical time)."""
+    return np.asarray(final_response, np.float64) > np.asarray(first_response, np.float64)
+
+
+SUMMARY_NOTES = {
+    "fixed_point": "w_inf: the gradient-flow limit of w for the run's own init, EMA and weight decay (docs/theory.md "
+                   "section 9; balanced runs: w_star of the deep linear theory; for mlp: a reference only)",
+    "critical_time_theory": "t_star: first gradient-flow time with |w| >= fraction * |w_inf| for the run's own init, "
+                            "EMA (kappa = (1 - ema) / lr) and weight decay (inf: not learned)",
+    "critical_time_gd": "the exact gradient-descent map's prediction at the run's lr: lr x the step count interpolated "
+                        "as critical_time_empirical is (nan: the map does not describe this run -- random init, "
+                        "sampled loss, adam or mlp -- or it crosses after the run's last step)",
+    "learned_theory": "w_inf != 0 (docs/theory.md section 9)",
+    "learned_empirical": "the final response exceeds the initial one (collapsing features decay towards 0)",
+}
+
+
+def write_summary(result: TrainResult, path: str, command: str) -> None:
+    cfg, ds = result.config, result.dataset
+    cols = theory_columns(cfg, ds)
+    t_emp = result.critical_times()
+    notes = {
+        **SUMMARY_NOTES,
+        "critical_time_empirical": ("first crossing of fraction * |fixed_point|, linearly interpolated in time "
+                                    + ("between the training steps around it (tracked at every step)"
+                                       if cfg.model == "linear" else "between the recorded responses around it")
+                                    + "; nan = not reached within the run, or not learned in theory"),
+        "time": TIME_NOTE,
+        "matmul_precision": f"{cfg.matmul_precision} (float32 matrix products; float64 runs are unaffected)",
+    }
+    header = records.provenance_lines(command, notes)
+    learned_emp = learned_empirical(result.responses[0], result.responses[-1])
+    records.write_csv_atomic(path, header, SUMMARY_COLUMNS,
+                             [np.arange(ds.dim), ds.lam, ds.rho, cols["fixed_point"], cols["critical_time_theory"],
+                              t_emp, result.responses[-1], cols["critical_time_gd"],
+                              np.asarray(cols["learned_theory"], bool), np.asarray(learned_emp, bool)])
+
+
+def response_figure(result: TrainResult, max_features: int = 10):
+    """Recorded responses (markers) over the theory's ``w(t)`` (lines, linear models)."""
+    from matplotlib import cm
+
+    from .._style import TIME_LABEL, new_figure
+
+    cfg, ds = result.config, result.dataset
+    fig, axes = new_figure(width=6.0, height=4.2)
+    ax = axes[0, 0]
+    idx = np.unique(np.round(np.linspace(0, ds.dim - 1, min(ds.dim, max_features))).astype(int))
+    colours = cm.viridis(np.linspace(0, 0.9, idx.size))
+    t = result.times
+    positive = t > 0 if cfg.grid == "log" else np.ones_like(t, dtype=bool)
+    theory_w = None
+    if cfg.model == "linear" and cfg.balanced_theory:
+        ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
+        theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
+    cols = theory_columns(cfg, ds, gd=False)
+    w_star, t_star = np.abs(cols["fixed_point"]), cols["critical_time_theory"]
+    for j, (i, c) in enumerate(zip(idx, colours)):
+        label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
+        # markers under the theory's line (zorder), so that the line stays visible where they agree
+        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.45, zorder=2,
+                label=label)
+        if theory_w is not None:
+            ax.plot(ts, theory_w[j], "-", lw=1.4, color=c, zorder=3)
+        if t_star[i] <= t[-1]:  # the theory's t* (fraction * |w_inf| crossed): a dotted line and a cross
+            ax.axvline(t_star[i], color=c, ls=":", lw=0.9, zorder=1)
+            ax.plot([t_star[i]], [cfg.fraction * w_star[i]], "x", ms=7, mew=1.5, color=c, zorder=4)
+    if cfg.grid == "log":
+        ax.set_xscale("log")
+    xlabel = TIME_LABEL if cfg.optimizer == "sgd" else "lr x step (adam: not gradient-flow time)"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(r"response $\gamma_i$")
+    lines = "lines: balanced gradient-flow theory; " if theory_w is not None else ""
+    ax.set_title(f"{cfg.model} {cfg.objective.upper()} L={cfg.depth}, {cfg.optimizer}, {cfg.loss} loss\n"
+                 f"{lines}markers: trained; x and dotted: theory's t*", fontsize=9)
+    ax.legend(fontsize=6, loc="best")
+    return fig
