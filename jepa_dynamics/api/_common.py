@@ -37,10 +37,6 @@ def flags(values: dict, skip=("command", "report")) -> dict:
     return {k: flag_text(v) for k, v in values.items() if k not in skip}
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def command_line(name: str, function, values: dict, leave_out=()) -> str:
     """``jepa-dynamics NAME --flag value ...`` for the flags of ``values`` that differ from
     ``function``'s defaults, in the order of its signature (``leave_out``: flags not recorded,
@@ -55,11 +51,11 @@ def command_line(name: str, function, values: dict, leave_out=()) -> str:
         if param.name == "progress":
             words.append("--progress" if value else "--no-progress")
         elif value is True:
-            words.append(_flag(param.name))
+            words.append(spec.flag(param.name))
         elif isinstance(value, str) and value.startswith("-"):
-            words.append(f"{_flag(param.name)}={value}")
+            words.append(f"{spec.flag(param.name)}={value}")
         else:
-            words += [_flag(param.name), str(value)]
+            words += [spec.flag(param.name), str(value)]
     return shlex.join(words)
 
 

@@ -166,7 +166,7 @@ def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=Non
     for name, value in a.items():
         if name not in GRID_LISTS and name not in ("lam", "rho", "out") and isinstance(value, str) and "," in value:
             raise spec.SpecError(name, f"takes one value, got {value!r} (the list flags are "
-                                       f"{', '.join('--' + n.replace('_', '-') for n in GRID_LISTS)})")
+                                       f"{', '.join(spec.flag(n) for n in GRID_LISTS)})")
     if a["model"] != "linear":
         raise spec.SpecError("model", f"train-grid trains deep linear encoders (--model linear), got "
                                       f"{a['model']!r}; train MLPs one at a time with jepa-dynamics train")

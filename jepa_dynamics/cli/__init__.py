@@ -37,10 +37,6 @@ COMMANDS = {
 }
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _parser() -> _Parser:
     parser = _Parser(prog="jepa-dynamics", allow_abbrev=False,
                      description="Training dynamics of JEPA vs MAE with deep linear and MLP encoders.")
@@ -54,7 +50,7 @@ def _parser() -> _Parser:
 
 
 def _message(err: spec.SpecError) -> str:
-    return f"{_flag(err.name)}: {err.problem}"
+    return f"{spec.flag(err.name)}: {err.problem}"
 
 
 def main(argv=None) -> int:

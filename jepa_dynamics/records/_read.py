@@ -84,10 +84,6 @@ class Rows:
         return np.ascontiguousarray(text).view(f"S{width}").ravel(), length
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def key_differences(old: dict, new: dict, where: str) -> list[str]:
     """``"--steps: the run in r has 20000, this command 40000"`` for each key that differs."""
     out = []
@@ -95,7 +91,7 @@ def key_differences(old: dict, new: dict, where: str) -> list[str]:
         a, b = old.get(k, "(absent)"), new.get(k, "(absent)")
         if a != b:
             text = lambda v: ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
-            out.append(f"{_flag(k)}: {where} has {text(a)}, this command {text(b)}")
+            out.append(f"{spec.flag(k)}: {where} has {text(a)}, this command {text(b)}")
     return out
 
 

@@ -36,6 +36,12 @@ class SpecError(ValueError):
         super().__init__(f"{name}: {problem}")
 
 
+def flag(name: str) -> str:
+    """The command-line flag of a parameter: ``weight_decay`` -> ``--weight-decay`` (the one
+    spelling the CLI, the errors and the provenance lines share)."""
+    return "--" + name.replace("_", "-")
+
+
 def _fmt(x) -> str:
     return f"{float(x):.6g}"
 
