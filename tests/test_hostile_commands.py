@@ -12,6 +12,8 @@ import pytest
 
 from test_hostile import refused as _refused  # the battery's one check of a refused command
 
+from jepa_dynamics import cli
+
 pytestmark = pytest.mark.filterwarnings("error")
 
 
@@ -71,3 +73,28 @@ def test_ctrl_c_after_the_command_finished_prints_no_traceback(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert out.read_text().count("\n") > 5
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--model", "mlp"], "--steps: auto follows the gradient-flow theory"),
+    (["--optimizer", "adam"], "--steps: auto follows the gradient-flow theory"),
+])
+def test_steps_auto_is_refused_where_the_theory_does_not_describe_the_run(tmp_path, capsys, extra, needle):
+    out = tmp_path / "run"
+    _refused(capsys, ["train", "--lam", "1", "--rho", "0.5", "--steps", "auto", *extra, "--out", str(out)], needle)
+    assert not out.exists()
+
+
+def test_steps_auto_runs_to_twice_the_latest_critical_time(tmp_path, capsys):
+    """The run's last step is ceil(2 x the latest t* / lr), t* from the closed form (balanced init)."""
+    import math
+
+    from jepa_dynamics import records, theory
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--depth", "2", "--lam", "1,2", "--rho", "0.5,0.8", "--lr", "0.05", "--steps", "auto",
+                     "--records", "10", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    t_star = theory.critical_time("jepa", 2, [1.0, 2.0], [0.5, 0.8], 0.01)
+    steps = records.read_csv(str(out / "responses.csv"))["step"]
+    assert int(steps.max()) == math.ceil(2.0 * max(t_star) / 0.05)
