@@ -104,9 +104,10 @@ def _sundman_field(s, y, args):
 
 
 def _critical_field(z, t, args):
-    """``dt/dz``: the ODE with ``z = ln w`` as the independent variable."""
-    p, depth, lam, rho = args
-    return jnp.exp(-(p - 1.0) * z) / (depth * lam * (1.0 - jnp.exp((3.0 - p) * z) / rho))
+    """``dt/dz`` in units of its value on the plateau: the ODE with ``z = ln w`` as the independent
+    variable, times ``e^{(p-1) z0}`` (so the integrand is at most ``1 / (1 - e^{(3-p) z} / rho)``)."""
+    p, depth, lam, rho, z0 = args
+    return jnp.exp(-(p - 1.0) * (z - z0)) / (depth * lam * (1.0 - jnp.exp((3.0 - p) * z) / rho))
 
 
 def _critical_row(p, depth, lam, rho, eps, fraction, rtol, atol, max_steps):
@@ -120,7 +121,9 @@ def _critical_row(p, depth, lam, rho, eps, fraction, rtol, atol, max_steps):
         t1=z_c,
         dt0=None,
         y0=jnp.zeros_like(z0),
-        args=(p, depth, jnp.ones_like(lam), rho),  # the clock is lam * t: atol stays relative
+        # the clock is lam * t and the unit the plateau's dt/dz: atol stays relative however short t is
+        # (t ~ 1e-8 lost 1e-4 of it to atol = 1e-12 in plain time units)
+        args=(p, depth, jnp.ones_like(lam), rho, z0),
         stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
         saveat=dfx.SaveAt(t1=True),
         max_steps=max_steps,
@@ -128,7 +131,7 @@ def _critical_row(p, depth, lam, rho, eps, fraction, rtol, atol, max_steps):
         adjoint=dfx.ForwardMode(),  # never reverse-differentiated: a plain while loop, traced faster
     )
     crossed = sol.result == dfx.RESULTS.successful
-    return sol.ys[-1] / lam, crossed, sol.stats["num_steps"]
+    return sol.ys[-1] * jnp.exp(-(p - 1.0) * z0) / lam, crossed, sol.stats["num_steps"]
 
 
 _critical_batch = jax.jit(
