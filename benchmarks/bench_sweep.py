@@ -115,8 +115,8 @@ def main(argv=None):
         g["cli"] = time_cli(name, args, a.repeats, modes)
         passes += [lsoda_pass(rows) for _ in range(max(1, a.lsoda_passes - 1))]
         cols = common.read_sweep(csv)
-        assert cols["critical_time"].size == n, "CSV row count"
-        g["csv_vs_theory_max_rel"] = float(np.max(rel(cols["critical_time"], exact_reference(obj, depth, lam, rho))))
+        assert cols["t_star"].size == n, "CSV row count"
+        g["csv_vs_theory_max_rel"] = float(np.max(rel(cols["t_star"], exact_reference(obj, depth, lam, rho))))
         os.remove(csv)
 
         t_lsoda = np.median(np.stack([p[0] for p in passes]), axis=0)  # per row, the median over passes
@@ -124,7 +124,7 @@ def main(argv=None):
         totals = [float(np.sum(p[0])) for p in passes]
         ref = np.array([baselines.quad_critical_time(*r) for r in rows])
         exact = exact_reference(obj[idx], depth[idx], lam[idx], rho[idx])
-        ours_sample = cols["critical_time"][idx]
+        ours_sample = cols["t_star"][idx]
         g["lsoda"] = {"rows_timed": int(idx.size), "passes": a.lsoda_passes, "rtol": 1e-10, "atol": 1e-16,
                       "per_row_median_s": float(np.median(t_lsoda)), "per_row_mean_s": float(np.mean(t_lsoda)),
                       "per_row_p90_s": float(np.quantile(t_lsoda, 0.9)),

@@ -16,8 +16,8 @@ from jepa_dynamics import records
 from jepa_dynamics.cli import main
 from reference import quad_critical_time
 
-SWEEP_COLUMNS = ["objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point",
-                 "critical_time", "critical_time_asymptotic",
+SWEEP_COLUMNS = ["objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "w_star",
+                 "t_star", "t_star_asymptotic",
                  # beyond balanced init (docs/theory.md section 9): dimensions and results, appended after the first ten
                  "predictor_init", "ema_rate", "weight_decay", "lr", "w_inf", "learned", "critical_step"]
 
@@ -48,10 +48,10 @@ def test_sweep_contract_and_quadrature(tmp_path):
     for i in range(len(table["depth"])):
         obj, d, lam, rho = table["objective"][i], int(table["depth"][i]), table["lam"][i], table["rho"][i]
         w_star = rho**d if obj == "jepa" else rho ** (d / (d + 1))
-        assert table["fixed_point"][i] == pytest.approx(w_star, rel=1e-12)
+        assert table["w_star"][i] == pytest.approx(w_star, rel=1e-12)
         assert table["sigma2"][i] == pytest.approx(lam / rho, rel=1e-15)
         ref = quad_critical_time(obj, d, lam, rho, 1e-5, 0.35)
-        assert table["critical_time"][i] == pytest.approx(ref, rel=1e-9)
+        assert table["t_star"][i] == pytest.approx(ref, rel=1e-9)
 
 
 def test_sweep_ode_agrees_with_exact(tmp_path):
@@ -60,8 +60,8 @@ def test_sweep_ode_agrees_with_exact(tmp_path):
     assert main(["sweep", *grid, "--out", str(exact)]) == 0
     assert main(["sweep", *grid, "--method", "ode", "--out", str(ode)]) == 0
     a, b = records.read_csv(str(exact)), records.read_csv(str(ode))
-    np.testing.assert_allclose(b["critical_time"], a["critical_time"], rtol=1e-6)
-    np.testing.assert_array_equal(a["critical_time_asymptotic"], b["critical_time_asymptotic"])
+    np.testing.assert_allclose(b["t_star"], a["t_star"], rtol=1e-6)
+    np.testing.assert_array_equal(a["t_star_asymptotic"], b["t_star_asymptotic"])
 
 
 @pytest.mark.parametrize(
@@ -187,12 +187,12 @@ def test_simulate_csv_and_npz(tmp_path):
     table = records.read_csv(str(csv))
     assert len(table["time"]) == 2 * 51
     data = np.load(npz)
-    assert data["w"].shape == (2, 51)
-    np.testing.assert_allclose(table["w"], data["w"].ravel(), rtol=1e-15)
+    assert data["response"].shape == (2, 51)
+    np.testing.assert_allclose(table["response"], data["response"].ravel(), rtol=1e-15)
     # w(0) = eps, monotone rise towards (never past) the fixed point
-    assert np.all(data["w"][:, 0] == 1e-3)
-    assert np.all(np.diff(data["w"], axis=1) >= 0)
-    assert np.all(data["w"] <= data["fixed_point"][:, None] * (1 + 1e-12))
+    assert np.all(data["response"][:, 0] == 1e-3)
+    assert np.all(np.diff(data["response"], axis=1) >= 0)
+    assert np.all(data["response"] <= data["w_star"][:, None] * (1 + 1e-12))
     assert png.stat().st_size > 10_000
 
 
@@ -202,7 +202,7 @@ def test_simulate_ode_matches_exact(tmp_path):
             "--eps", "1e-4", "--num-times", "40"]
     assert main([*args, "--out", str(a)]) == 0
     assert main([*args, "--method", "ode", "--out", str(b)]) == 0
-    np.testing.assert_allclose(np.load(b)["w"], np.load(a)["w"], rtol=1e-6)
+    np.testing.assert_allclose(np.load(b)["response"], np.load(a)["response"], rtol=1e-6)
 
 
 def test_sweep_plot(tmp_path):

@@ -28,18 +28,18 @@ def test_contract_on_rotated_data(tmp_path, capsys):
     text = (out / "summary.csv").read_text().splitlines()
     assert text[0].startswith("# jepa-dynamics") and text[1].startswith("# command: jepa-dynamics matrix")
     s = records.read_csv(str(out / "summary.csv"))
-    for col in ("mode", "lam", "rho", "sigma2", "critical_time_matrix", "critical_time_theory", "learned"):
+    for col in ("feature", "lam", "rho", "sigma2", "t_star_matrix", "t_star_theory", "learned"):
         assert col in s
     # rotated commuting data: the modes are the family's features, and t* is the per-feature one (quadrature)
     lam, rho = np.linspace(1.0, 2.0, 3), np.linspace(0.9, 0.3, 3)
     np.testing.assert_allclose(np.sort(s["rho"]), np.sort(rho), rtol=1e-12)
     want = [quad_critical_time("jepa", 2, lam[np.argmin(abs(rho - r))], r, 0.02) for r in s["rho"]]
-    np.testing.assert_allclose(s["critical_time_matrix"], want, rtol=1e-6)
-    np.testing.assert_allclose(s["critical_time_theory"], want, rtol=1e-9)
+    np.testing.assert_allclose(s["t_star_matrix"], want, rtol=1e-6)
+    np.testing.assert_allclose(s["t_star_theory"], want, rtol=1e-9)
     assert np.all(s["learned"] == "true")
     r = records.read_csv(str(out / "responses.csv"))
     f = np.load(out / "end_to_end.npz")
-    assert f["wbar"].shape == (25, 3, 3) and f["times"].shape == (25,) and f["modes"].shape == (3, 3)
+    assert f["wbar"].shape == (25, 3, 3) and f["time"].shape == (25,) and f["modes"].shape == (3, 3)
     assert r["time"].size == 25 * 3
     # responses.csv is gamma_i of the saved Wbar: ||Wbar Sxx q_i|| / sigma2_i
     ds = data.make_matrix("rotated", 3, seed=4)

@@ -95,7 +95,7 @@ def test_resume_with_more_steps_extends_the_finished_run(r, capsys):
     summary = records.read_csv(os.path.join(r, "summary.csv"))
     # independent: both crossings happen well before step 20000 (t = 400), at the quadrature's t*
     ref = [quad_critical_time("jepa", 1, 1.0, 0.9, 1e-2), quad_critical_time("jepa", 1, 0.6, 0.5, 1e-2)]
-    np.testing.assert_allclose(summary["critical_time_empirical"], ref, rtol=0.01)
+    np.testing.assert_allclose(summary["t_star_empirical"], ref, rtol=0.01)
     np.testing.assert_allclose(summary["final_response"], [0.9, 0.5], rtol=1e-9)
     assert "40000" in Path(r, "summary.csv").read_text().splitlines()[1]
 
@@ -281,7 +281,7 @@ def test_fresh_run_removes_the_old_run_s_files_and_says_what_was_not_reached(r, 
                              quad_critical_time("jepa", 1, 0.6, 0.5, 1e-2)]) / 0.02)
     assert f"features 0, 1 reached fraction * w_star" in err
     assert f"needs {need[0]:.0f}, {need[1]:.0f} steps" in err, err
-    assert np.isnan(records.read_csv(os.path.join(r, "summary.csv"))["critical_time_empirical"]).all()
+    assert np.isnan(records.read_csv(os.path.join(r, "summary.csv"))["t_star_empirical"]).all()
 
 
 # --- user-friendliness ---------------------------------------------------------------------------------------
@@ -293,11 +293,11 @@ def test_simulate_csv_has_fraction_and_critical_time_and_distinct_plot_styles(tm
     assert cli.main(argv) == 0
     assert capsys.readouterr().out.splitlines() == [str(csv), str(png)]
     table = records.read_csv(str(csv))
-    assert list(table)[6:9] == ["fraction", "fixed_point", "critical_time"]
+    assert list(table)[6:9] == ["fraction", "w_star", "t_star"]
     assert np.all(table["fraction"] == 0.4)
     for obj, d, rho in [("jepa", 2, 0.3), ("mae", 1, 0.9)]:
         m = (table["objective"] == obj) & (table["depth"] == d) & (table["rho"] == rho)
-        assert table["critical_time"][m][0] == pytest.approx(quad_critical_time(obj, d, 1.0, rho, 1e-3, 0.4),
+        assert table["t_star"][m][0] == pytest.approx(quad_critical_time(obj, d, 1.0, rho, 1e-3, 0.4),
                                                              rel=1e-9)
     from jepa_dynamics.figures.commands import trajectory_figure
 

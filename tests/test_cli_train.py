@@ -31,9 +31,9 @@ def test_depth2_critical_times_within_2_percent_on_unseen_features(tmp_path, obj
     out = _run(tmp_path, "a", args)
     summary = records.read_csv(os.path.join(out, "summary.csv"))
     np.testing.assert_allclose(summary["lam"], lam)
-    np.testing.assert_allclose(summary["critical_time_theory"], t_star, rtol=1e-12)
-    np.testing.assert_allclose(summary["critical_time_empirical"], t_star, rtol=0.02)
-    np.testing.assert_allclose(summary["fixed_point"], theory.fixed_point(objective, 2, rho))
+    np.testing.assert_allclose(summary["t_star_theory"], t_star, rtol=1e-12)
+    np.testing.assert_allclose(summary["t_star_empirical"], t_star, rtol=0.02)
+    np.testing.assert_allclose(summary["w_inf"], theory.fixed_point(objective, 2, rho))
     for name in ("responses.csv", "summary.csv"):
         text = open(os.path.join(out, name)).read()
         assert text.startswith("# jepa-dynamics ") and "# command: jepa-dynamics train --model linear" in text
@@ -51,7 +51,7 @@ def test_dist_family_mlp_sampled(tmp_path):
     out = _run(tmp_path, "m", ["--model", "mlp", "--objective", "jepa", "--depth", "2", "--dist", "static",
                                "--dim", "3", "--eps", "0.02", "--init", "random", "--loss", "sampled",
                                "--batch", "64", "--optimizer", "adam", "--lr", "0.01", "--steps", "50",
-                               "--ema", "0.5", "--records", "5", "--checkpoints", "25,50"])
+                               "--ema-rate", "50", "--records", "5", "--checkpoints", "25,50"])
     summary = records.read_csv(os.path.join(out, "summary.csv"))
     assert summary["feature"].tolist() == [0, 1, 2]
     assert os.path.exists(os.path.join(out, "checkpoints", "encoder_step25.eqx"))
@@ -62,6 +62,10 @@ def test_dist_family_mlp_sampled(tmp_path):
     (["--lam", "1", "--rho", "0.9", "--eps", "0.6"], "--eps: must be below"),
     (["--lam", "1", "--rho", "0.9", "--model", "cnn"], "--model: unknown value 'cnn'"),
     (["--lam", "1", "--rho", "0.9", "--ema", "1"], "--ema: must be in [0, 1)"),
+    (["--lam", "1", "--rho", "0.9", "--ema-rate", "200"], "--ema-rate: kappa * lr = 200 * 0.01 = 2 is above 1"),
+    (["--lam", "1", "--rho", "0.9", "--ema-rate", "0"], "--ema-rate: must be > 0"),
+    (["--lam", "1", "--rho", "0.9", "--objective", "mae", "--ema-rate", "5"], "--ema-rate: an EMA target only"),
+    (["--lam", "1", "--rho", "0.9", "--ema-rate", "5", "--ema", "0.5"], "--ema: give --ema-rate KAPPA or"),
     (["--lam", "1", "--rho", "0.9", "--steps", "-5"], "--steps: must be a positive integer"),
     (["--dist", "nope"], "--dist: unknown value"),
     (["--lam", "1", "--rho", "0.9", "--depth", "2", "--eps", "1e-300"], "--eps: the time to learn overflows float64"),

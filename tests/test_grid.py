@@ -91,15 +91,15 @@ def test_train_grid_files_resume_and_refusals(tmp_path, capsys, monkeypatch):
     assert len(table["feature"]) == 2 * n_networks
     head = open(os.path.join(full, "summary.csv")).read().split("\n")
     columns = [ln for ln in head if not ln.startswith("#")][0].split(",")
-    assert columns[:17] == ["objective", "depth", "eps", "lr", "init", "seed", "ema", "weight_decay", "feature", "lam",
-                            "rho", "critical_time_theory", "critical_time_gd", "critical_time_empirical",
+    assert columns[:17] == ["objective", "depth", "eps", "lr", "init", "seed", "ema_rate", "weight_decay", "feature", "lam",
+                            "rho", "t_star_theory", "t_star_gd", "t_star_empirical",
                             "learned_theory", "learned_empirical", "final_response"]
     learned = table["learned_theory"] == "true"
-    done = learned & np.isfinite(table["critical_time_empirical"])
+    done = learned & np.isfinite(table["t_star_empirical"])
     assert np.all((table["learned_empirical"] == "true")[done | ~learned] == learned[done | ~learned])
     assert done.sum() >= 10 and (~learned).sum() >= 2
-    np.testing.assert_allclose(table["critical_time_empirical"][done], table["critical_time_gd"][done], rtol=1e-9)
-    assert np.all(np.isnan(table["critical_time_empirical"][~learned]))
+    np.testing.assert_allclose(table["t_star_empirical"][done], table["t_star_gd"][done], rtol=1e-9)
+    assert np.all(np.isnan(table["t_star_empirical"][~learned]))
 
     # interrupted after the first block (one shape: 3 networks), then resumed
     real = grid.train_group

@@ -268,7 +268,7 @@ def test_simulate_huge_linear_times_and_one_time_are_clean(tmp_path, capsys):
     assert cli.main(["simulate", "--lam", "10", "--t-max", "1e308", "--spacing", "linear", "--num-times", "3",
                      "--out", str(out)]) == 0
     with np.load(out) as data:
-        w, w_star = data["w"], data["fixed_point"]
+        w, w_star = data["response"], data["w_star"]
     # at t = 1e308/3 every response has long reached its fixed point
     np.testing.assert_allclose(w[:, 1:], np.broadcast_to(w_star[:, None], w[:, 1:].shape), rtol=1e-12)
     assert cli.main(["simulate", "--num-times", "1", "--out", str(tmp_path / "one.csv")]) == 0
@@ -281,7 +281,7 @@ def test_allow_large_lets_a_large_simulation_through_the_guard(tmp_path, capsys,
             "--out", str(tmp_path / "x.csv")]
     refused(capsys, argv, "--allow-large: this simulation (1 problems x 51 times) would write about")
     assert cli.main([*argv, "--allow-large"]) == 0
-    assert len(records.read_csv(str(tmp_path / "x.csv"))["w"]) == 51
+    assert len(records.read_csv(str(tmp_path / "x.csv"))["response"]) == 51
 
 
 # --- train --resume against damaged run folders (refused: byte-identical) ------------------------------------
@@ -486,7 +486,7 @@ def test_beyond_balanced_axes_at_float64_edges_give_honest_rows(capsys, tmp_path
     assert capsys.readouterr().err == ""
     row = records.read_csv(str(out))
     assert row["learned"][0] == learned
-    assert row["critical_time"][0] == np.inf  # never a finite time for a row that cannot be followed
+    assert row["t_star"][0] == np.inf  # never a finite time for a row that cannot be followed
 
 
 # --- matrix: size guards and extreme times ---------------------------------------------------------------------

@@ -92,8 +92,8 @@ def test_steps_auto_runs_to_twice_the_latest_critical_time(tmp_path, capsys):
     from jepa_dynamics import records, theory
 
     out = tmp_path / "run"
-    assert cli.main(["train", "--depth", "2", "--lam", "1,2", "--rho", "0.5,0.8", "--lr", "0.05", "--steps", "auto",
-                     "--records", "10", "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["train", "--depth", "2", "--lam", "1,2", "--rho", "0.5,0.8", "--eps", "0.01", "--lr", "0.05",
+                     "--steps", "auto", "--records", "10", "--out", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     t_star = theory.critical_time("jepa", 2, [1.0, 2.0], [0.5, 0.8], 0.01)
     steps = records.read_csv(str(out / "responses.csv"))["step"]

@@ -64,7 +64,7 @@ def test_spectrum_train_probe_files(tmp_path, capsys):
     assert list(orders) == list(realtrain.ORDER_COLUMNS) and orders["modes_compared"].tolist() == [3]
     assert -1 <= orders["spearman"][0] <= 1
     training = records.read_csv(str(out / "training.csv"))
-    assert training["in_scope"].sum() == 3 and training["mode"].size == 64
+    assert (training["in_scope"] == "true").sum() == 3 and training["feature"].size == 64
     probe = records.read_csv(str(out / "probe.csv"))
     first = probe["step"] == 0
     # at Wbar = eps I the read-out noise hides the digits: near chance (10 classes); trained: far above

@@ -56,14 +56,14 @@ def test_spectrum_recovers_known_modes(tmp_path, capsys):
         for i in range(4):  # learned modes: the per-feature t_star, against quadrature
             for sel, depth in ((first, 1), (deep, 3)):
                 ref = quad_critical_time(obj, depth, table["lam"][sel][i], table["rho"][sel][i], 1e-3)
-                assert table[f"critical_time_{obj}"][sel][i] == pytest.approx(ref, rel=1e-8)
-        # lam < 0: never learned, ranked last
-        assert np.isinf(table[f"critical_time_{obj}"][first][-1])
-        assert table[f"rank_{obj}"][first][-1] == 5
+                assert table[f"t_star_{obj}"][sel][i] == pytest.approx(ref, rel=1e-8)
+        # lam < 0: never learned, ranked last (ranks count from 0: 0 = learned first)
+        assert np.isinf(table[f"t_star_{obj}"][first][-1])
+        assert table[f"rank_{obj}"][first][-1] == 4
         for sel, depth in ((first, 1), (deep, 3)):  # ranks: the order of the quadrature times
             ref = [quad_critical_time(obj, depth, table["lam"][sel][i], table["rho"][sel][i], 1e-3) for i in range(4)]
-            assert table[f"rank_{obj}"][sel][:4].tolist() == (np.argsort(np.argsort(ref)) + 1).tolist()
-    assert table["rank_mae"][first].tolist() == [1, 3, 2, 4, 5]  # depth 1: decreasing lam
+            assert table[f"rank_{obj}"][sel][:4].tolist() == np.argsort(np.argsort(ref)).tolist()
+    assert table["rank_mae"][first].tolist() == [0, 2, 1, 3, 4]  # depth 1: decreasing lam
     assert (out / "spectrum.png").stat().st_size > 10_000
     cov = np.load(out / "covariances.npz")
     np.testing.assert_allclose(cov["mean_x"], x.mean(0), rtol=1e-10)
@@ -72,7 +72,7 @@ def test_spectrum_recovers_known_modes(tmp_path, capsys):
 def test_never_learned_when_eps_above_level():
     t = spectrum.predicted_times("jepa", 4, [1.0, 1.0, -1.0], [0.9, 0.1, 0.5], 1e-3)
     assert np.isfinite(t[0]) and np.isinf(t[1]) and np.isinf(t[2])  # 0.1^4 / 2 < eps: never rises
-    assert spectrum.ranks([3.0, np.inf, 1.0, 3.0, np.inf]).tolist() == [2, 4, 1, 2, 4]
+    assert spectrum.ranks([3.0, np.inf, 1.0, 3.0, np.inf]).tolist() == [1, 3, 0, 1, 3]
 
 
 @pytest.mark.parametrize("argv", [["--dataset", "digits", "--n", "3000"],
@@ -81,7 +81,7 @@ def test_bundled_datasets(tmp_path, argv):
     out = tmp_path / "o"
     assert main(["spectrum", *argv, "--depth", "2", "--out", str(out)]) == 0
     table = records.read_csv(str(out / "modes.csv"))
-    assert table["mode"].size == (64 if "digits" in argv else 16)
+    assert table["feature"].size == (64 if "digits" in argv else 16)
     assert np.all(np.diff(table["rho"]) <= 1e-12)
     text = (out / "modes.csv").read_text()
     assert '"n": 3000' in text

@@ -36,7 +36,7 @@ def test_new_columns_agree_with_direct_integration(tmp_path):
     for i in range(len(table["objective"])):
         obj, d = str(table["objective"][i]), int(table["depth"][i])
         v0, beta, eta = float(table["predictor_init"][i]), float(table["weight_decay"][i]), float(table["lr"][i])
-        t = float(table["critical_time"][i])
+        t = float(table["t_star"][i])
         if learned[i] == "false":
             assert math.isinf(t)
             continue
@@ -67,7 +67,7 @@ def test_today_rows_unchanged_and_errors(tmp_path):
         m = np.asarray(a["objective"]).astype(str) == obj
         ref = theory.critical_time(obj, np.asarray(a["depth"], float)[m].astype(int), np.asarray(a["lam"], float)[m],
                                    np.asarray(a["rho"], float)[m], 1e-3)
-        np.testing.assert_array_equal(np.asarray(a["critical_time"], float)[m], ref)
+        np.testing.assert_array_equal(np.asarray(a["t_star"], float)[m], ref)
         assert (np.asarray(a["learned"]).astype(str)[m] == "true").all()
     proc, out = _sweep(tmp_path, "--objective", "jepa", "--depth", "2", "--lam", "1", "--rho", "0.6", "--eps",
                        "1e-2", "--predictor-init", "0.595", name="bad.csv")

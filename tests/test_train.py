@@ -129,7 +129,7 @@ def test_run_training_files_rerun_and_resume(tmp_path, monkeypatch):
     np.testing.assert_array_equal(steps, train.record_steps(cfg))
     np.testing.assert_allclose(table["time"], 0.05 * table["step"])
     summary = records.read_csv(os.path.join(a, "summary.csv"))
-    np.testing.assert_allclose(summary["critical_time_theory"], theory.critical_time("mae", 2, [1.0, 0.5], [0.8, 0.4], 0.02))
+    np.testing.assert_allclose(summary["t_star_theory"], theory.critical_time("mae", 2, [1.0, 0.5], [0.8, 0.4], 0.02))
     np.testing.assert_allclose(summary["final_response"], res.responses[-1])
     assert os.path.getsize(os.path.join(a, "plot.png")) > 1000
     enc = runs.load_encoder(cfg, runs.checkpoint_path(a, 1000))

@@ -38,7 +38,7 @@ def test_balanced_population_gd_equals_the_exact_map(objective, depth, of_bound,
     t_gd = train.prediction(probe, lr=lr).critical_time  # the map followed to its crossing (no horizon)
     assert np.all(np.isfinite(t_gd))
     cfg = train.TrainConfig(**base, steps=int(1.2 * t_gd.max() / lr) + 5)
-    np.testing.assert_array_equal(runs.theory_columns(cfg, cfg.dataset())["critical_time_gd"], t_gd)  # within the run
+    np.testing.assert_array_equal(runs.theory_columns(cfg, cfg.dataset())["t_star_gd"], t_gd)  # within the run
     np.testing.assert_allclose(train.train(cfg).critical_times(), t_gd, rtol=1e-9, atol=0)
 
 
@@ -102,7 +102,7 @@ def test_ema_and_weight_decay_under_gradient_flow():
     for case in cases:
         probe = train.TrainConfig(lam=LAM, rho=RHO, lr=lr, steps=1, **case)
         cols = runs.theory_columns(probe, probe.dataset(), gd=False)
-        t = cols["critical_time_theory"]
+        t = cols["t_star_theory"]
         steps = int(1.2 * np.max(t[np.isfinite(t)]) / lr)
         res = train.train(train.TrainConfig(lam=LAM, rho=RHO, lr=lr, steps=steps, records=5, **case))
         learned = cols["learned_theory"]

@@ -17,7 +17,7 @@ import sys
 
 from ..theory import spec
 
-__all__ = ["flag_text", "flags", "command_line", "one", "check_plot", "note", "existing"]
+__all__ = ["flag_text", "flags", "command_line", "one", "check_plot", "note", "deprecated", "existing"]
 
 
 def flag_text(value):
@@ -84,6 +84,15 @@ def note(command: str):
     """A one-line note on stderr (``jepa-dynamics CMD: note: ...``): how every command tells the
     user something worth knowing that is not an error."""
     return lambda message: print(f"jepa-dynamics {command}: note: {message}", file=sys.stderr)
+
+
+def deprecated(message: str, report=None) -> None:
+    """Say once that a flag is deprecated: to ``report`` when the caller gave one (as every note), else as the
+    one stderr line ``jepa-dynamics: MESSAGE``."""
+    if report is not None:
+        report(message)
+    else:
+        print(f"jepa-dynamics: {message}", file=sys.stderr)
 
 
 def existing(folder: str, names) -> list:

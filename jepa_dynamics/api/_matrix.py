@@ -28,8 +28,19 @@ class MatrixRun:
     result: object
 
 
-def matrix(*, objective, depth, cov=None, dist=None, dim=None, mixing=None, seed="0", eps, init="balanced",
-           init_scale=None, ema_rate=None, weight_decay="0", fraction="0.5", t_max=None, num_times="200", out,
+def _stop_gradient_none(text):
+    """The one ``--ema-rate`` (:func:`jepa_dynamics.theory.spec.parse_ema_rates`); ``inf`` (the default:
+    stop-gradient) is the engine's ``ema_rate=None``."""
+    if text is None:
+        return None
+    rates = spec.parse_ema_rates(text, "ema_rate")
+    if len(rates) != 1:
+        raise spec.SpecError("ema_rate", f"takes one value, got {len(rates)} ({text})")
+    return None if rates[0] == float("inf") else rates[0]
+
+
+def matrix(*, objective, depth, cov=None, dist=None, dim=None, mixing=None, seed="0", eps=spec.DEFAULT_EPS,
+           init="balanced", init_scale=None, ema_rate="inf", weight_decay="0", fraction="0.5", t_max=None, num_times="200", out,
            resume=False, allow_large=False, progress=None, command=None) -> MatrixRun:
     """Integrate the matrix gradient flow of deep linear ``objective`` at ``depth`` for the
     covariances of the npz file ``cov`` (arrays sxx, sxy = E[x y^T], syy) or of the family
@@ -52,7 +63,7 @@ def matrix(*, objective, depth, cov=None, dist=None, dim=None, mixing=None, seed
         spec.check_choice(a["init"], ("balanced", "aligned", "random"), "init")
     config = MatrixConfig(objective=a["objective"], depth=_ONE(a["depth"], "depth", int), eps=_ONE(a["eps"], "eps"),
                           init=a["init"], init_scale=_ONE(a["init_scale"], "init_scale"),
-                          seed=_ONE(a["seed"], "seed", int), ema_rate=_ONE(a["ema_rate"], "ema_rate"),
+                          seed=_ONE(a["seed"], "seed", int), ema_rate=_stop_gradient_none(a["ema_rate"]),
                           weight_decay=_ONE(a["weight_decay"], "weight_decay"), fraction=_ONE(a["fraction"], "fraction"))
     if a["init_scale"] is not None and a["init"] != "random":
         raise spec.SpecError("init_scale", "applies to --init random only")

@@ -68,7 +68,7 @@ def _views(a: dict):
 
 
 def spectrum(*, views=None, dataset=None, n=None, seed=None, noise=None, shift=None, patch=None, offset=None,
-             images=None, depth="1,2,3,4", eps="1e-3", fraction="0.5", out, allow_large=False, progress=None,
+             images=None, depth="1,2,3,4", eps=spec.DEFAULT_EPS, fraction="0.5", out, allow_large=False, progress=None,
              train=False, objective="jepa,mae", train_modes="8", batch="256", lr=None, lr_factor="0.3", steps=None,
              max_steps="300000", records="200", train_seed="0", matrix=False, probe=False, probe_noise="0.05",
              command=None) -> SpectrumRun:
@@ -84,7 +84,7 @@ def spectrum(*, views=None, dataset=None, n=None, seed=None, noise=None, shift=N
 
     >>> import tempfile
     >>> s = spectrum(dataset="digits", n=2000, depth=[1, 2], out=tempfile.mkdtemp(), progress=False)
-    >>> len(s.table["mode"])  # 64 pixels' modes at each of two depths
+    >>> len(s.table["feature"])  # 64 pixels' modes at each of two depths
     128
     """
     a = _common.flags(locals())

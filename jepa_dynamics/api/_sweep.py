@@ -40,20 +40,21 @@ class SweepResult:
 @dataclasses.dataclass(frozen=True)
 class SimulateResult:
     """What :func:`simulate` wrote (``out``, ``plot``) and computed: ``params`` (one array per
-    grid parameter, one entry per problem), ``time (T,)`` and ``w (problems, T)``."""
+    grid parameter, one entry per problem), ``time (T,)`` and ``response (problems, T)`` (columns and
+    npz keys: docs/columns.md)."""
 
     out: str
     plot: Optional[str]
     params: dict
     time: np.ndarray
-    w: np.ndarray
+    response: np.ndarray
 
     @property
     def files(self) -> list:
         return [self.out] + ([self.plot] if self.plot else [])
 
 
-def sweep(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", rho="0.3,0.6,0.9", eps="1e-4",
+def sweep(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", rho="0.3,0.6,0.9", eps=spec.DEFAULT_EPS,
           fraction="0.5", method="exact", predictor_init="balanced", ema_rate="inf", weight_decay="0", lr="0",
           resume=False, repair=False, allow_large=False, progress=None, command=None, report=None) -> SweepResult:
     """Critical times over the grid ``objective x depth x lam x rho x eps x fraction`` (and the
@@ -70,7 +71,7 @@ def sweep(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", r
     >>> result.computed
     8
     >>> t = result.table()
-    >>> bool(t["critical_time"][(t["objective"] == "jepa") & (t["depth"] == 1)][0] > 0)
+    >>> bool(t["t_star"][(t["objective"] == "jepa") & (t["depth"] == 1)][0] > 0)
     True
     """
     a = _common.flags(locals())
@@ -96,10 +97,10 @@ def sweep(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", r
     return SweepResult(out, plot, computed)
 
 
-def simulate(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", rho="0.3,0.6,0.9", eps="1e-4",
+def simulate(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", rho="0.3,0.6,0.9", eps=spec.DEFAULT_EPS,
              fraction="0.5", method="exact", t_max=None, num_times=200, spacing="log", allow_large=False,
              command=None) -> SimulateResult:
-    """Per-feature responses ``w(t)`` from ``w(0) = eps`` for every point of the grid, exact or
+    """Per-feature responses ``w(t)`` (``response``) from ``w(0) = eps`` for every point of the grid, exact or
     integrated (``method``), on ``num_times`` times after 0 up to ``t_max`` (default: 4 x the
     largest critical time), ``spacing`` log or linear.  ``out`` ends in ``.csv`` (long format)
     or ``.npz``; ``plot`` draws ``w(t) / w_star``.  The twin of ``jepa-dynamics simulate``.
@@ -107,7 +108,7 @@ def simulate(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1"
     >>> import tempfile, os
     >>> r = simulate(out=os.path.join(tempfile.mkdtemp(), "w.npz"), objective="jepa", depth=1, lam=1, rho=0.5,
     ...              num_times=4)
-    >>> r.w.shape
+    >>> r.response.shape
     (1, 5)
     """
     a = _common.flags(locals())

@@ -19,8 +19,29 @@ __all__ = ["TrainRun", "TrainGrid", "train", "train_grid", "GRID_LISTS"]
 _TRAIN_LISTS = ("lam", "rho", "checkpoints", "out")
 # train-grid's list flags and the type of their entries
 GRID_LISTS = {"objective": str, "depth": int, "eps": float, "lr": float, "init": str, "init_scale": float,
-              "predictor_init": float, "ema": float, "weight_decay": float, "seed": int}
+              "predictor_init": float, "ema_rate": float, "weight_decay": float, "seed": int}
 _ONE = _common.one
+# the one line a deprecated --ema (ema=) prints; the EMA is --ema-rate KAPPA (docs/columns.md, Vocabulary)
+EMA_DEPRECATED = "--ema TAU is deprecated (goes in the next release); use --ema-rate KAPPA, KAPPA = (1 - TAU) / lr"
+
+
+def _ema_lists(a: dict, report):
+    """The EMA of ``train``/``train-grid`` from the flags' text ``a``: ``("ema_rate", [kappa, ...])``, or for the
+    deprecated ``--ema TAU`` (said once, :data:`EMA_DEPRECATED`) ``("ema", [tau, ...])``."""
+    if a["ema"] is None:
+        return "ema_rate", spec.parse_ema_rates(a["ema_rate"], "ema_rate")
+    if a["ema_rate"] != "inf":
+        raise spec.SpecError("ema", "give --ema-rate KAPPA or the deprecated --ema TAU, not both")
+    taus = [spec.check_ema(tau, "ema") for tau in spec.parse_list(a["ema"], "ema")]  # a bad value: the one error line
+    _common.deprecated(EMA_DEPRECATED, report)
+    return "ema", taus
+
+
+def _check_mae_ema(objectives, name, values) -> None:
+    """An EMA target is JEPA's: a run of MAE only with a finite rate (or ``tau > 0``) is refused, naming the flag."""
+    finite = [v for v in values if (v != 0 if name == "ema" else v != float("inf"))]
+    if finite and all(o == "mae" for o in objectives):
+        raise spec.SpecError(name, "an EMA target only exists for --objective jepa (MAE has no target encoder)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,15 +105,18 @@ def _auto_steps(configs, critical_time, learned) -> int:
     return spec.check_positive_int(int(np.ceil(AUTO_STEPS_FACTOR * need.max())), "steps")
 
 
-def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100", eps="0.01",
-          init="balanced", init_scale=None, predictor_init=None, loss=None, batch="256", optimizer="sgd",
-          lr="0.01", steps, ema="0", weight_decay="0", seed="0", matmul_precision="highest", width=None,
+def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100",
+          eps=spec.DEFAULT_EPS, init="balanced", init_scale=None, predictor_init=None, loss=None, batch="256",
+          optimizer="sgd", lr="0.01", steps, ema_rate="inf", ema=None, weight_decay="0", seed="0",
+          matmul_precision="highest", width=None,
           activation="tanh", predictor="linear", fraction="0.5", records="1000", grid="linear", checkpoints=None,
           out, resume=False, allow_large=False, progress=None, command=None, report=None) -> TrainRun:
     """Train one encoder (``model`` linear or mlp) with ``objective`` JEPA (stop-gradient, or an
-    EMA target at rate ``ema``) or MAE on the features ``lam``/``rho`` (or the family ``dist`` of
+    EMA target at rate ``ema_rate`` = kappa, 1/gradient-flow time; the trainer's per-step decay is
+    ``tau = 1 - kappa * lr``) or MAE on the features ``lam``/``rho`` (or the family ``dist`` of
     ``dim`` features), and write the run into the folder ``out``: responses.csv, summary.csv
-    (trained critical times against the theory's), plot.png, state.eqx.
+    (trained critical times against the theory's), plot.png, state.eqx (columns: docs/columns.md).
+    ``ema`` (``tau``) is the deprecated spelling of the EMA (one note, then converted).
 
     The twin of ``jepa-dynamics train``: each flag is a keyword of the same name and default.
     Every flag but ``lam``, ``rho`` and ``checkpoints`` takes one value (for grids use
@@ -114,11 +138,17 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
             count = len(value.split(","))
             raise spec.SpecError(name, f"train takes one value, got {count} ({value}); to train a grid of "
                                        "networks use jepa-dynamics train-grid")
+    from ..training._config import ema_decay
+
+    ema_name, (ema_value,) = _ema_lists(a, report)
+    _check_mae_ema([a["objective"]], ema_name, [ema_value])
+    lr_value = _ONE(a["lr"], "lr")
+    tau = ema_value if ema_name == "ema" else ema_decay(ema_value, spec.check_positive(lr_value, "lr"))
     config = TrainConfig(
         **_training_config(a), steps=1 if a["steps"] == "auto" else _ONE(a["steps"], "steps", int),
         objective=a["objective"], depth=_ONE(a["depth"], "depth", int),
         eps=_ONE(a["eps"], "eps"), init=a["init"], init_scale=_ONE(a["init_scale"], "init_scale"),
-        lr=_ONE(a["lr"], "lr"), ema=_ONE(a["ema"], "ema"), seed=_ONE(a["seed"], "seed", int),
+        lr=lr_value, ema=tau, seed=_ONE(a["seed"], "seed", int),
         records=_ONE(a["records"], "records", int), grid=a["grid"],
         predictor_init=_ONE(a["predictor_init"], "predictor_init"),
         weight_decay=_ONE(a["weight_decay"], "weight_decay"),
@@ -138,17 +168,19 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
     return TrainRun(out, run_files(out), result)
 
 
-def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100", eps="0.01",
-               init="balanced", init_scale=None, predictor_init=None, loss=None, batch="256", optimizer="sgd",
-               lr="0.01", steps, ema="0", weight_decay="0", seed="0", matmul_precision="highest", fraction="0.5",
-               block="4096", out, resume=False, progress=None, command=None, report=None) -> TrainGrid:
+def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, dist=None, dim="100",
+               eps=spec.DEFAULT_EPS, init="balanced", init_scale=None, predictor_init=None, loss=None, batch="256",
+               optimizer="sgd", lr="0.01", steps, ema_rate="inf", ema=None, weight_decay="0", seed="0",
+               matmul_precision="highest", fraction="0.5", block="4096", out, resume=False, progress=None, command=None, report=None) -> TrainGrid:
     """Train every network of the Cartesian product of the list flags (:data:`GRID_LISTS`:
-    objective, depth, eps, lr, init, init_scale, predictor_init, ema, weight_decay, seed) on one
+    objective, depth, eps, lr, init, init_scale, predictor_init, ema_rate, weight_decay, seed) on one
     dataset, side by side in one jitted, vmapped program sharded over every local device; write
-    ``out``/summary.csv (one row per network and feature) and ``out``/fidelity.png.
+    ``out``/summary.csv (one row per network and feature; docs/columns.md) and ``out``/fidelity.png.
+    Each network's EMA decay per step is ``tau = 1 - ema_rate * lr`` at its own ``lr``; ``ema``
+    (``tau`` values) is the deprecated spelling (one note, then used as given).
 
     The twin of ``jepa-dynamics train-grid``.  Knobs that do not apply to a network are dropped
-    for it (MAE takes ema 0, ``predictor_init`` is for init aligned, ``init_scale`` for init
+    for it (MAE takes no EMA, ``predictor_init`` is for init aligned, ``init_scale`` for init
     random).  ``resume`` keeps the finished networks.  Deep linear encoders only: ``model`` is
     ``linear`` (anything else is refused, naming ``train`` for MLPs).
 
@@ -162,14 +194,19 @@ def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=Non
     from ..training.grid import configs_from, run_grid
 
     lists = {name: [None] if a[name] is None else spec.parse_list(a[name], name, kind)
-             for name, kind in GRID_LISTS.items()}
+             for name, kind in GRID_LISTS.items() if name != "ema_rate"}
     for name, value in a.items():
-        if name not in GRID_LISTS and name not in ("lam", "rho", "out") and isinstance(value, str) and "," in value:
+        if name not in GRID_LISTS and name not in ("lam", "rho", "out", "ema") and isinstance(value, str) \
+                and "," in value:
             raise spec.SpecError(name, f"takes one value, got {value!r} (the list flags are "
                                        f"{', '.join(spec.flag(n) for n in GRID_LISTS)})")
     if a["model"] != "linear":
         raise spec.SpecError("model", f"train-grid trains deep linear encoders (--model linear), got "
                                       f"{a['model']!r}; train MLPs one at a time with jepa-dynamics train")
+    ema_name, ema_values = _ema_lists(a, report)
+    _check_mae_ema(lists["objective"], ema_name, ema_values)
+    # the EMA axis where --ema-rate stands among the list flags (configs_from turns a rate into each network's tau)
+    lists = {(ema_name if k == "ema_rate" else k): (ema_values if k == "ema_rate" else lists[k]) for k in GRID_LISTS}
     base = dict(_training_config(a), records=1)
     block = spec.check_positive_int(_ONE(a["block"], "block", int), "block")
     if a["steps"] == "auto":
@@ -205,16 +242,21 @@ def unreached_grid_note(table, n_networks: int, steps: int, optimizer: str = "sg
     from ..training import runs
 
     col = lambda name: np.asarray(table[name], dtype=float)  # noqa: E731
-    missed = ((np.asarray(table["learned_theory"]) == "true") & np.isnan(col("critical_time_empirical"))
+    missed = ((np.asarray(table["learned_theory"]) == "true") & np.isnan(col("t_star_empirical"))
               & np.isfinite(col("final_response")))
     if not missed.any():
         return None
     networks = np.unique(col("network")[missed])
-    need = np.ceil(col("critical_time_theory")[missed] / col("lr")[missed])
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # an lr near 0 needs inf steps, no warning
+        need = np.ceil(col("t_star_theory")[missed] / col("lr")[missed])
+    suggest = runs.rerun_steps(need if optimizer == "sgd" else [], steps)
     need = need[np.isfinite(need)]
     kind = "" if optimizer == "sgd" else " (with adam, lr x step is not gradient-flow time)"
-    hint = (f"; the gradient-flow theory{kind} needs up to {need.max():.0f} steps at their lr: rerun into a new --out "
-            f"with --steps {runs.rerun_steps(need)}" if need.size else "")
+    theory = (f"; the gradient-flow theory{kind} needs up to {need.max():.0f} steps at their lr"
+              if need.size and need.max() <= spec.MAX_INT else "")
+    hint = (f"{theory}: rerun into a new --out with --steps {suggest}" if suggest is not None else
+            f"; the gradient-flow theory needs more steps than --steps takes (2**53) at their lr: rerun into a new "
+            "--out with a larger --lr")
     return (f"{networks.size} of {n_networks} networks ended at --steps {steps} before {int(missed.sum())} "
-            f"(network, feature) rows the theory learns reached fraction * |w_inf| (critical_time_empirical is nan "
+            f"(network, feature) rows the theory learns reached fraction * |w_inf| (t_star_empirical is nan "
             f"there){hint}")

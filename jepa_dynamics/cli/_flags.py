@@ -16,6 +16,10 @@ class UsageError(Exception):
     pass
 
 
+# spec.DEFAULT_EPS as the help texts write it ("1e-3")
+EPS_TEXT = f"{spec.DEFAULT_EPS:.0e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line and exit 2 (no usage dump)."""
 
@@ -28,7 +32,8 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", default="1,2,4", help="encoder depths L, positive integers (default: 1,2,4)")
     p.add_argument("--lam", default="0.5,1", help="covariances lam > 0 (default: 0.5,1)")
     p.add_argument("--rho", default="0.3,0.6,0.9", help="regression coefficients rho > 0 (default: 0.3,0.6,0.9)")
-    p.add_argument("--eps", default="1e-4", help="initial responses, 0 < eps < fraction * w_star (default: 1e-4)")
+    p.add_argument("--eps", default=spec.DEFAULT_EPS,
+                   help=f"initial responses, 0 < eps < fraction * w_star (default: {EPS_TEXT})")
     p.add_argument("--fraction", default="0.5", help="t_star is when w = fraction * w_star, in (0, 1) (default: 0.5)")
     p.add_argument("--method", default="exact", choices=spec.METHODS,
                    help="exact: closed forms; ode: diffrax integration (default: exact)")
@@ -69,7 +74,8 @@ def add_training_flags(p, mlp: bool = True) -> None:
     p.add_argument("--rho", help="per-feature rho, comma-separated (with --lam)")
     p.add_argument("--dist", help="data family instead of --lam/--rho: same-trend, reversed-trend, static, dynamic")
     p.add_argument("--dim", default="100", help="number of features of --dist (default: 100)")
-    p.add_argument("--eps", default="0.01", help="initial response, below fraction * w_star (default: 0.01)")
+    p.add_argument("--eps", default=spec.DEFAULT_EPS,
+                   help=f"initial response, below fraction * w_star (default: {EPS_TEXT})")
     p.add_argument("--init", default="balanced", help="balanced (every layer eps^(1/depth) times an orthogonal matrix; docs/theory.md), "
                         "aligned (diagonal layers eps^(1/depth) I, predictor V0 I: --predictor-init) or random "
                         "(default: balanced)")
@@ -84,8 +90,11 @@ def add_training_flags(p, mlp: bool = True) -> None:
     p.add_argument("--steps", required=True, help="number of optimiser steps, or auto: twice the latest critical "
                                                    "time the gradient-flow theory predicts, divided by --lr (deep "
                                                    "linear, sgd)")
-    p.add_argument("--ema", default="0", help="EMA target rate tau in [0, 1); 0 = stop-gradient (default: 0); the "
-                                              "theory's rate is kappa = (1 - tau) / lr")
+    p.add_argument("--ema-rate", default="inf", help="JEPA EMA target rate kappa (1/gradient-flow time); inf = "
+                                                     "stop-gradient (default: inf). The trainer's per-step decay is "
+                                                     "tau = 1 - kappa * lr (kappa * lr <= 1)")
+    p.add_argument("--ema", help="deprecated (goes in the next release): the per-step EMA decay tau in [0, 1); use "
+                                 "--ema-rate KAPPA, KAPPA = (1 - TAU) / lr")
     p.add_argument("--weight-decay", default="0", help="coupled L2 beta on every layer and the predictor: grad += "
                                                        "beta * theta (default: 0)")
     p.add_argument("--seed", default="0", help="random seed (default: 0)")
@@ -96,7 +105,7 @@ def add_training_flags(p, mlp: bool = True) -> None:
         p.add_argument("--width", help="MLP hidden width (default: the number of features)")
         p.add_argument("--activation", default="tanh", help="MLP activation: tanh, relu, gelu, linear (default: tanh)")
         p.add_argument("--predictor", default="linear", help="linear or mlp predictor (default: linear)")
-    p.add_argument("--fraction", default="0.5", help="critical time at fraction * w_star (default: 0.5)")
+    p.add_argument("--fraction", default="0.5", help="t_star at fraction * |w_inf| (default: 0.5)")
 
 
 def call(function, args, argv, leave_out=()):

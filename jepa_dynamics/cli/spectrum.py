@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._flags import add_allow_large, add_progress_flags, call, print_files
+from ..theory import spec
+from ._flags import EPS_TEXT, add_allow_large, add_progress_flags, call, print_files
 
 
 def add(sub) -> None:
@@ -25,7 +26,7 @@ def add(sub) -> None:
     g.add_argument("--images", help="patches: comma-separated scikit-image names (default: camera,astronaut,brick,"
                                     "grass,gravel,coins,moon,chelsea,coffee)")
     p.add_argument("--depth", default="1,2,3,4", help="encoder depths L, comma-separated (default: 1,2,3,4)")
-    p.add_argument("--eps", default="1e-3", help="initial response eps of the balanced init (default: 1e-3)")
+    p.add_argument("--eps", default=spec.DEFAULT_EPS, help=f"initial response eps of the balanced init (default: {EPS_TEXT})")
     p.add_argument("--fraction", default="0.5", help="t_star is when w = fraction * w_star (default: 0.5)")
     p.add_argument("--out", required=True, help="output folder")
     add_allow_large(p)

@@ -8,7 +8,7 @@ from ._flags import add_aligned_flags, add_allow_large, add_grid_flags, add_prog
 def add(sub) -> None:
     p = sub.add_parser("sweep", help="critical times over a grid of depth x lam x rho x eps (CSV)",
                        description="One CSV row per element of objective x depth x lam x rho x eps x fraction. "
-                                   "Prints the files it wrote. Columns and formulas: docs/theory.md. Load the CSV "
+                                   "Prints the files it wrote. Columns: docs/columns.md; formulas: docs/theory.md. Load the CSV "
                                    "with jepa_dynamics.records.read_csv(path) or pandas.read_csv(path, comment='#').")
     add_grid_flags(p)
     add_aligned_flags(p)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _draws
 from ..theory import modes as modes_mod
 from ..theory import spec
 from .._jax import jax
@@ -51,13 +52,9 @@ def unpack(y):
     return y[:-2], y[-2], y[-1]
 
 
-def _orthogonal(rng: np.random.Generator, d: int) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(d, d)))
-    return q * np.sign(np.diagonal(r))[None, :]
-
-
 def initial_state(config: MatrixConfig, dim: int, modes: modes_mod.Modes | None = None, given=None):
-    """The state array at ``t = 0`` (see :func:`pack`); NumPy, seeded by ``config.seed``.
+    """The state array at ``t = 0`` (see :func:`pack`); NumPy, seeded by ``config.seed`` through
+    :func:`jepa_dynamics.engines._draws.init_key`, the same draws as a trained network of that seed.
 
     ``balanced`` (docs/theory.md section 1.3): ``W_a = u O_a O_{a-1}^T``, ``O_0 = O_L = I``, the other
     ``O_a`` Haar orthogonal, ``V = u I``, ``u = eps^(1/L)``.  ``random``: i.i.d.
@@ -66,16 +63,15 @@ def initial_state(config: MatrixConfig, dim: int, modes: modes_mod.Modes | None 
     target; default ``Wbar(0)``)."""
     d, depth = spec.check_positive_int(dim, "dim"), config.depth
     u = config.eps ** (1.0 / depth)
-    rng = np.random.default_rng(config.seed)
     target = None
     eye = np.eye(d)
     if config.init == "balanced":
-        frames = [eye] + [_orthogonal(rng, d) for _ in range(depth - 1)] + [eye]
-        layers, v = [u * frames[a + 1] @ frames[a].T for a in range(depth)], u * eye
+        layers = _draws.batch_of_one(_draws.balanced_layers, _draws.init_key(config.seed), (d,) * (depth + 1), u)
+        v = u * eye
     elif config.init == "random":
         scale = u if config.init_scale is None else config.init_scale
-        mats = rng.normal(size=(depth + 1, d, d)) * (scale / np.sqrt(d))
-        layers, v = list(mats[:depth]), mats[depth]
+        layers, (v,) = _draws.batch_of_one(_draws.random_layers, _draws.init_key(config.seed), (d,) * (depth + 1),
+                                           (d, d), scale)
     elif config.init == "aligned":
         if modes is None:
             raise spec.SpecError("init", "aligned init needs the modes of the data")

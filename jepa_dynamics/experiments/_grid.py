@@ -11,12 +11,12 @@ import numpy as np
 from ..theory import spec, balanced as theory
 
 
-SWEEP_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point",
-                 "critical_time", "critical_time_asymptotic", "predictor_init", "ema_rate", "weight_decay", "lr",
+SWEEP_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "w_star",
+                 "t_star", "t_star_asymptotic", "predictor_init", "ema_rate", "weight_decay", "lr",
                  "w_inf", "learned", "critical_step")
 _ALIGNED_AXES = ("predictor_init", "ema_rate", "weight_decay", "lr")  # the beyond-balanced sweep axes (docs/theory.md section 9)
-SIMULATE_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "fixed_point", "critical_time",
-                    "time", "w")
+SIMULATE_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "w_star", "t_star",
+                    "time", "response")
 _GRID_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction", "predictor_init", "ema_rate", "weight_decay",
               "lr")
 _TEXT_AXES = ("objective", "depth", "lam", "rho", "eps", "fraction", "ema_rate", "weight_decay", "lr")
@@ -151,10 +151,7 @@ class Grid:
 
 def _parse_ema(text):
     """``--ema-rate``: positive numbers or ``inf`` (stop-gradient)."""
-    items = [item.strip() for item in str(text).split(",")]
-    out = [math.inf if item.lower() in ("inf", "+inf") else spec.parse_list(item, "ema_rate")[0] for item in items]
-    spec.check_positive([x for x in out if math.isfinite(x)] or [1.0], "ema_rate")
-    return tuple(out)
+    return tuple(spec.parse_ema_rates(text, "ema_rate"))
 
 
 def _parse_predictor_init(text):

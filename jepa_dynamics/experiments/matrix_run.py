@@ -4,19 +4,20 @@ r"""``jepa-dynamics matrix``: one full-matrix gradient flow (:mod:`jepa_dynamics
 :mod:`jepa_dynamics.training.data` family) and writes
 
 * ``summary.csv`` -- one row per mode (:mod:`jepa_dynamics.theory.modes`, ordered by decreasing
-  ``rho``): ``mode, lam, rho, sigma2``, the engine's ``critical_time_matrix`` (first time
+  ``rho``; every column: ``docs/columns.md``): ``feature`` (the mode's index, from 0), ``lam, rho, sigma2``,
+  the engine's ``t_star_matrix`` (first time
   the response to the mode reaches ``fraction`` of its value at the end of the run; spec
   section 10's generalised definition), the per-feature theory's
-  ``critical_time_theory`` at the mode's ``(lam, rho)`` from ``eps`` (docs/theory.md section 4;
+  ``t_star_theory`` at the mode's ``(lam, rho)`` from ``eps`` (docs/theory.md section 4;
   empty where undefined), ``learned`` (``true`` iff the response starts below ``fraction`` of its end
-  value: it rose, and ``critical_time_matrix`` is defined),
-  and ``gamma0`` / ``gamma_inf`` (the response at the start and the end),
-  ``w_star_theory``, and ``critical_time_effective``: the same theory started from the
-  mode's own initial response ``gamma0`` instead of ``eps`` (the two differ when ``Q`` is
+  value: it rose, and ``t_star_matrix`` is defined),
+  and ``initial_response`` / ``final_response`` (the response gamma_i at the start and the end),
+  ``w_star`` (the per-feature theory's fixed point), and ``t_star_effective``: the same theory started from the
+  mode's own initial response instead of ``eps`` (the two differ when ``Q`` is
   not orthogonal or the init is not aligned).  The ``#`` header holds the provenance, the
   departure-from-commuting measures and whether the run converged.
-* ``responses.csv`` -- ``time, mode, response`` (long format) on the output grid.
-* ``end_to_end.npz`` -- ``times`` ``(T,)``, ``wbar`` ``(T, d, d)``, ``modes`` (the ``q_i`` as
+* ``responses.csv`` -- ``time, feature, response`` (long format) on the output grid.
+* ``end_to_end.npz`` -- ``time`` ``(T,)``, ``wbar`` ``(T, d, d)``, ``modes`` (the ``q_i`` as
   columns), ``lam``, ``rho``, ``sigma2``.
 * ``plot.png`` -- each mode's response over its end value against time, with the
   engine's and the theory's critical times.
@@ -166,13 +167,13 @@ def summary_columns(config: matrix.MatrixConfig, res: matrix.MatrixResult) -> di
     ok = m.lam > 0
     w_star = np.where(ok, spec.fixed_point(config.objective, config.depth, np.where(ok, m.rho, 1.0)), np.nan)
     return {
-        "mode": np.arange(m.dim),
+        "feature": np.arange(m.dim),
         "lam": m.lam, "rho": m.rho, "sigma2": m.sigma2,
-        "critical_time_matrix": res.t_star,
-        "critical_time_theory": matrix.theory_critical_times(config, m),
+        "t_star_matrix": res.t_star,
+        "t_star_theory": matrix.theory_critical_times(config, m),
         "learned": np.asarray(res.learned, bool),
-        "gamma0": res.gamma0, "gamma_inf": res.gamma_inf, "w_star_theory": w_star,
-        "critical_time_effective": matrix.theory_critical_times(config, m, eps=res.gamma0),
+        "initial_response": res.gamma0, "final_response": res.gamma_inf, "w_star": w_star,
+        "t_star_effective": matrix.theory_critical_times(config, m, eps=res.gamma0),
     }
 
 
@@ -185,18 +186,18 @@ def _write_outputs(config, res, out_dir, command, source, t_max):
         "params": params,
         "departure": {k: float(f"{v:.6g}") for k, v in dep.items()},
         "run": {"converged": res.converged, "steps": res.steps, "rtol": config.rtol},
-        "critical_time_matrix": "first t with gamma_i(t) >= fraction * gamma_i(t_max) (learned modes; empty if not)",
-        "critical_time_theory": "per-feature theory (docs/theory.md section 4) at the mode's (lam, rho) from eps",
-        "critical_time_effective": "the same theory from the mode's own initial response gamma0",
+        "t_star_matrix": "first t with gamma_i(t) >= fraction * gamma_i(t_max) (learned modes; empty if not)",
+        "t_star_theory": "per-feature theory (docs/theory.md section 4) at the mode's (lam, rho) from eps",
+        "t_star_effective": "the same theory from the mode's own initial response gamma_i(0) (initial_response)",
         "response": "gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i) (docs/theory.md section 10)",
     })
     cols = summary_columns(config, res)
     records.write_csv_atomic(os.path.join(out_dir, "summary.csv"), header, list(cols), [_blank_nan(v) for v in
                                                                                          cols.values()])
     t, d = res.times.size, res.modes.dim
-    records.write_csv_atomic(os.path.join(out_dir, "responses.csv"), header[:3], ["time", "mode", "response"],
+    records.write_csv_atomic(os.path.join(out_dir, "responses.csv"), header[:3], ["time", "feature", "response"],
                              [np.repeat(res.times, d), np.tile(np.arange(d), t), res.responses.ravel()])
-    records.save_npz_atomic(os.path.join(out_dir, "end_to_end.npz"), times=res.times, wbar=res.wbar, modes=res.modes.q,
+    records.save_npz_atomic(os.path.join(out_dir, "end_to_end.npz"), time=res.times, wbar=res.wbar, modes=res.modes.q,
                      lam=res.modes.lam, rho=res.modes.rho, sigma2=res.modes.sigma2)
     from .._style import save_figure
 
@@ -228,10 +229,10 @@ def matrix_figure(config, res, cols=None):
             colour = cmap(i / max(d - 1, 1))
             scale = res.gamma_inf[i] if res.gamma_inf[i] > 0 else 1.0
             ax.plot(res.times[keep], res.responses[keep, i] / scale, color=colour, lw=1.1)
-            if np.isfinite(cols["critical_time_matrix"][i]):
-                ax.plot(cols["critical_time_matrix"][i], config.fraction, "o", color=colour, ms=4)
-            if np.isfinite(cols["critical_time_theory"][i]):
-                ax.plot(cols["critical_time_theory"][i], config.fraction, "x", color=colour, ms=5)
+            if np.isfinite(cols["t_star_matrix"][i]):
+                ax.plot(cols["t_star_matrix"][i], config.fraction, "o", color=colour, ms=4)
+            if np.isfinite(cols["t_star_theory"][i]):
+                ax.plot(cols["t_star_theory"][i], config.fraction, "x", color=colour, ms=5)
         ax.set_xscale("log")
         ax.set_xlabel(plots.TIME_LABEL)
         ax.set_ylabel(r"$\gamma_i(t) / \gamma_i(t_{\max})$")

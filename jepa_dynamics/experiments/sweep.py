@@ -7,11 +7,11 @@ block is flushed as soon as it is computed, and an interrupted sweep resumes whe
 it stopped (``resume=True``) with no row lost or repeated.  :func:`run_simulate`
 writes trajectories ``w(t)``.
 
-Columns of a sweep (names of ``docs/theory.md``): ``objective, depth, lam, rho,
-sigma2, eps, fraction, fixed_point, critical_time, critical_time_asymptotic``.
-``critical_time`` is gradient-flow time (exact closed form with
+Columns of a sweep (names of ``docs/theory.md``; every column: ``docs/columns.md``): ``objective, depth, lam, rho,
+sigma2, eps, fraction, w_star, t_star, t_star_asymptotic``.
+``t_star`` is gradient-flow time (exact closed form with
 ``method="exact"``, diffrax integration with ``method="ode"``);
-``critical_time_asymptotic`` is the small-``eps`` divergent part of
+``t_star_asymptotic`` is the small-``eps`` divergent part of
 :func:`jepa_dynamics.theory.critical_time_asymptotic`.
 
 Issue 9 (``docs/theory.md`` section 9) adds four Cartesian axes after ``fraction``
@@ -20,8 +20,8 @@ today's rows, order and values) and seven columns after today's ten: ``predictor
 number, ``eps**(1/depth)`` when balanced), ``ema_rate`` (``inf``: stop-gradient), ``weight_decay``,
 ``lr`` (``0``: gradient flow), ``w_inf``, ``learned`` (``true``/``false``) and ``critical_step`` (empty
 for gradient flow).  Rows that leave today's setting come from :func:`jepa_dynamics.theory.aligned.predict`
-whatever ``method`` says; for them ``critical_time`` is ``inf`` when not learned, ``lr`` times the
-interpolated step count for ``lr > 0``, and ``critical_time_asymptotic`` is ``nan`` unless the row is
+whatever ``method`` says; for them ``t_star`` is ``inf`` when not learned, ``lr`` times the
+interpolated step count for ``lr > 0``, and ``t_star_asymptotic`` is ``nan`` unless the row is
 balanced, stop-gradient and without weight decay (the balanced small-``eps`` series applies there).
 """
 
@@ -90,8 +90,8 @@ def compute_rows(grid: Grid, start: int, stop: int, method: str = "exact", **ode
                                    lr=eta[x], fraction=fraction[x])
             w_inf[x], learned[x], t_star[x], step[x] = pred
     return {"objective": np.asarray(grid.objective)[io], "depth": depth, "lam": lam, "rho": rho,
-            "sigma2": lam / rho, "eps": eps, "fraction": fraction, "fixed_point": fixed,
-            "critical_time": t_star, "critical_time_asymptotic": t_asym, "predictor_init": v0,
+            "sigma2": lam / rho, "eps": eps, "fraction": fraction, "w_star": fixed,
+            "t_star": t_star, "t_star_asymptotic": t_asym, "predictor_init": v0,
             "ema_rate": kappa, "weight_decay": beta, "lr": eta, "w_inf": w_inf, "learned": learned,
             "critical_step": step}
 
@@ -107,7 +107,7 @@ def _format_block(grid: Grid, cols: dict, start: int, stop: int) -> list:
     for name, index in zip(("eps", "fraction"), idx[4:]):
         table = np.asarray(records.format_column(np.asarray(getattr(grid, name))), dtype=object)
         out.append(table[index].tolist())
-    for name in ("fixed_point", "critical_time", "critical_time_asymptotic", "predictor_init"):
+    for name in ("w_star", "t_star", "t_star_asymptotic", "predictor_init"):
         out.append(records.format_column(cols[name]))
     for name, index in zip(("ema_rate", "weight_decay", "lr"), idx[7:]):
         table = np.asarray(records.format_column(np.asarray(getattr(grid, name))), dtype=object)
@@ -122,6 +122,54 @@ def _format_block(grid: Grid, cols: dict, start: int, stop: int) -> list:
 def _text_tables(grid: Grid) -> list:
     """The grid's values of each axis as the text a sweep writes (object arrays)."""
     return [np.asarray(records.format_column(np.asarray(getattr(grid, n))), dtype=object) for n in _TEXT_AXES]
+
+
+# rows with --lr > 0 follow the exact gradient-descent map step by step (about 3 us a step on one CPU core):
+# above GD_STEPS_LARGE estimated steps a sweep asks for --allow-large; above GD_STEPS_MAX (where
+# theory.aligned.predict stops following the map) it is refused
+GD_STEPS_LARGE = 10**7
+GD_STEPS_MAX = 10**9
+
+
+def gd_steps(grid: Grid) -> float:
+    """The largest leading-order plateau length, in gradient-descent steps, of the grid's ``lr > 0``
+    rows (``0.0`` without such rows): the balanced small-``eps`` asymptotics at the smallest ``lam``
+    and ``lr`` (the step count only grows as they shrink), over every depth, eps and predictor_init."""
+    from ..theory import gd
+
+    eta = np.asarray(grid.lr, dtype=np.float64)
+    eta = eta[eta > 0]
+    if not eta.size:
+        return 0.0
+    worst = 0.0
+    for obj in grid.objective:
+        d, eps, v = np.meshgrid(np.asarray(grid.depth, dtype=np.int64), np.asarray(grid.eps),
+                                np.array([np.nan if x is None else x for x in grid.predictor_init]), indexing="ij")
+        d, eps, v = d.ravel(), eps.ravel(), v.ravel()
+        a0 = eps ** (1.0 / d)
+        v0 = np.where(np.isnan(v), a0, v)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            est = gd._estimated_steps(obj, d, float(min(grid.lam)), a0, v0, float(eta.min()))
+        worst = max(worst, float(np.nanmax(np.where(np.isnan(est), np.inf, est))))
+    return worst
+
+
+def check_gd_steps(grid: Grid, allow_large: bool = False) -> None:
+    """Refuse (one line naming ``--lr``) a sweep whose ``lr > 0`` rows need more gradient-descent steps
+    than :data:`GD_STEPS_MAX`, or more than :data:`GD_STEPS_LARGE` without ``allow_large``."""
+    steps = gd_steps(grid)
+    if steps <= GD_STEPS_LARGE:
+        return
+    eta = min(v for v in grid.lr if v > 0)
+    size = "more than 1e308" if not np.isfinite(steps) else f"about {steps:.2g}"
+    if steps > GD_STEPS_MAX:
+        raise spec.SpecError("lr", f"{eta!r} needs {size} steps of the exact gradient-descent map to reach "
+                                   f"the crossing, more than the {GD_STEPS_MAX:.0e}".replace("e+0", "e") + " it follows; use a larger --lr, "
+                                   "or --lr 0 for gradient flow")
+    if not allow_large:
+        raise spec.SpecError("allow_large", f"--lr {eta!r} needs {size} steps of the exact gradient-descent map "
+                                            f"(about {steps * 3e-6:.0f} s); use a larger --lr, --lr 0 for gradient "
+                                            "flow, or pass --allow-large to go ahead")
 
 
 def sweep_bytes(grid: Grid, rows: int | None = None) -> float:
@@ -205,14 +253,15 @@ def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = Fal
     spec.check_choice(method, spec.METHODS, "method")
     block = block or (_EXACT_BLOCK if method == "exact" else _ODE_BLOCK)
     header = records.provenance_lines(command or "jepa_dynamics.experiments.sweep.run_sweep(...)",
-                                      {"method": method, "columns": "critical_time and critical_time_asymptotic "
-                                       "are gradient-flow times (docs/theory.md)"})
+                                      {"method": method, "columns": "t_star and t_star_asymptotic "
+                                       "are gradient-flow times (docs/theory.md); every column: docs/columns.md"})
     total = grid.size
     spec.check_writable(out, "out")
     # checked before the file is opened: a refused sweep leaves it as it was
     have = os.path.getsize(out) if resume and os.path.exists(out) else 0
     records.check_size(f"this sweep ({total} rows)", path=out, out_bytes=sweep_bytes(grid) - have,
                        allow_large=allow_large)
+    check_gd_steps(grid, allow_large)
     writer = records.CsvAppender(out, header, SWEEP_COLUMNS, key=grid.key(method), resume=resume,
                                  check=row_checker(grid), repair=repair, progress=progress, what="sweep")
     start = writer.done
@@ -279,16 +328,16 @@ def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spac
     """Trajectories ``w(t)`` for every problem of ``grid``.
 
     Returns ``(params, ts, w)``: ``params`` maps column names (``objective ... fraction,
-    fixed_point, critical_time``) to arrays of length ``B`` (one per combination), ``w`` has
+    w_star, t_star``) to arrays of length ``B`` (one per combination), ``w`` has
     shape ``(B, len(ts))``.  Without ``ts`` the grid runs to ``horizon`` times the largest
     critical time."""
     spec.check_choice(method, spec.METHODS, "method")
     cols = compute_rows(grid, 0, grid.size, "exact")
     if ts is None:
-        t_max = horizon * float(np.max(cols["critical_time"]))
+        t_max = horizon * float(np.max(cols["t_star"]))
         if not np.isfinite(t_max):
             raise spec.SpecError("t_max", f"{horizon:g} x the largest critical time overflows float64; give --t-max")
-        t_min = 1e-3 * float(np.min(cols["critical_time"]))
+        t_min = 1e-3 * float(np.min(cols["t_star"]))
         ts = time_grid(t_max, num, spacing, t_min=min(t_min, t_max / 10))
     ts = spec.check_nonnegative(ts, "times")
     if ts.ndim != 1 or np.any(np.diff(ts) <= 0):
@@ -311,7 +360,7 @@ def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", comman
                  allow_large: bool = False, **kwargs):
     """:func:`simulate` and write ``out``: a long-format CSV (one row per problem and
     time, columns :data:`SIMULATE_COLUMNS`, written in blocks) or, for ``.npz``, arrays
-    ``w`` of shape ``(problems, times)``, ``time`` and one array per parameter.  Refuses
+    ``response`` of shape ``(problems, times)``, ``time`` and one array per parameter.  Refuses
     (before computing) a job too large for the disk or memory unless ``allow_large``."""
     spec.check_writable(out)
     num = len(ts) - 1 if ts is not None else kwargs.get("num", 200)
@@ -319,7 +368,7 @@ def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", comman
     params, ts, w = simulate(grid, ts, method=method, **kwargs)
     header = records.provenance_lines(command or "jepa_dynamics.experiments.sweep.run_simulate(...)", {"method": method})
     if out.endswith(".npz"):
-        records.save_npz_atomic(out, w=w, time=ts, provenance=np.array("\n".join(header)), **params)
+        records.save_npz_atomic(out, response=w, time=ts, provenance=np.array("\n".join(header)), **params)
         return params, ts, w
     b, t = w.shape
     tables = [np.asarray(records.format_column(params[k]), dtype=object) for k in SIMULATE_COLUMNS[:9]]

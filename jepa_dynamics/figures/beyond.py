@@ -8,7 +8,8 @@ Four panels, JEPA unless named:
     (``train --init aligned --predictor-init V0``, population loss, plain GD) as markers:
     filled = learned, open = collapsed;
 (b) ``t*`` against the EMA rate ``kappa`` (balanced, the theory's example), with stop-gradient as
-    ``kappa -> inf``, and trained networks (``--ema TAU``, ``kappa = (1 - TAU) / lr``);
+    ``kappa -> inf``, and trained networks (``--ema-rate KAPPA``: the trainer's per-step decay
+    ``tau = 1 - kappa * lr``);
 (c) weight decay: which balanced features survive in ``(lam, rho)`` at fixed ``beta`` and ``eps``,
     the threshold curve ``beta = lam rho^(2L-1) (2L-1)^(2L-1) / (2L)^(2L)`` (no feature survives
     below it), and trained networks (``--weight-decay BETA``);

@@ -42,7 +42,7 @@ def sweep_figure(table: dict, *, lam: float | None = None, rho: float | None = N
                 if not m.any():
                     continue
                 order = np.argsort(table[xname][m])
-                ax.plot(table[xname][m][order], table["critical_time"][m][order], color=depth_colour(d, depths),
+                ax.plot(table[xname][m][order], table["t_star"][m][order], color=depth_colour(d, depths),
                         linestyle=OBJECTIVE_STYLE[obj]["linestyle"], marker=OBJECTIVE_STYLE[obj]["marker"],
                         markersize=3, label=f"{OBJECTIVE_LABEL[obj]}, L={d}")
         ax.set_xlabel(r"$\rho$ (regression coefficient)" if xname == "rho" else r"$\lambda$ (covariance)")
@@ -81,7 +81,7 @@ def trajectory_figure(params: dict, ts: np.ndarray, w: np.ndarray, *, normalise:
     for ax, obj in zip(axes[0], objectives):
         for i in np.flatnonzero(params["objective"] == obj):
             d = int(params["depth"][i])
-            y = w[i] / params["fixed_point"][i] if normalise else w[i]
+            y = w[i] / params["w_star"][i] if normalise else w[i]
             linestyle, marker = styles[(float(params["lam"][i]), float(params["rho"][i]))]
             ax.plot(ts[1:], y[1:], color=depth_colour(d, depths), linestyle=linestyle, marker=marker or None,
                     markevery=max(1, (ts.size - 1) // 12), markersize=3.5, alpha=0.9,

@@ -25,22 +25,23 @@ __all__ = ["RealTrainConfig", "RealRun", "plan", "train_views", "record_grid", "
 
 # --- runs into a folder (what `jepa-dynamics spectrum --train` writes) -------------------------------------
 
-TRAINING_COLUMNS = ("depth", "objective", "mode", "lam", "rho", "in_scope", "critical_time_theory",
-                    "critical_time_observed", "critical_time_observed_diagonal", "critical_time_matrix",
-                    "critical_time_matrix_diagonal", "final_response", "final_response_diagonal")
+TRAINING_COLUMNS = ("depth", "objective", "feature", "lam", "rho", "in_scope", "t_star_theory",
+                    "t_star_empirical", "t_star_empirical_diagonal", "t_star_matrix",
+                    "t_star_matrix_diagonal", "final_response", "final_response_diagonal")
 ORDER_COLUMNS = ("depth", "objective", "lr", "steps", "modes_compared", "spearman", "spearman_diagonal",
                  "median_ratio", "median_ratio_diagonal", "spearman_matrix_diagonal", "median_ratio_matrix_diagonal",
                  "median_ratio_trained_to_matrix_diagonal")
-RESPONSE_COLUMNS = ("depth", "objective", "step", "time", "mode", "response", "response_diagonal")
+RESPONSE_COLUMNS = ("depth", "objective", "step", "time", "feature", "response", "response_diagonal")
 PROBE_COLUMNS = ("depth", "objective", "step", "time", "subspace", "accuracy")
 TRAIN_NOTES = {
     "time": "gradient-flow time lr * step (plain gradient descent on minibatches of the real pairs)",
     "response": "gamma_i = ||Wbar Sxx q_i|| / sigma2_i (docs/theory.md section 10)",
     "response_diagonal": "q_i^T Wbar Sxx q_i / sigma2_i: the part of the response along q_i itself",
-    "critical_time_observed": ("first crossing of fraction * w_star (per-feature theory's w_star) by the recorded "
+    "feature": "index of the mode q_i (0 = the largest rho; modes.csv's feature)",
+    "t_star_empirical": ("first crossing of fraction * w_star (per-feature theory's w_star) by the recorded "
                                "response, linear in time between records; nan = not reached (or no level)"),
-    "in_scope": "1 for the modes predicted first that the run covers and the order correlation compares",
-    "critical_time_matrix": ("the same crossing for the exact full-matrix gradient flow of the population loss on "
+    "in_scope": "true for the modes predicted first that the run covers and the order correlation compares",
+    "t_star_matrix": ("the same crossing for the exact full-matrix gradient flow of the population loss on "
                              "the same covariances (jepa_dynamics.engines.matrix, --matrix); nan without --matrix"),
     "spearman": ("rank correlation of observed and predicted critical times over the scope (not reached = "
                  "last); median_ratio: median of observed / predicted t_star over the scope"),
@@ -60,8 +61,8 @@ def plan_all(m: modes_mod.Modes, depths, objectives_, **options):
 
 def _long(run: RealRun, m, depth, obj):
     d = m.dim
-    in_scope = np.zeros(d, dtype=np.int64)
-    in_scope[run.scope] = 1
+    in_scope = np.zeros(d, dtype=bool)
+    in_scope[run.scope] = True
     nan = np.full(d, np.nan)
     t_mx = nan if run.t_matrix is None else run.t_matrix
     t_mx_diag = nan if run.t_matrix_diagonal is None else run.t_matrix_diagonal

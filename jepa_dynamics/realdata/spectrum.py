@@ -7,22 +7,22 @@ approximation otherwise -- the departure measures say how far the data are from 
 each mode's critical time for JEPA and MAE at each depth, and so the predicted order.
 
 * :func:`mode_table` -- the long-format table (one row per depth and mode) of
-  ``modes.csv``: ``depth, mode, lam, rho, sigma2, variance_share, critical_time_jepa,
-  critical_time_mae, rank_jepa, rank_mae``.
+  ``modes.csv``: ``depth, feature, lam, rho, sigma2, variance_share, t_star_jepa,
+  t_star_mae, rank_jepa, rank_mae`` (every column: ``docs/columns.md``).
 * :func:`predicted_times` -- per-mode ``t_star`` of one objective and depth, ``inf`` for
   modes that never rise from ``eps`` to ``fraction * w_star``.
 * :func:`run_spectrum` -- what ``jepa-dynamics spectrum`` writes: ``modes.csv``,
   ``covariances.npz`` and ``spectrum.png``.
 
-Conventions.  ``mode`` is the index in :func:`~jepa_dynamics.theory.modes.decompose`'s order
+Conventions.  ``feature`` is the mode's index (from 0) in :func:`~jepa_dynamics.theory.modes.decompose`'s order
 (decreasing ``rho``).  ``variance_share = sigma2_i / tr(Sxx)``: the share of the context's
 total variance along the unit direction ``q_i`` (the shares sum to 1 exactly when the
 ``q_i`` are orthonormal, i.e. in the commuting case).  A mode is *never learned* --
-``critical_time = inf``, ranked last (all such modes share the rank ``k + 1`` after the ``k``
-learned ones) -- when ``lam <= 0`` (docs/theory.md section 4), or when ``eps >= fraction * w_star``
+``t_star = inf``, ranked last (all such modes share the rank ``k`` after the ``k``
+learned ones; ranks count from 0) -- when ``lam <= 0`` (docs/theory.md section 4), or when ``eps >= fraction * w_star``
 (its fixed point ``w_star``, JEPA ``rho^L``, MAE ``rho^(L/(L+1))``, is so small that the
 response never rises through the critical level: it starts at or above it, or decays).
-Rank 1 is learned first; ties in ``t_star`` share the smaller rank.
+Rank 0 is learned first; ties in ``t_star`` share the smaller rank.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ from . import views as views_mod
 __all__ = ["MODE_COLUMNS", "predicted_times", "ranks", "mode_table", "compute", "provenance", "write_spectrum",
            "run_spectrum", "spectrum_figure", "check_eps_fraction"]
 
-MODE_COLUMNS = ("depth", "mode", "lam", "rho", "sigma2", "variance_share", "critical_time_jepa",
-                "critical_time_mae", "rank_jepa", "rank_mae")
+MODE_COLUMNS = ("depth", "feature", "lam", "rho", "sigma2", "variance_share", "t_star_jepa",
+                "t_star_mae", "rank_jepa", "rank_mae")
 NOTES = {
-    "mode": "index of the generalised eigenvector q_i of (sym(Sxy), Sxx), ordered by decreasing rho",
+    "feature": "index (from 0) of the generalised eigenvector q_i of (sym(Sxy), Sxx), ordered by decreasing rho",
     "variance_share": "sigma2_i / tr(Sxx): share of the context variance along the unit direction q_i",
-    "critical_time": ("exact per-feature t_star (docs/theory.md sections 2-4) of the mode's (lam, rho) at this depth, in "
+    "t_star": ("exact per-feature t_star (docs/theory.md sections 2-4) of the mode's (lam, rho) at this depth, in "
                       "gradient-flow time; inf = never learned (lam <= 0, or eps >= fraction * w_star)"),
-    "rank": "predicted order of learning, 1 = first; never-learned modes share the last rank",
+    "rank": "predicted order of learning, from 0 (0 = first); never-learned modes share the last rank",
 }
 
 
@@ -73,12 +73,12 @@ def predicted_times(objective: str, depth: int, lam, rho, eps: float, fraction: 
 
 
 def ranks(t_star) -> np.ndarray:
-    """1 = smallest ``t_star``; ties share the smaller rank; every ``inf`` gets ``k + 1``."""
+    """0 = smallest ``t_star``; ties share the smaller rank; every ``inf`` gets ``k`` (the number of finite ones)."""
     t = np.asarray(t_star, dtype=np.float64)
     finite = np.isfinite(t)
-    out = np.full(t.shape, int(finite.sum()) + 1, dtype=np.int64)
+    out = np.full(t.shape, int(finite.sum()), dtype=np.int64)
     vals = t[finite]
-    out[finite] = 1 + np.searchsorted(np.sort(vals), vals, side="left")
+    out[finite] = np.searchsorted(np.sort(vals), vals, side="left")
     return out
 
 
@@ -92,13 +92,13 @@ def mode_table(m: modes_mod.Modes, depths, eps: float, fraction: float = 0.5) ->
     for depth in depths:
         t = {obj: predicted_times(obj, depth, m.lam, m.rho, eps, fraction) for obj in spec.OBJECTIVES}
         cols["depth"].append(np.full(d, depth, dtype=np.int64))
-        cols["mode"].append(np.arange(d))
+        cols["feature"].append(np.arange(d))
         cols["lam"].append(m.lam)
         cols["rho"].append(m.rho)
         cols["sigma2"].append(m.sigma2)
         cols["variance_share"].append(share)
         for obj in spec.OBJECTIVES:
-            cols[f"critical_time_{obj}"].append(t[obj])
+            cols[f"t_star_{obj}"].append(t[obj])
             cols[f"rank_{obj}"].append(ranks(t[obj]))
     return {k: np.concatenate(v) for k, v in cols.items()}
 
@@ -181,21 +181,21 @@ def spectrum_figure(table: dict, m: modes_mod.Modes, *, depth: int | None = None
         fig, axes = new_figure(1, 2, width=4.4, height=3.7, sharey=True)
         for ax, obj in zip(axes[0], spec.OBJECTIVES):
             rank = table[f"rank_{obj}"][sel]
-            learned = np.isfinite(table[f"critical_time_{obj}"][sel])
-            norm = Normalize(1, max(int(rank[learned].max()) if learned.any() else 1, 2))
+            learned = np.isfinite(table[f"t_star_{obj}"][sel])
+            norm = Normalize(0, max(int(rank[learned].max()) if learned.any() else 0, 1))
             ax.scatter(rho[~learned], lam_plot[~learned], marker="x", s=14, color="0.6", lw=0.8,
                        label=f"never learned ({int((~learned).sum())})")
             order = np.argsort(-rank[learned])
             sc = ax.scatter(rho[learned][order], lam_plot[learned][order], c=rank[learned][order], cmap="viridis_r",
                             norm=norm, s=22, edgecolor="k", lw=0.3, label="learned (colour: predicted rank)")
-            for i in np.flatnonzero(learned & (rank <= top)):
+            for i in np.flatnonzero(learned & (rank < top)):
                 ax.annotate(str(rank[i]), (rho[i], lam_plot[i]), textcoords="offset points", xytext=(3, 3),
                             fontsize=7)
             ax.set_yscale("log")
             ax.set_xlabel(r"$\rho_i$ (regression coefficient of the mode)")
             ax.set_title(f"{OBJECTIVE_LABEL[obj]}, L = {depth}: predicted order", fontsize=9.5)
             ax.legend(fontsize=7, frameon=False, loc="lower right")
-            fig.colorbar(sc, ax=ax, label="predicted rank (1 = first)", shrink=0.8)
+            fig.colorbar(sc, ax=ax, label="predicted rank (0 = first)", shrink=0.8)
         axes[0, 0].set_ylabel(r"$\lambda_i$ (covariance of the mode; $\lambda \leq 0$ on the floor)")
         if title:
             fig.suptitle(title, fontsize=10)

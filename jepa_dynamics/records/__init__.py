@@ -108,12 +108,13 @@ class CsvAppender:
     rows, duplicates, text that is not UTF-8 -- raises
     :class:`~jepa_dynamics.theory.spec.SpecError` naming the file, the row and the fix, with the
     file untouched; ``repair=True`` instead cuts the file at that row (:attr:`repaired`
-    then says what was dropped).  :attr:`done` is the number of rows kept.  Nothing is
+    then says what was dropped).  ``repair=None`` (the default) is for a command without
+    ``--repair``: its refusals name only ``--resume``.  :attr:`done` is the number of rows kept.  Nothing is
     modified before every check has passed.
     """
 
     def __init__(self, path: str, header: Sequence[str], columns: Sequence[str], *, key=None,
-                 resume: bool = False, name: str = "out", check=None, repair: bool = False, progress=None,
+                 resume: bool = False, name: str = "out", check=None, repair: bool | None = None, progress=None,
                  what: str = "job"):
         self.path = spec.check_writable(path, name)
         self.what = what
@@ -139,7 +140,7 @@ class CsvAppender:
             self._file.flush()
 
     def _refuse(self, problem: str):
-        if "rerun without --resume" not in problem:
+        if "without --resume" not in problem:
             problem += "; or rerun without --resume to start over"
         raise spec.SpecError("resume", f"cannot resume {self.path}: {problem}")
 
@@ -203,9 +204,10 @@ class CsvAppender:
         if bad is not None:
             row, found = bad
             if not repair:
+                fix = ("rerun with --resume --repair to cut the file there and compute the rest, or without --resume "
+                       "to start over" if repair is not None else "rerun without --resume to start over")
                 self._refuse(f"data row {row + 1} is not this {self.what}'s row {row + 1} (found {found}); the "
-                             f"{row} rows before it are. Rerun with --resume --repair to cut the file there and compute the "
-                             f"rest, or without --resume to start over")
+                             f"{row} rows before it are: {fix}")
             self.repaired = (row, found)
         return done, keep
 

@@ -25,6 +25,9 @@ import numpy as np
 OBJECTIVES = ("jepa", "mae")
 MAX_INT = 2**53  # the largest whole number every integer flag (steps, seed, depth, ...) may take
 METHODS = ("exact", "ode")
+# the initial response eps every command and API function defaults to (sweep, simulate, train, train-grid,
+# matrix, spectrum): the one default, so that their files describe the same runs unless told otherwise
+DEFAULT_EPS = 1e-3
 
 
 class SpecError(ValueError):
@@ -295,6 +298,16 @@ def parse_list(text: str, name: str, kind=float) -> list:
                                       f"float64), got {item!r}")
             value = int(value)
         out.append(value)
+    return out
+
+
+def parse_ema_rates(text, name: str = "ema_rate") -> list:
+    """``--ema-rate``: comma-separated EMA rates ``kappa > 0`` (1/gradient-flow time), or ``inf`` (stop-gradient)."""
+    if text is None:
+        raise SpecError(name, "a value is required")
+    items = [item.strip() for item in str(text).split(",")]
+    out = [math.inf if item.lower() in ("inf", "+inf") else parse_list(item, name)[0] for item in items]
+    check_positive([x for x in out if math.isfinite(x)] or [1.0], name)
     return out
 
 

@@ -28,6 +28,40 @@ RESPONSE_NOTE = ("gamma_i = ||Cov(f(x), x_i)|| / Var(x_i): the norm of column i 
 TIME_NOTE = "t = lr * step (gradient-flow time for optimizer=sgd; for adam only a rescaled step count)"
 
 
+def ema_decay(ema_rate, lr) -> float:
+    """The trainer's per-step EMA decay ``tau = 1 - kappa * lr`` of the rate ``kappa`` (``ema_rate``, 1/gradient-flow
+    time; ``inf``: stop-gradient, ``tau = 0``).  ``kappa`` must be ``> 0`` and ``kappa * lr <= 1``
+    (``SpecError`` naming ``ema_rate`` otherwise, one line)."""
+    kappa, lr = float(ema_rate), float(lr)
+    if not kappa > 0:
+        raise spec.SpecError("ema_rate", f"must be > 0 (inf: stop-gradient), got {ema_rate!r}")
+    if np.isinf(kappa):
+        return 0.0
+    if kappa * lr > 1:
+        raise spec.SpecError("ema_rate", f"kappa * lr = {kappa:g} * {lr:g} = {kappa * lr:.6g} is above 1 (the per-step "
+                                         "decay tau = 1 - kappa * lr would be negative); lower --ema-rate or --lr")
+    tau = 1.0 - kappa * lr
+    if tau >= 1.0:
+        raise spec.SpecError("ema_rate", f"kappa * lr = {kappa:g} * {lr:g} is below float64's resolution at 1 (the "
+                                         "target would never move); raise --ema-rate")
+    return tau
+
+
+def ema_rate_of(tau, lr) -> float:
+    """``kappa = (1 - tau) / lr`` (``inf`` for ``tau = 0``), written as the shortest number whose
+    :func:`ema_decay` at ``lr`` is ``tau`` again (``--ema-rate 3 --lr 0.01`` reads back as 3, not
+    3.0000000000000027)."""
+    tau, lr = float(tau), float(lr)
+    if tau <= 0:
+        return np.inf
+    kappa = (1.0 - tau) / lr
+    for digits in range(1, 18):
+        short = float(f"{kappa:.{digits}g}")
+        if 1.0 - short * lr == tau:
+            return short
+    return kappa
+
+
 def _as_tuple(values, name):
     if values is None:
         return None
@@ -129,6 +163,10 @@ class TrainConfig:
             put("init_scale", float(spec.check_positive(self.init_scale, "init_scale")))
         dtype = self.dtype or ("float64" if self.model == "linear" else "float32")
         put("dtype", spec.check_choice(dtype, ("float32", "float64"), "dtype"))
+        tiny = float(np.finfo(self.dtype).tiny)
+        if self.lr < tiny:  # a smaller step underflows: updates of zero, and t / lr overflows
+            raise spec.SpecError("lr", f"must be at least {tiny:.3g}, the smallest normal {self.dtype} (the run's "
+                                       f"parameters), got {self.lr!r}")
         # data
         if self.lam is not None or self.rho is not None:
             if self.dist not in (None, "custom"):
@@ -173,8 +211,9 @@ class TrainConfig:
 
     @property
     def ema_rate(self) -> float:
-        """``kappa = (1 - tau) / lr`` in gradient-flow time (``inf``: stop-gradient, ``tau = 0``)."""
-        return (1.0 - self.ema) / self.lr if self.ema > 0 else np.inf
+        """``kappa = (1 - tau) / lr`` in gradient-flow time (``inf``: stop-gradient, ``tau = 0``;
+        :func:`ema_rate_of`)."""
+        return ema_rate_of(self.ema, self.lr)
 
     @property
     def balanced_theory(self) -> bool:

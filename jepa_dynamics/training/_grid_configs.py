@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import train
+from ._config import ema_decay
+from ..theory import spec
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ def configs_from(base: dict, lists: dict) -> list[train.TrainConfig]:
     """The Cartesian product of ``lists`` (name -> values) over ``base``: one validated
     :class:`~jepa_dynamics.training.train.TrainConfig` per network, in ``itertools.product`` order.
 
-    A knob that does not apply to a network is dropped for it, and repeats are dropped: MAE
+    ``ema_rate`` (kappa, 1/gradient-flow time) becomes each network's per-step decay ``ema = tau = 1 - kappa *
+    lr`` at its own ``lr`` (:func:`jepa_dynamics.training._config.ema_decay`; ``ema`` itself is the deprecated
+    spelling).  A knob that does not apply to a network is dropped for it, and repeats are dropped: MAE
     networks take ``ema = 0`` (an EMA target is JEPA's), ``predictor_init`` applies to
     ``init="aligned"`` only and ``init_scale`` to ``init="random"`` only."""
     import itertools
@@ -93,8 +97,11 @@ def configs_from(base: dict, lists: dict) -> list[train.TrainConfig]:
     for values in itertools.product(*(lists[k] for k in names)):
         kw = {**base, **dict(zip(names, values)), "check_theory": False}  # predict() checks them all at once
         init = kw.get("init", "balanced")
+        kappa = kw.pop("ema_rate", None)
         if kw.get("objective", "jepa") == "mae":
             kw["ema"] = 0.0
+        elif kappa is not None:
+            kw["ema"] = ema_decay(kappa, spec.check_positive(kw.get("lr", 1e-2), "lr"))
         if init != "aligned":
             kw["predictor_init"] = None
         if init != "random":

@@ -10,29 +10,57 @@ recorded responses over the theory.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from . import data
+from . import _flow, data
 from .. import records
 from ..theory import balanced as theory
 from ._config import TIME_NOTE, TrainConfig
-from .train import TrainResult, prediction
+from .train import TrainResult, crossing_level, prediction
 
-SUMMARY_COLUMNS = ("feature", "lam", "rho", "fixed_point", "critical_time_theory", "critical_time_empirical",
-                   "final_response", "critical_time_gd", "learned_theory", "learned_empirical")
+SUMMARY_COLUMNS = ("feature", "lam", "rho", "w_inf", "t_star_theory", "t_star_empirical",
+                   "final_response", "t_star_gd", "learned_theory", "learned_empirical", "theory",
+                   "final_response_theory", "fell_back_theory", "fell_back_empirical")
+THEORIES = ("closed_form", "aligned", "matrix_flow")
+
+
+def theory_of(config: TrainConfig) -> str:
+    """Where a run's ``learned_theory`` and ``t_star_theory`` come from: ``closed_form`` (the paper's
+    setting, :attr:`TrainConfig.balanced_theory`), ``matrix_flow`` (a random init of a deep linear
+    network: the exact matrix flow from its own init, :mod:`jepa_dynamics.training._flow`) or
+    ``aligned`` (the per-feature theory of any aligned init, EMA and weight decay).  MLPs get their
+    depth's deep linear theory, a reference."""
+    if _flow.uses_matrix_flow(config):
+        return "matrix_flow"
+    return "closed_form" if config.balanced_theory else "aligned"
+
+
+@functools.lru_cache(maxsize=4)
+def _matrix_flow(config: TrainConfig) -> "_flow.FlowPrediction":
+    ds = config.dataset()
+    level = crossing_level(config, prediction(config, ds, times=False))
+    return _flow.matrix_flow(config, ds, level)
 
 
 def theory_columns(config: TrainConfig, dataset: data.Dataset, gd: bool = True) -> dict:
-    """The summary's theory columns per feature (:func:`prediction`): ``fixed_point`` = the
-    run's gradient-flow limit ``w_inf`` (balanced: ``w_star``), ``critical_time_theory``
-    (gradient flow), ``critical_time_gd`` (the exact GD map at the run's ``lr``, where it
+    """The summary's theory columns per feature (:func:`prediction`): ``w_inf`` = the
+    run's gradient-flow limit (balanced: ``w_star``), ``t_star_theory``
+    (gradient flow), ``t_star_gd`` (the exact GD map at the run's ``lr``, where it
     applies: :attr:`TrainConfig.exact_map`, followed for the run's ``steps``; else, or beyond
     them, ``nan``) and ``learned_theory``."""
-    gf = prediction(config, dataset)
     t_gd = (prediction(config, dataset, lr=config.lr, max_steps=config.steps).critical_time if gd and config.exact_map
             else np.full(dataset.dim, np.nan))
-    return {"fixed_point": gf.w_inf, "critical_time_theory": gf.critical_time, "critical_time_gd": t_gd,
-            "learned_theory": gf.learned}
+    if theory_of(config) == "matrix_flow":
+        flow = _matrix_flow(config)
+        return {"w_inf": flow.final_response, "t_star_theory": flow.t_star, "t_star_gd": t_gd,
+                "learned_theory": flow.learned, "theory": "matrix_flow", "final_response_theory": flow.final_response,
+                "fell_back_theory": flow.fell_back}
+    gf = prediction(config, dataset)
+    return {"w_inf": gf.w_inf, "t_star_theory": gf.critical_time, "t_star_gd": t_gd,
+            "learned_theory": gf.learned, "theory": theory_of(config), "final_response_theory": gf.w_inf,
+            "fell_back_theory": np.zeros(dataset.dim, bool)}
 
 
 def learned_empirical(first_response, final_response) -> np.ndarray:
@@ -44,15 +72,23 @@ def learned_empirical(first_response, final_response) -> np.ndarray:
 
 
 SUMMARY_NOTES = {
-    "fixed_point": "w_inf: the gradient-flow limit of w for the run's own init, EMA and weight decay (docs/theory.md "
+    "w_inf": "the gradient-flow limit of w for the run's own init, EMA and weight decay (docs/theory.md "
                    "section 9; balanced runs: w_star of the deep linear theory; for mlp: a reference only)",
-    "critical_time_theory": "t_star: first gradient-flow time with |w| >= fraction * |w_inf| for the run's own init, "
-                            "EMA (kappa = (1 - ema) / lr) and weight decay (inf: not learned)",
-    "critical_time_gd": "the exact gradient-descent map's prediction at the run's lr: lr x the step count interpolated "
-                        "as critical_time_empirical is (nan: the map does not describe this run -- random init, "
+    "t_star_theory": "first gradient-flow time with |w| >= fraction * |w_inf| for the run's own init, "
+                     "EMA (rate kappa = --ema-rate) and weight decay (inf: not learned)",
+    "t_star_gd": "the exact gradient-descent map's prediction at the run's lr: lr x the step count interpolated "
+                 "as t_star_empirical is (nan: the map does not describe this run -- random init, "
                         "sampled loss, adam or mlp -- or it crosses after the run's last step)",
     "learned_theory": "w_inf != 0 (docs/theory.md section 9)",
-    "learned_empirical": "the final response exceeds the initial one (collapsing features decay towards 0)",
+    "learned_empirical": "the final response exceeds the initial one (collapsing features decay towards 0); "
+                         "random init: the final response is at or above the crossing level (the settled state)",
+    "theory": "where learned_theory and t_star_theory come from: closed_form (balanced init, docs/theory.md "
+              "sections 2-4), aligned (section 9) or matrix_flow (random init: the exact matrix flow from the "
+              "network's own init, section 10, 'Random init, predicted')",
+    "final_response_theory": "the theory's settled response: w_inf (closed_form, aligned), or the matrix flow's "
+                             "response at rest or at its horizon (matrix_flow)",
+    "fell_back_theory": "the theory's response crossed the level and ended below it (matrix_flow only)",
+    "fell_back_empirical": "the network's response crossed the level and ended below it",
 }
 
 
@@ -62,7 +98,7 @@ def write_summary(result: TrainResult, path: str, command: str) -> None:
     t_emp = result.critical_times()
     notes = {
         **SUMMARY_NOTES,
-        "critical_time_empirical": ("first crossing of fraction * |fixed_point|, linearly interpolated in time "
+        "t_star_empirical": ("first crossing of fraction * |w_inf|, linearly interpolated in time "
                                     + ("between the training steps around it (tracked at every step)"
                                        if cfg.model == "linear" else "between the recorded responses around it")
                                     + "; nan = not reached within the run, or not learned in theory"),
@@ -70,11 +106,18 @@ def write_summary(result: TrainResult, path: str, command: str) -> None:
         "matmul_precision": f"{cfg.matmul_precision} (float32 matrix products; float64 runs are unaffected)",
     }
     header = records.provenance_lines(command, notes)
-    learned_emp = learned_empirical(result.responses[0], result.responses[-1])
+    final = result.responses[-1]
+    level = crossing_level(cfg, prediction(cfg, ds, times=False))
+    learned_emp = learned_empirical(result.responses[0], final)
+    if cols["theory"] == "matrix_flow":
+        learned_emp = final >= level  # the settled state, as the flow's learned_theory
+    fell_back_emp = np.isfinite(t_emp) & (final < level)
     records.write_csv_atomic(path, header, SUMMARY_COLUMNS,
-                             [np.arange(ds.dim), ds.lam, ds.rho, cols["fixed_point"], cols["critical_time_theory"],
-                              t_emp, result.responses[-1], cols["critical_time_gd"],
-                              np.asarray(cols["learned_theory"], bool), np.asarray(learned_emp, bool)])
+                             [np.arange(ds.dim), ds.lam, ds.rho, cols["w_inf"], cols["t_star_theory"],
+                              t_emp, final, cols["t_star_gd"],
+                              np.asarray(cols["learned_theory"], bool), np.asarray(learned_emp, bool),
+                              np.full(ds.dim, cols["theory"], dtype=object), cols["final_response_theory"],
+                              np.asarray(cols["fell_back_theory"], bool), np.asarray(fell_back_emp, bool)])
 
 
 def response_figure(result: TrainResult, max_features: int = 10):
@@ -95,7 +138,7 @@ def response_figure(result: TrainResult, max_features: int = 10):
         ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
         theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
     cols = theory_columns(cfg, ds, gd=False)
-    w_star, t_star = np.abs(cols["fixed_point"]), cols["critical_time_theory"]
+    w_star, t_star = np.abs(cols["w_inf"]), cols["t_star_theory"]
     for j, (i, c) in enumerate(zip(idx, colours)):
         label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
         # markers under the theory's line (zorder), so that the line stays visible where they agree

@@ -85,6 +85,11 @@ class Dataset:
         """``(Sxx, Sxy, Syy)`` diagonals: ``E[x_i^2]``, ``E[x_i y_i]``, ``E[y_i^2]``."""
         return self.sigma2, self.lam, self.syy
 
+    def covariance_matrices(self):
+        """``(Sxx, Sxy, Syy)`` as dense ``(d, d)`` float64 matrices (``diag`` of :meth:`covariances`),
+        what the matrix flow (:mod:`jepa_dynamics.engines.matrix`) takes; every family has them."""
+        return tuple(np.diag(np.asarray(c, np.float64)) for c in self.covariances())
+
     def sample(self, key, n: int, dtype=jnp.float64):
         """``n`` independent draws ``(x, y)``, each of shape ``(n, d)``, from ``key``."""
         k1, k2, k3 = jax.random.split(key, 3)
@@ -250,6 +255,10 @@ class MatrixDataset:
     def covariances(self):
         """``(Sxx, Sxy, Syy)`` as ``(d, d)`` matrices (the population losses take them as they are)."""
         return self.sxx, self.sxy, self.syy
+
+    def covariance_matrices(self):
+        """``(Sxx, Sxy, Syy)`` as dense ``(d, d)`` matrices: :meth:`covariances` (already dense)."""
+        return self.covariances()
 
     def modes(self):
         """The modes of ``(sym(Sxy), Sxx)`` (:func:`jepa_dynamics.theory.modes.decompose`)."""

@@ -25,7 +25,7 @@ devices).  On several hosts, start every process with :func:`jax.distributed.ini
 host feeds and reads its own shards.  There is no scheduler of our own.
 
 Crossings are tracked at every step inside the scan (linear encoders), so a network's
-``critical_time_empirical`` is read off its final state; nothing is recorded in between.
+``t_star_empirical`` is read off its final state; nothing is recorded in between.
 """
 
 from __future__ import annotations
@@ -217,15 +217,17 @@ def _train_group(configs, levels, devices, progress, bar) -> GridResult:
 
 # --- the train-grid command's files ----------------------------------------------------------------------
 
-NETWORK_COLUMNS = ("objective", "depth", "eps", "lr", "init", "seed", "ema", "weight_decay")
-SUMMARY_COLUMNS = NETWORK_COLUMNS + ("feature", "lam", "rho", "critical_time_theory", "critical_time_gd",
-                                     "critical_time_empirical", "learned_theory", "learned_empirical",
+NETWORK_COLUMNS = ("objective", "depth", "eps", "lr", "init", "seed", "ema_rate", "weight_decay")
+SUMMARY_COLUMNS = NETWORK_COLUMNS + ("feature", "lam", "rho", "t_star_theory", "t_star_gd",
+                                     "t_star_empirical", "learned_theory", "learned_empirical",
                                      "final_response", "init_scale", "predictor_init", "network")
 SUMMARY_NOTES = {
     "network": "index of the network in the grid (itertools.product order of the list flags)",
-    "critical_time_theory": runs.SUMMARY_NOTES["critical_time_theory"],
-    "critical_time_gd": runs.SUMMARY_NOTES["critical_time_gd"],
-    "critical_time_empirical": "first step-by-step crossing of fraction * |w_inf|, lr x the step count interpolated "
+    "ema_rate": "kappa, the EMA target's rate (1/gradient-flow time; inf: stop-gradient); the per-step decay is "
+                "tau = 1 - kappa * lr",
+    "t_star_theory": runs.SUMMARY_NOTES["t_star_theory"],
+    "t_star_gd": runs.SUMMARY_NOTES["t_star_gd"],
+    "t_star_empirical": "first step-by-step crossing of fraction * |w_inf|, lr x the step count interpolated "
                                "linearly; nan = not reached within the run, not learned in theory, or diverged",
     "learned_theory": runs.SUMMARY_NOTES["learned_theory"],
     "learned_empirical": runs.SUMMARY_NOTES["learned_empirical"],
@@ -246,7 +248,7 @@ def _rows(configs, idx, pred: Prediction, res: GridResult) -> list:
 
     cols = [rep(lambda c: c.objective), num(lambda c: c.depth).astype(np.int64), num(lambda c: c.eps),
             num(lambda c: c.lr), rep(lambda c: c.init), num(lambda c: c.seed).astype(np.int64),
-            num(lambda c: c.ema), num(lambda c: c.weight_decay), np.tile(np.arange(d), len(cs)),
+            num(lambda c: c.ema_rate), num(lambda c: c.weight_decay), np.tile(np.arange(d), len(cs)),
             np.concatenate([ds.lam for ds in dss]), np.concatenate([ds.rho for ds in dss]),
             flat(pred.critical_time[idx]), flat(pred.critical_time_gd[idx]), flat(res.critical_times),
             flat(pred.learned[idx]).astype(bool), flat(runs.learned_empirical(res.first, res.final)).astype(bool),
@@ -347,9 +349,9 @@ def fidelity_figure(table: dict):
     from .._style import OBJECTIVE_LABEL, PALETTE, new_figure
 
     fig, axes = new_figure(1, 2, width=4.6, height=3.8)
-    emp = np.asarray(table["critical_time_empirical"], np.float64)
-    gd_ = np.asarray(table["critical_time_gd"], np.float64)
-    theory_ = np.where(np.isfinite(gd_), gd_, np.asarray(table["critical_time_theory"], np.float64))
+    emp = np.asarray(table["t_star_empirical"], np.float64)
+    gd_ = np.asarray(table["t_star_gd"], np.float64)
+    theory_ = np.where(np.isfinite(gd_), gd_, np.asarray(table["t_star_theory"], np.float64))
     ok = np.isfinite(emp) & np.isfinite(theory_) & (theory_ > 0)
     labels = np.array([f"{OBJECTIVE_LABEL[o]} L={int(L)}" for o, L in zip(table["objective"], table["depth"])])
     settings = sorted(set(labels.tolist()))

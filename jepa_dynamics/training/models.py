@@ -33,6 +33,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..engines import _draws
+from ..engines._draws import orthonormal_factor, random_orthogonal  # noqa: F401  (public here too)
 from ..theory import spec
 from .._jax import jax
 
@@ -49,6 +51,7 @@ __all__ = [
     "aligned",
     "end_to_end",
     "random_orthogonal",
+    "matrix_state",
     "product",
     "tiny_products",
 ]
@@ -141,48 +144,22 @@ def end_to_end(encoder) -> jnp.ndarray:
     return encoder.matrix()
 
 
-def random_orthogonal(key, n: int, k: int | None = None, dtype=jnp.float64):
-    """An ``n x k`` matrix with orthonormal columns (Haar): the ``Q`` of a Gaussian matrix's
-    QR decomposition with ``diag(R) > 0`` (:func:`orthonormal_factor`)."""
-    k = n if k is None else k
-    a = jax.random.normal(key, (n, k), dtype=jnp.float64)
-    return orthonormal_factor(a).astype(dtype)
+def matrix_state(model: Model) -> np.ndarray:
+    """The matrix flow's state array (:func:`jepa_dynamics.engines.matrix.pack`: the layers
+    ``W_1..W_L``, ``V``, and the target ``Wbar``) of a deep linear model with a linear predictor,
+    in float64: pass it as ``state=`` to :func:`jepa_dynamics.engines.matrix.integrate` to follow
+    this very network's gradient flow."""
+    from ..engines import matrix
 
-
-def orthonormal_factor(a):
-    """``Q`` of ``a = Q R`` (``a``: ``n x k``, ``k <= n``, full column rank) with ``diag(R) > 0``,
-    by Householder reflections written in plain ``jax.numpy`` (a ``fori_loop`` over columns).
-
-    The positive diagonal makes ``Q`` unique, so this is ``jnp.linalg.qr``'s ``Q`` with the
-    columns' signs fixed, to rounding.  It does not call ``jnp.linalg.qr`` because, on the CPU,
-    a batched QR (``vmap`` over networks) runs jaxlib's LAPACK kernel, which fans its batch out
-    over XLA's intra-op thread pool and blocks until it is done: two such kernels running at
-    once hold every thread of a 2-core machine's pool and wait for each other forever.
-    ``train-grid`` hung that way in 5 to 9 of 10 runs that initialised several groups of 1,024
-    networks (the same re-entrant-pool deadlock as PyAutoLabs/PyAutoFit#1530's FFT)."""
-    a = jnp.asarray(a)
-    n, k = a.shape
-    rows = jnp.arange(n)
-
-    def reflect(j, carry):
-        r, vs, signs = carry
-        x = jnp.where(rows >= j, r[:, j], 0.0)
-        xj = x[j]
-        sign = jnp.where(xj >= 0, 1.0, -1.0)
-        alpha = -sign * jnp.sqrt(jnp.sum(x * x))  # R's diagonal entry (sign opposite to x_j: no cancellation)
-        v = x.at[j].add(-alpha)
-        v = v / jnp.sqrt(jnp.sum(v * v))
-        r = r - 2.0 * jnp.outer(v, v @ r)
-        return r, vs.at[:, j].set(v), signs.at[j].set(jnp.where(alpha >= 0, 1.0, -1.0))
-
-    _, vs, signs = jax.lax.fori_loop(0, k, reflect, (a, jnp.zeros((n, k), a.dtype), jnp.ones(k, a.dtype)))
-
-    def apply(i, q):  # Q = H_0 H_1 ... H_{k-1} I[:, :k], the last reflection applied first
-        v = vs[:, k - 1 - i]
-        return q - 2.0 * jnp.outer(v, v @ q)
-
-    q = jax.lax.fori_loop(0, k, apply, jnp.eye(n, k, dtype=a.dtype))
-    return q * signs[None, :]
+    if not isinstance(model.encoder, DeepLinear) or not isinstance(model.predictor, DeepLinear) \
+            or len(model.predictor.layers) != 1:
+        raise spec.SpecError("model", "the matrix flow needs a deep linear encoder and a linear predictor")
+    layers = [np.asarray(w, np.float64) for w in model.encoder.layers]
+    v = np.asarray(model.predictor.layers[0], np.float64)
+    d = v.shape[0]
+    if any(w.shape != (d, d) for w in layers):
+        raise spec.SpecError("model", f"the matrix flow needs square {d} x {d} layers")
+    return np.asarray(matrix.pack(layers, v))
 
 
 def _dims(dim: int, depth: int, width: int | None):
@@ -211,11 +188,7 @@ def balanced(key, dim: int, depth: int, eps: float, *, model: str = "linear", wi
     if min(dims) < dim:
         raise spec.SpecError("width", f"balanced init needs width >= dim = {dim}, got {min(dims)}")
     u = eps ** (1.0 / depth)
-    keys = jax.random.split(key, max(depth - 1, 1))
-    frames = [jnp.eye(dim, dtype=jnp.float64)]
-    frames += [random_orthogonal(keys[a], dims[a + 1], dim) for a in range(depth - 1)]
-    frames += [jnp.eye(dim, dtype=jnp.float64)]
-    layers = [(u * frames[a + 1] @ frames[a].T).astype(dtype) for a in range(depth)]
+    layers = [w.astype(dtype) for w in _draws.balanced_layers(key, dims, u)]
     eye = u * jnp.eye(dim, dtype=dtype)
     pred_layers = [eye] if predictor == "linear" else [eye, eye]
     return Model(_encoder(model, layers, activation), _predictor(predictor, pred_layers, activation))
@@ -228,14 +201,8 @@ def random_init(key, dim: int, depth: int, scale: float, *, model: str = "linear
     scale = float(spec.check_positive(scale, "init_scale"))
     dims = _dims(dim, depth, width)
     pred_dims = [dim, dim] if predictor == "linear" else [dim, width or dim, dim]
-    keys = jax.random.split(key, depth + len(pred_dims) - 1)
-
-    def mat(k, n_in, n_out):
-        w = jax.random.normal(k, (n_out, n_in), dtype=jnp.float64) * (scale / np.sqrt(n_in))
-        return w.astype(dtype)
-
-    layers = [mat(keys[a], dims[a], dims[a + 1]) for a in range(depth)]
-    pred = [mat(keys[depth + a], pred_dims[a], pred_dims[a + 1]) for a in range(len(pred_dims) - 1)]
+    layers, pred = _draws.random_layers(key, dims, pred_dims, scale)
+    layers, pred = [w.astype(dtype) for w in layers], [w.astype(dtype) for w in pred]
     return Model(_encoder(model, layers, activation), _predictor(predictor, pred, activation))
 
 

@@ -323,28 +323,48 @@ def _rewrite_head(path: str, head: list, body: int, keep: int) -> None:
 
 def unreached_note(result: TrainResult) -> Optional[str]:
     """One line naming the features whose response never reached ``fraction * |w_inf|`` within
-    the run, and how many steps the gradient-flow theory says each needs (``None`` if every
-    feature the theory learns crossed)."""
+    the run, how many steps the gradient-flow theory says each needs (deep linear encoder and
+    predictor only: for an MLP it is no guide) and the ``--steps`` to extend the run to
+    (:func:`rerun_steps`, always more than the run's); ``None`` if every feature the theory learns crossed."""
     cfg = result.config
     t_emp = np.asarray(result.critical_times(), dtype=np.float64)
     cols = theory_columns(cfg, result.dataset, gd=False)
     missed = np.flatnonzero(np.isnan(t_emp) & cols["learned_theory"])
     if missed.size == 0:
         return None
-    t_theory = cols["critical_time_theory"]
-    need = np.ceil(t_theory[missed] / cfg.lr)
+    linear = cfg.model == "linear" and cfg.predictor == "linear"
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        need = np.ceil(cols["t_star_theory"][missed] / cfg.lr)
     shown = missed[:8]
     more = f" and {missed.size - shown.size} more" if missed.size > shown.size else ""
     names = ", ".join(str(i) for i in shown) + more
-    steps = ", ".join(f"{n:.0f}" for n in need[: shown.size]) + (", ..." if more else "")
-    kind = "" if cfg.optimizer == "sgd" else " (gradient flow; with adam, lr x step is not gradient-flow time)"
-    return (f"the run ended at step {cfg.steps} (t = {cfg.lr * cfg.steps:.6g}) before feature{'s' * (missed.size > 1)} "
-            f"{names} reached fraction * {'w_star' if cfg.balanced_fixed_point else '|w_inf|'}; the theory{kind} needs {steps} steps at lr {cfg.lr:g}: rerun with "
-            f"--steps {rerun_steps(need)} --resume to extend it")
+    head = (f"the run ended at step {cfg.steps} (t = {cfg.lr * cfg.steps:.6g}) before feature"
+            f"{'s' * (missed.size > 1)} {names} reached fraction * "
+            f"{'w_star' if cfg.balanced_fixed_point else '|w_inf|'}")
+    theory = ""
+    if linear:
+        steps = ", ".join(f"{n:.0f}" if n <= spec.MAX_INT else "more than 2**53" for n in need[: shown.size])
+        kind = "" if cfg.optimizer == "sgd" else " (gradient flow; with adam, lr x step is not gradient-flow time)"
+        theory = f"; the theory{kind} needs {steps + (', ...' if more else '')} steps at lr {cfg.lr:g}"
+    suggest = rerun_steps(need if linear and cfg.optimizer == "sgd" else [], cfg.steps)
+    if suggest is None:
+        return f"{head}{theory}, more than --steps takes: rerun into a new --out with a larger --lr"
+    return f"{head}{theory}: rerun with --steps {suggest} --resume to extend it"
 
 
-def rerun_steps(need) -> int:
-    """The ``--steps`` to suggest when features missed their crossing: the latest step the
-    gradient-flow theory needs, plus 5% (gradient descent at a finite lr crosses a few steps
-    after the flow, e.g. 8,017 against 8,014 at lr 0.05)."""
-    return int(np.ceil(1.05 * float(np.max(need))))
+def rerun_steps(need, steps: int) -> Optional[int]:
+    """The ``--steps`` to suggest when features missed their crossing in a run of ``steps`` steps: the
+    latest step the gradient-flow theory needs (``need``, finite entries; empty where the theory is no
+    guide), plus 5% (gradient descent at a finite lr crosses a few steps after the flow, e.g. 8,017 against
+    8,014 at lr 0.05), and at least twice ``steps`` when that is not more than the run already made (so a
+    resumed run always grows); ``None`` when that is beyond what ``--steps`` takes (2**53)."""
+    need = np.asarray(need, dtype=np.float64).ravel()
+    if np.any(np.isposinf(need)):
+        return None
+    need = need[np.isfinite(need)]
+    if need.size and float(need.max()) > spec.MAX_INT:
+        return None
+    suggest = int(np.ceil(1.05 * float(need.max()))) if need.size else 0
+    if suggest <= steps:
+        suggest = 2 * int(steps)
+    return suggest if suggest <= spec.MAX_INT else None

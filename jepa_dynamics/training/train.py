@@ -7,9 +7,9 @@ runs it into a folder (what ``jepa-dynamics train`` does):
 * ``responses.csv`` -- ``step, time, feature, response``: the per-feature responses
   (``docs/theory.md``; :mod:`jepa_dynamics.training.analysis`) on the recording grid,
   appended and flushed as training goes;
-* ``summary.csv`` -- one row per feature: ``lam, rho``, the deep linear theory's
-  ``fixed_point`` and ``critical_time_theory``, the ``critical_time_empirical`` read off
-  the recorded responses, and the ``final_response``;
+* ``summary.csv`` -- one row per feature: ``lam, rho``, the theory's
+  ``w_inf`` and ``t_star_theory``, the ``t_star_empirical`` read off
+  the recorded responses, and the ``final_response`` (every column: ``docs/columns.md``);
 * ``plot.png`` -- recorded responses (markers) over the theory's ``w(t)`` (lines);
 * ``checkpoints/encoder_step<k>.eqx`` -- the encoder at the requested steps
   (:func:`load_encoder`), and ``state.eqx`` -- parameters, optimiser state, EMA target
@@ -38,6 +38,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..engines import _draws
 from ..theory import aligned, spec, balanced as theory
 from . import analysis, data, models, objectives
 from .. import records
@@ -49,7 +50,7 @@ import optax  # noqa: E402
 from ._config import (GRIDS, INITS, LOSSES, MODELS, OPTIMIZERS, PREDICTORS, RESPONSE_NOTE, TIME_NOTE,  # noqa: F401
                       TrainConfig, record_steps)
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "record_steps",
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "initial_model", "record_steps",
            "MODELS", "INITS", "LOSSES", "OPTIMIZERS", "GRIDS"]
 
 @dataclass
@@ -87,7 +88,7 @@ def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: flo
                times: bool = True, max_steps: int | None = None) -> aligned.Prediction:
     """The theory for ``config``'s own init, EMA and weight decay, per feature of its data:
     gradient flow (``lr = 0``), or the exact gradient-descent map with step ``lr`` (the
-    summary's ``critical_time_gd``; time = ``lr`` x the interpolated step count).
+    summary's ``t_star_gd``; time = ``lr`` x the interpolated step count).
 
     The paper's setting (:attr:`TrainConfig.balanced_theory`, gradient flow) is
     :mod:`jepa_dynamics.theory`'s closed forms, as before; everything else is
@@ -119,6 +120,25 @@ def crossing_level(config: TrainConfig, pred: aligned.Prediction) -> np.ndarray:
     (balanced runs: ``fraction * w_star``, as before); ``inf`` for a feature the theory says is
     never learned (its empirical critical time is then ``nan``)."""
     return np.where(pred.learned, config.fraction * np.abs(pred.w_inf), np.inf)
+
+
+def initial_model(config: TrainConfig) -> models.Model:
+    """The network ``config`` starts from, exactly as :func:`train` and
+    :func:`jepa_dynamics.training.grid.train_group` draw it (key
+    :func:`jepa_dynamics.engines._draws.init_key` of ``config.seed``); for a deep linear model,
+    :func:`jepa_dynamics.training.models.matrix_state` turns it into the matrix flow's initial state,
+    the same matrices ``jepa-dynamics matrix --init random --seed S`` starts from."""
+    return _init_one(config, _draws.init_key(config.seed), config.dataset().dim)
+
+
+def _init_one(config, key, dim):
+    """:func:`_init_model` as one ``jit(vmap)`` over a batch of one key: the program ``train-grid``
+    runs over its networks' keys, so the bits agree (:func:`jepa_dynamics.engines._draws.batch_of_one`)."""
+    return _draws.batch_of_one(_init_from_key, key, config, dim)
+
+
+def _init_from_key(key, config, dim):
+    return _init_model(config, key, dim)
 
 
 def _init_model(config, key, dim):
@@ -301,7 +321,7 @@ class _Runner:
 
     def _build(self, config):
         self.dataset = config.dataset()
-        init_key, data_key, eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+        init_key, data_key, eval_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)  # _draws.init_key's
         self.prediction = prediction(config, self.dataset, times=False)
         # Linear encoders: the crossing of fraction * |w_inf| is tracked at every step inside the
         # scan, so the empirical critical time does not depend on the recording grid.
@@ -309,7 +329,7 @@ class _Runner:
         self.program = Program.of(config, self.dataset)
         self.hp = hyperparameters(config, self.dataset, crossing_level(config, self.prediction), data_key)
         self.level = self.hp["level"]
-        model = _init_model(config, init_key, self.dataset.dim)
+        model = _init_one(config, init_key, self.dataset.dim)
         self.x_eval = None
         if config.model != "linear":
             self.x_eval, _ = self.dataset.sample(eval_key, config.eval_batch, config.jnp_dtype)
