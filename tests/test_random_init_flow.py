@@ -70,3 +70,59 @@ def test_a_feature_that_crosses_and_falls_back_is_not_learned():
     flow = _flow.matrix_flow(config, ds, level)
     assert np.all(flow.fell_back == (np.isfinite(flow.t_star) & (flow.final_response < level)))
     assert not np.any(flow.fell_back & flow.learned)
+
+
+def test_batched_flow_equals_the_matrix_engine_network_by_network():
+    """integrate_batch (one vmapped program, each network its own step size, crossings tracked on the
+    fly) against matrix.integrate (the matrix command's engine, crossings from its step records) for
+    networks that differ in objective, EMA, weight decay and init, side by side in one batch."""
+    from jepa_dynamics.engines import _matrix_field
+
+    lam, rho = np.array([1.0, 0.6, 0.8]), np.array([0.9, 0.5, 0.7])
+    cov = (np.diag(lam / rho), np.diag(lam), np.diag(lam * rho + 0.1))
+    modes = _flow.feature_modes(TrainConfig(lam=list(lam), rho=list(rho), steps=1).dataset())
+    cases = [("jepa", None, 0.0, 0), ("mae", None, 0.0, 1), ("jepa", 2.0, 0.0, 2), ("jepa", None, 1e-4, 3)]
+    states, ref = [], []
+    for objective, kappa, beta, seed in cases:
+        mc = matrix.MatrixConfig(objective, 2, eps=1e-2, init="random", seed=seed, ema_rate=kappa, weight_decay=beta)
+        state = np.asarray(_matrix_field.initial_state(mc, 3))
+        run = matrix.integrate(mc, cov, np.array([0.0, 1500.0]), state=state, modes=modes)
+        states.append(state)
+        ref.append(run)
+    level = np.stack([0.5 * r.gamma_inf for r in ref])
+    got = matrix.integrate_batch(np.stack(states), cov, 1500.0, level, mae=[c[0] == "mae" for c in cases],
+                                 ema_rate=[np.inf if c[1] is None else c[1] for c in cases],
+                                 weight_decay=[c[2] for c in cases])
+    assert got.ok.all()
+    for k, run in enumerate(ref):
+        want = matrix.crossing_times(*run.step_records, level[k])
+        assert np.isfinite(want).sum() >= 1
+        np.testing.assert_array_equal(np.isfinite(got.t_star[k]), np.isfinite(want))
+        np.testing.assert_allclose(got.t_star[k][np.isfinite(want)], want[np.isfinite(want)], rtol=1e-8)
+        np.testing.assert_allclose(got.final_response[k], run.gamma_inf, rtol=1e-7)
+
+
+def test_train_grid_rows_of_random_inits_are_train_s_matrix_flow(tmp_path):
+    """train-grid's random-init rows carry the matrix flow of each network's own init (theory =
+    matrix_flow), equal to what train's summary says for the same network; balanced rows still read
+    closed_form with the closed form's numbers."""
+    from jepa_dynamics.training import grid
+    from jepa_dynamics.theory import balanced as theory
+
+    base = dict(lam=LAM, rho=RHO, depth=2, eps=1e-2, lr=0.05, steps=3000, records=1)
+    configs = grid.configs_from(base, {"objective": ["jepa", "mae"], "init": ["random", "balanced"],
+                                       "seed": [0, 1]})
+    table = grid.run_grid(configs, str(tmp_path), progress=False)
+    theory_col = np.asarray(table["theory"])
+    random_rows = np.asarray(table["init"]) == "random"
+    assert set(theory_col[random_rows]) == {"matrix_flow"} and set(theory_col[~random_rows]) == {"closed_form"}
+    for i, c in enumerate(configs):
+        rows = np.asarray(table["network"]) == i
+        if c.init == "random":
+            cols = _summary.theory_columns(c, c.dataset(), gd=False)
+            np.testing.assert_allclose(np.asarray(table["t_star_theory"], float)[rows], cols["t_star_theory"],
+                                       rtol=1e-9)
+            assert (np.asarray(table["learned_theory"])[rows] == "true").tolist() == cols["learned_theory"].tolist()
+        else:
+            np.testing.assert_allclose(np.asarray(table["t_star_theory"], float)[rows],
+                                       theory.critical_time(c.objective, 2, LAM, RHO, 1e-2, 0.5), rtol=1e-12)

@@ -72,9 +72,10 @@ from .._jax import jax  # noqa: F401  (configures JAX: float64)
 import jax.numpy as jnp  # noqa: E402
 from ._matrix_field import (_field, _flags, _flow, _segment, conserved, end_to_end, initial_state,  # noqa: F401
                             pack, unpack, vector_field)
+from ._matrix_batch import BatchResult, integrate_batch  # noqa: E402,F401
 
 __all__ = ["INITS", "MatrixConfig", "MatrixResult", "initial_state", "pack", "unpack", "vector_field", "integrate",
-           "crossing_times", "end_to_end", "conserved", "MatrixSolverError"]
+           "crossing_times", "end_to_end", "conserved", "MatrixSolverError", "integrate_batch", "BatchResult"]
 
 INITS = ("balanced", "aligned", "random", "given")
 _SEGMENT_STEPS = 8192  # step buffer of one diffeqsolve

@@ -27,7 +27,7 @@ from ..engines import matrix
 from ..theory import modes as modes_mod
 from . import data, models
 
-__all__ = ["FlowPrediction", "uses_matrix_flow", "horizon", "matrix_flow"]
+__all__ = ["FlowPrediction", "uses_matrix_flow", "horizon", "matrix_flow", "matrix_flows"]
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,21 @@ def feature_modes(dataset: data.Dataset) -> modes_mod.Modes:
                            np.asarray(dataset.sigma2, np.float64), sxx, sxy)
 
 
+HORIZON_FACTOR = 4.0  # the flow's horizon: this many times the balanced theory's latest t* (+ 40 relaxation times)
+
+
 def horizon(config, dataset: data.Dataset) -> float:
-    """How long the flow runs at most: the longer of the run itself (``lr * steps``) and the
-    matrix engine's default horizon for the balanced theory at ``eps`` (twice the latest critical
-    time plus 40 relaxation times of the slowest fixed point,
-    :func:`jepa_dynamics.engines.matrix.default_t_max`)."""
+    """How long the flow runs at most: the longer of the run itself (``lr * steps``) and
+    :data:`HORIZON_FACTOR` times the balanced theory's latest critical time at ``eps`` plus 40
+    relaxation times of the slowest fixed point (:func:`jepa_dynamics.engines.matrix.default_t_max`).
+
+    Four, not the matrix command's two: from a random init a feature can cross, fall back as another
+    takes the shared predictor, and rise again (measured: depth 2, lam = 1, .6, .8, .7, rho = .9, .5, .7,
+    .6, eps 0.01, seed 0: crossed at t = 319, down to 0.006 by t = 410, up again at t ~ 1,700, with the
+    balanced theory's latest t* ~ 775).  Features that lose the competition sit near 1e-3 and decay
+    slowly, so the flow is rarely at rest: the horizon is what ends it."""
     mc = _matrix_config(config)
-    return max(config.lr * config.steps, matrix.default_t_max(mc, feature_modes(dataset)))
+    return max(config.lr * config.steps, matrix.default_t_max(mc, feature_modes(dataset), factor=HORIZON_FACTOR))
 
 
 def _matrix_config(config) -> matrix.MatrixConfig:
@@ -77,17 +85,44 @@ def _matrix_config(config) -> matrix.MatrixConfig:
 def matrix_flow(config, dataset: data.Dataset, level, *, t_max: float | None = None) -> FlowPrediction:
     """The matrix flow of ``config``'s network from its own init (see the module's docstring),
     crossed at ``level`` per feature (the network's own crossing level)."""
+    return matrix_flows([config], dataset, np.asarray(level, np.float64)[None], t_max=t_max)[0]
+
+
+def matrix_flows(configs, dataset: data.Dataset, levels, *, states=None, t_max: float | None = None,
+                 sharding=None) -> list:
+    """:func:`matrix_flow` of many networks on one ``dataset``, side by side: one vmapped program per
+    depth (:func:`jepa_dynamics.engines.matrix.integrate_batch`; ``sharding`` spreads the networks over
+    devices as the training engine does).  ``levels`` ``(n, d)``; ``states`` ``(n, L + 2, d, d)`` the
+    networks' initial matrices (:func:`jepa_dynamics.training.models.matrix_state`; default: each
+    config's :func:`jepa_dynamics.training.train.initial_model`; networks of one depth).  Returns one
+    :class:`FlowPrediction` per network, in order."""
     from .train import initial_model
 
-    level = np.asarray(level, np.float64)
-    state = models.matrix_state(initial_model(config))
+    levels = np.asarray(levels, np.float64)
+    cov = dataset.covariance_matrices()
     modes = feature_modes(dataset)
-    t_end = horizon(config, dataset) if t_max is None else float(t_max)
-    res = matrix.integrate(_matrix_config(config), dataset.covariance_matrices(), np.array([0.0, t_end]),
-                           state=state, modes=modes)
-    ts, g, dg = res.step_records
-    t_star = matrix.crossing_times(ts, g, dg, level)
-    final = np.asarray(res.responses[-1], np.float64)
-    learned = final >= level
-    crossed = np.isfinite(t_star)
-    return FlowPrediction(t_star, final, learned, crossed & ~learned, t_end, bool(res.converged))
+    out = [None] * len(configs)
+    by: dict = {}
+    for i, c in enumerate(configs):
+        by.setdefault(c.depth, []).append(i)
+    for idx in by.values():
+        cs = [configs[i] for i in idx]
+        init = (np.stack([models.matrix_state(initial_model(c)) for c in cs]) if states is None
+                else np.asarray(states, np.float64)[idx])
+        mcs = [_matrix_config(c) for c in cs]
+        t_end = np.array([horizon(c, dataset) if t_max is None else float(t_max) for c in cs])
+        res = matrix.integrate_batch(init, cov, t_end, levels[idx], mae=[c.objective == "mae" for c in cs],
+                                     ema_rate=[np.inf if m.ema_rate is None else m.ema_rate for m in mcs],
+                                     weight_decay=[m.weight_decay for m in mcs], dirs=modes.sxx @ modes.q,
+                                     sigma2=modes.sigma2, rtol=mcs[0].rtol, atol=mcs[0].atol,
+                                     rest_tol=mcs[0].rest_tol, sharding=sharding)
+        if not res.ok.all():
+            bad = cs[int(np.flatnonzero(~res.ok)[0])]
+            raise matrix.MatrixSolverError(f"the matrix flow of the network with seed {bad.seed} (objective "
+                                           f"{bad.objective}, depth {bad.depth}) became non-finite or ran out of steps")
+        for k, i in enumerate(idx):
+            final, t_star = res.final_response[k], res.t_star[k]
+            learned = final >= levels[i]
+            out[i] = FlowPrediction(t_star, final, learned, np.isfinite(t_star) & ~learned, float(t_end[k]),
+                                    bool(res.at_rest[k]))
+    return out

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import models, runs, train
+from . import _flow, models, runs, train
 from ..theory import spec
 from .._jax import jax, matmul_precision
 
@@ -81,6 +81,10 @@ class GridResult:
     first: np.ndarray
     final: np.ndarray
     finite: np.ndarray
+
+
+def _fractions(configs) -> np.ndarray:
+    return np.array([c.fraction for c in configs], np.float64)[:, None]
 
 
 def _stack(trees):
@@ -220,7 +224,8 @@ def _train_group(configs, levels, devices, progress, bar) -> GridResult:
 NETWORK_COLUMNS = ("objective", "depth", "eps", "lr", "init", "seed", "ema_rate", "weight_decay")
 SUMMARY_COLUMNS = NETWORK_COLUMNS + ("feature", "lam", "rho", "t_star_theory", "t_star_gd",
                                      "t_star_empirical", "learned_theory", "learned_empirical",
-                                     "final_response", "init_scale", "predictor_init", "network")
+                                     "final_response", "init_scale", "predictor_init", "theory",
+                                     "final_response_theory", "fell_back_theory", "fell_back_empirical", "network")
 SUMMARY_NOTES = {
     "network": "index of the network in the grid (itertools.product order of the list flags)",
     "ema_rate": "kappa, the EMA target's rate (1/gradient-flow time; inf: stop-gradient); the per-step decay is "
@@ -234,10 +239,31 @@ SUMMARY_NOTES = {
     "final_response": "the response |column i of Wbar| after the last step (nan: the parameters diverged)",
     "init_scale": "random init's scale (nan: the default eps**(1/depth), or not a random init)",
     "predictor_init": "aligned init's V0 (nan: the balanced eps**(1/depth), or not an aligned init)",
+    **{k: runs.SUMMARY_NOTES[k] for k in ("theory", "final_response_theory", "fell_back_theory",
+                                          "fell_back_empirical")},
 }
 
 
-def _rows(configs, idx, pred: Prediction, res: GridResult) -> list:
+def _flows(configs, idx, levels, devices=None) -> dict:
+    """The theory of the networks ``idx`` as their summary rows hold it, ``(len(idx), d)`` arrays: the
+    gradient-flow prediction where it applies, and for random inits (:func:`_flow.uses_matrix_flow`) the
+    exact matrix flow from each network's own init, integrated side by side
+    (:func:`_flow.matrix_flows`, sharded like the training) and crossed at the network's level."""
+    cs = [configs[i] for i in idx]
+    m = np.flatnonzero([_flow.uses_matrix_flow(c) for c in cs])
+    out = {"theory": np.array([runs.theory_of(c) for c in cs], dtype=object), "flows": {}}
+    if m.size:
+        sub = [cs[k] for k in m]
+        seeds = jnp.asarray(np.array([c.seed for c in sub], dtype=np.int64))
+        keys = np.asarray(jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(seeds))[:, 0]
+        states = models.matrix_state(_init_models(sub, keys))
+        flows = _flow.matrix_flows(sub, sub[0].dataset(), np.asarray(levels)[np.asarray(idx)[m]], states=states,
+                                   sharding=sharding(devices))
+        out["flows"] = dict(zip(m.tolist(), flows))
+    return out
+
+
+def _rows(configs, idx, pred: Prediction, res: GridResult, flows: dict) -> list:
     d = configs[0].dim
     cs = [configs[i] for i in idx]
     rep = lambda f: np.repeat(np.array([f(c) for c in cs], dtype=object), d)  # noqa: E731
@@ -246,15 +272,26 @@ def _rows(configs, idx, pred: Prediction, res: GridResult) -> list:
     flat = lambda a: np.asarray(a).reshape(-1)  # noqa: E731
     from .. import records
 
+    t_theory, learned, final_theory = pred.critical_time[idx], pred.learned[idx], np.abs(pred.w_inf[idx])
+    fell_back = np.zeros_like(learned)
+    learned_emp = runs.learned_empirical(res.first, res.final)
+    fell_back_emp = np.isfinite(res.critical_times) & ~(res.final >= np.abs(pred.w_inf[idx]) * _fractions(cs))
+    for k, flow in flows["flows"].items():  # random init: the matrix flow, and fates by the settled state
+        t_theory[k], learned[k], final_theory[k], fell_back[k] = (flow.t_star, flow.learned, flow.final_response,
+                                                                  flow.fell_back)
+        level = cs[k].fraction * np.abs(pred.w_inf[idx[k]])
+        learned_emp[k] = res.final[k] >= level
+        fell_back_emp[k] = np.isfinite(res.critical_times[k]) & ~learned_emp[k]
     cols = [rep(lambda c: c.objective), num(lambda c: c.depth).astype(np.int64), num(lambda c: c.eps),
             num(lambda c: c.lr), rep(lambda c: c.init), num(lambda c: c.seed).astype(np.int64),
             num(lambda c: c.ema_rate), num(lambda c: c.weight_decay), np.tile(np.arange(d), len(cs)),
             np.concatenate([ds.lam for ds in dss]), np.concatenate([ds.rho for ds in dss]),
-            flat(pred.critical_time[idx]), flat(pred.critical_time_gd[idx]), flat(res.critical_times),
-            flat(pred.learned[idx]).astype(bool), flat(runs.learned_empirical(res.first, res.final)).astype(bool),
-            flat(res.final),
+            flat(t_theory), flat(pred.critical_time_gd[idx]), flat(res.critical_times),
+            flat(learned).astype(bool), flat(learned_emp).astype(bool), flat(res.final),
             num(lambda c: np.nan if c.init_scale is None else c.init_scale),
-            num(lambda c: np.nan if c.predictor_init is None else c.predictor_init), np.repeat(np.asarray(idx), d)]
+            num(lambda c: np.nan if c.predictor_init is None else c.predictor_init),
+            np.repeat(flows["theory"], d), flat(final_theory), flat(fell_back).astype(bool),
+            flat(fell_back_emp).astype(bool), np.repeat(np.asarray(idx), d)]
     return [records.format_column(col) for col in cols]
 
 
@@ -311,7 +348,7 @@ def run_grid(configs, out_dir: str, *, key=None, resume: bool = False, progress=
             for part in plan([configs[i] for i in todo], block):
                 idx = todo[part]
                 res = train_group([configs[i] for i in idx], levels[idx], devices=devices, bar=bar)
-                app.write_columns(_rows(configs, idx, pred, res))
+                app.write_columns(_rows(configs, idx, pred, res, _flows(configs, idx, levels, devices)))
                 done += idx.size
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"interrupted after {done} of {len(configs)} networks; kept {path}: rerun with "

@@ -148,7 +148,8 @@ def matrix_state(model: Model) -> np.ndarray:
     """The matrix flow's state array (:func:`jepa_dynamics.engines.matrix.pack`: the layers
     ``W_1..W_L``, ``V``, and the target ``Wbar``) of a deep linear model with a linear predictor,
     in float64: pass it as ``state=`` to :func:`jepa_dynamics.engines.matrix.integrate` to follow
-    this very network's gradient flow."""
+    this very network's gradient flow.  Models stacked along a leading axis (as ``train-grid``
+    holds them) give the states stacked the same way, ``(n, L + 2, d, d)``."""
     from ..engines import matrix
 
     if not isinstance(model.encoder, DeepLinear) or not isinstance(model.predictor, DeepLinear) \
@@ -156,10 +157,10 @@ def matrix_state(model: Model) -> np.ndarray:
         raise spec.SpecError("model", "the matrix flow needs a deep linear encoder and a linear predictor")
     layers = [np.asarray(w, np.float64) for w in model.encoder.layers]
     v = np.asarray(model.predictor.layers[0], np.float64)
-    d = v.shape[0]
-    if any(w.shape != (d, d) for w in layers):
+    d = v.shape[-1]
+    if any(w.shape != v.shape for w in layers):
         raise spec.SpecError("model", f"the matrix flow needs square {d} x {d} layers")
-    return np.asarray(matrix.pack(layers, v))
+    return np.moveaxis(np.asarray(matrix.pack(layers, v)), 0, -3)
 
 
 def _dims(dim: int, depth: int, width: int | None):

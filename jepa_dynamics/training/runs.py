@@ -26,7 +26,7 @@ from . import analysis
 from .. import records
 from ..theory import spec
 from .._jax import jax
-from ._summary import (SUMMARY_COLUMNS, SUMMARY_NOTES, learned_empirical, response_figure,  # noqa: F401
+from ._summary import (SUMMARY_COLUMNS, SUMMARY_NOTES, learned_empirical, response_figure, theory_of,  # noqa: F401
                        theory_columns, write_summary)
 from .train import (RESPONSE_NOTE, TIME_NOTE, TrainConfig, TrainResult, _init_model, _iterate, _Runner,
                     record_steps)
