@@ -1,4 +1,4 @@
-r"""The paper's six figure groups (docs/theory.md section 14) and three beyond it, one function each.
+r"""The paper's six figure groups (docs/theory.md section 14) and four beyond it, one function each.
 
 Floor 7. May import ``experiments``, ``realdata``, ``training``, ``engines``, ``records``, ``theory``
 and the private base modules (``_style`` above all).
@@ -34,6 +34,9 @@ real_data          digits views: observed vs predicted critical time and order o
 beyond_balanced    JEPA past the paper's assumptions: collapse map under aligned init, t* against
                    the EMA rate, weight-decay survival, GD critical steps against the learning rate
                    (:mod:`jepa_dynamics.figures.beyond`)
+random_init        small random init: which features trained JEPA networks keep (P(learned) against
+                   ``rho_i / max rho``, by depth; MAE as contrast), the matrix flow from the same init
+                   and a predictor from the init alone against the trained fates, minibatch SGD
 =================  =====================================================================
 
 Where each group is drawn (in ``jepa_dynamics/figures/``) and which notebook shows it (in ``notebooks/``):
@@ -50,6 +53,7 @@ linear_probe       ``_linear_probe.py``              ``06_linear_probe.ipynb``
 beyond_balanced    ``beyond.py``                     ``07_beyond_balanced.ipynb``
 matrix_study       ``_matrix_study.py``              ``08_matrix_study.ipynb``
 real_data          ``_real_data.py``                 ``09_real_data.ipynb``
+random_init        ``_random_init.py``               ``10_random_init.ipynb``
 =================  ================================  ===================================
 
 The registry (:data:`FIGURES`, :func:`check_names`, :func:`render`) is ``_registry.py``; the
@@ -66,8 +70,10 @@ from ._matrix_study import matrix_study
 from ._mlp_heatmaps import mlp_heatmaps
 from ._ode_dynamics import ode_dynamics
 from ._order_inversion import order_inversion
+from ._random_init import random_init
 from ._real_data import real_data, real_data_runs
 from ._registry import FIGURES, check_names, render
 
 __all__ = ["FIGURES", "ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models",
-           "linear_probe", "probe_accuracy", "matrix_study", "real_data", "real_data_runs", "render", "check_names"]
+           "linear_probe", "probe_accuracy", "matrix_study", "real_data", "real_data_runs", "random_init", "render",
+           "check_names"]

@@ -13,6 +13,7 @@ from ._matrix_study import matrix_study
 from ._mlp_heatmaps import mlp_heatmaps
 from ._ode_dynamics import ode_dynamics
 from ._order_inversion import order_inversion
+from ._random_init import random_init
 from ._real_data import real_data
 
 
@@ -33,6 +34,7 @@ FIGURES = {
     "matrix_study": matrix_study,
     "real_data": real_data,
     "beyond_balanced": _beyond_balanced,  # jepa_dynamics.figures.beyond
+    "random_init": random_init,
 }
 
 
