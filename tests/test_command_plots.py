@@ -1,0 +1,95 @@
+"""The plots the commands draw, read back from their matplotlib figures: what each axis holds,
+not only that a PNG was written."""
+
+import numpy as np
+import pytest
+
+from jepa_dynamics import records
+from jepa_dynamics.api import sweep as api_sweep
+from jepa_dynamics.experiments import sweep
+from jepa_dynamics.figures.commands import sweep_figure, trajectory_figure
+
+
+def _sweep_figure(tmp_path, **grid):
+    out = str(tmp_path / "s.csv")
+    api_sweep(out=out, **grid)
+    return sweep_figure(records.read_csv(out))
+
+
+def _lines(ax):
+    return {ln.get_label(): ln for ln in ax.get_lines()}
+
+
+def test_sweep_figure_default_grid_shows_jepa_falling_with_rho_more_steeply_with_depth(tmp_path):
+    fig = _sweep_figure(tmp_path)
+    axes = fig.axes
+    assert len(axes) == 4  # rows rho, lam; columns JEPA, MAE
+    assert [ax.get_title() for ax in axes[:2]] == ["JEPA", "MAE"]
+    assert all("rho" in ax.get_xlabel() for ax in axes[:2]) and all("lambda" in ax.get_xlabel() for ax in axes[2:])
+    for ax in axes:
+        for ln in ax.get_lines():
+            assert np.unique(ln.get_xdata()).size > 1, (ax.get_xlabel(), ln.get_label())
+    jepa_rho, mae_rho = _lines(axes[0]), _lines(axes[1])
+    assert set(jepa_rho) == {"L = 1", "L = 2", "L = 4"}
+
+    def fall(line):  # t* at the smallest rho over t* at the largest
+        x, y = line.get_xdata(), line.get_ydata()
+        return y[np.argmin(x)] / y[np.argmax(x)]
+
+    falls = [fall(jepa_rho[f"L = {d}"]) for d in (1, 2, 4)]
+    assert falls[0] < 1.02 and falls[0] < falls[1] < falls[2] and falls[2] > 2
+    assert all(0.85 < fall(ln) < 1.0 for ln in mae_rho.values())  # MAE: flat (if anything slower at high rho)
+    for c in (0, 1):  # each (objective, depth) is divided by its fastest feature drawn: its minimum is 1
+        for label in jepa_rho:
+            ys = np.concatenate([_lines(axes[c + 2 * r])[label].get_ydata() for r in (0, 1)])
+            assert ys.min() == 1.0 and ys.max() > 1.0
+    for ax in axes[2:]:  # t* ~ 1 / lam at fixed rho, every objective and depth
+        for ln in ax.get_lines():
+            x, y = ln.get_xdata(), ln.get_ydata()
+            assert y[np.argmin(x)] / y[np.argmax(x)] == pytest.approx(2.0, rel=1e-9)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["L = 1", "L = 2", "L = 4"]
+    assert fig.legends[0].get_title().get_text() == "encoder depth"
+
+
+@pytest.mark.parametrize("grid, rows, objectives", [
+    (dict(lam=1), ("rho",), ("JEPA", "MAE")),
+    (dict(rho=0.6), ("lambda",), ("JEPA", "MAE")),
+    (dict(objective="jepa"), ("rho", "lambda"), ("JEPA",)),
+    (dict(objective="mae", lam=1), ("rho",), ("MAE",)),
+])
+def test_sweep_figure_draws_only_the_axes_the_grid_varies(tmp_path, grid, rows, objectives):
+    axes = _sweep_figure(tmp_path, **grid).axes
+    assert len(axes) == len(rows) * len(objectives)
+    assert [ax.get_title() for ax in axes[:len(objectives)]] == list(objectives)
+    for r, name in enumerate(rows):
+        for ax in axes[r * len(objectives):(r + 1) * len(objectives)]:
+            assert name in ax.get_xlabel()
+            assert all(np.unique(ln.get_xdata()).size > 1 for ln in ax.get_lines()) and ax.get_lines()
+
+
+def test_sweep_figure_of_one_feature_draws_critical_time_per_depth(tmp_path):
+    fig = _sweep_figure(tmp_path, lam=1, rho=0.6)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["L = 1", "L = 2", "L = 4"]
+    table = records.read_csv(str(tmp_path / "s.csv"))
+    jepa = [ln for ln in ax.get_lines() if ln.get_label() == "JEPA"][0]
+    np.testing.assert_array_equal(jepa.get_ydata(), table["t_star"][table["objective"] == "jepa"])
+
+
+def test_trajectory_figure_line_style_is_the_objective_and_the_marker_the_feature():
+    params, ts, w = sweep.simulate(sweep.parse_grid("jepa,mae", "1,2", "0.5,1", "0.3,0.9", "1e-3"), num=20)
+    fig = trajectory_figure(params, ts, w)
+    markers = {}
+    for ax, (title, style) in zip(fig.axes, (("JEPA", "-"), ("MAE", "--"))):
+        assert ax.get_title() == title
+        lines = ax.get_lines()
+        assert len(lines) == 8 and {ln.get_linestyle() for ln in lines} == {style}
+        for ln in lines:
+            markers.setdefault(ln.get_marker(), set()).add(ln.get_color())
+    assert len(markers) == 4  # one marker per (lam, rho) pair, each drawn in both depths' colours
+    assert all(len(colours) == 2 for colours in markers.values())
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names[:4] == ["L = 1", "L = 2", "JEPA", "MAE"]
+    assert names[4:] == [f"$\\lambda$={a:g}, $\\rho$={b:g}" for a in (0.5, 1) for b in (0.3, 0.9)]
+    by_label = {t.get_text(): h for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
+    assert by_label["MAE"].get_linestyle() == "--" and by_label["JEPA"].get_linestyle() == "-"
