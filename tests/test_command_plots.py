@@ -93,3 +93,51 @@ def test_trajectory_figure_line_style_is_the_objective_and_the_marker_the_featur
     assert names[4:] == [f"$\\lambda$={a:g}, $\\rho$={b:g}" for a in (0.5, 1) for b in (0.3, 0.9)]
     by_label = {t.get_text(): h for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
     assert by_label["MAE"].get_linestyle() == "--" and by_label["JEPA"].get_linestyle() == "-"
+
+
+def _result(config, responses, times):
+    from jepa_dynamics.training import train
+
+    steps = np.round(np.asarray(times) / config.lr).astype(int)
+    return train.TrainResult(config, config.dataset(), steps, np.asarray(times), np.asarray(responses), None, None, {})
+
+
+def test_train_plot_draws_responses_over_w_star():
+    """A feature with w_star = 0.064 that the network learned reads as learned: its markers reach 1."""
+    from jepa_dynamics import theory
+    from jepa_dynamics.training import runs, train
+
+    config = train.TrainConfig(depth=3, lam=(1.0, 1.0), rho=(0.9, 0.4), eps=1e-3, lr=1.0, steps=60000, grid="log")
+    times = np.concatenate([[0.0], np.geomspace(1, 6e4, 80)])
+    resp = theory.trajectory("jepa", 3, np.array([1.0, 1.0]), np.array([0.9, 0.4]), 1e-3, times).T
+    ax = runs.response_figure(_result(config, resp, times)).axes[0]
+    assert "w^*" in ax.get_ylabel()
+    markers = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    w_star = np.array([0.9 ** 3, 0.4 ** 3])
+    for ln, i in zip(markers, (0, 1)):
+        np.testing.assert_allclose(ln.get_ydata(), resp[1:, i] / w_star[i], rtol=1e-12)
+        assert ln.get_ydata().max() > 0.99
+    theory_lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and ln.get_marker() in ("None", "")]
+    assert len(theory_lines) == 2 and all(abs(ln.get_ydata().max() - 1) < 1e-3 for ln in theory_lines)
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["i=0: lam=1, rho=0.9, w*=0.729", "i=1: lam=1, rho=0.4, w*=0.064"]
+
+
+def test_train_plot_of_a_random_init_divides_by_the_matrix_flows_final_response():
+    from jepa_dynamics.training import runs, train
+    from jepa_dynamics.training._summary import theory_columns
+
+    config = train.TrainConfig(depth=2, lam=(1.0, 0.8), rho=(0.9, 0.5), eps=1e-2, lr=0.2, steps=4000,
+                               init="random", grid="log")
+    cols = theory_columns(config, config.dataset(), gd=False)
+    learned = np.asarray(cols["learned_theory"], bool)
+    assert cols["theory"] == "matrix_flow" and learned.tolist() == [True, False]  # JEPA loses feature 1
+    times = np.concatenate([[0.0], np.geomspace(0.2, 800, 30)])
+    resp = np.outer(np.linspace(0.01, 1, times.size), [0.8, 0.2])  # any responses: only the scale is checked
+    ax = runs.response_figure(_result(config, resp, times)).axes[0]
+    assert "matrix flow's final response" in ax.get_ylabel() and "over their first response" in ax.get_ylabel()
+    markers = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    np.testing.assert_allclose(markers[0].get_ydata(), resp[1:, 0] / abs(cols["w_inf"][0]), rtol=1e-12)
+    np.testing.assert_allclose(markers[1].get_ydata(), resp[1:, 1] / resp[0, 1], rtol=1e-12)  # not learned
+    # the balanced theory is not a random init's: no theory line is drawn
+    assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and ln.get_marker() in ("None", "")]
