@@ -141,3 +141,28 @@ def test_train_plot_of_a_random_init_divides_by_the_matrix_flows_final_response(
     np.testing.assert_allclose(markers[1].get_ydata(), resp[1:, 1] / resp[0, 1], rtol=1e-12)  # not learned
     # the balanced theory is not a random init's: no theory line is drawn
     assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and ln.get_marker() in ("None", "")]
+
+
+def test_fidelity_figure_compares_with_the_gradient_flow_theory_and_names_both_theories():
+    from jepa_dynamics.training.grid import fidelity_figure
+
+    flow = np.array([10.0, 20.0, 40.0, 80.0])
+    gd = flow * (1 + np.array([3e-3, 2e-3, 5e-3, 1e-3]))
+    emp = gd * (1 + 1e-15)
+    table = {"objective": np.array(["jepa", "jepa", "mae", "mae"]), "depth": np.array([1, 1, 2, 2]),
+             "t_star_theory": flow, "t_star_gd": gd, "t_star_empirical": emp,
+             "learned_theory": np.array(["true"] * 4), "learned_empirical": np.array(["true"] * 4)}
+    fig = fidelity_figure(table)
+    scatter, errors = fig.axes
+    assert "gradient-flow" in scatter.get_xlabel()
+    np.testing.assert_allclose(np.concatenate([ln.get_xdata() for ln in scatter.get_lines()[:2]]), flow)
+    assert "relative error" in errors.get_ylabel()
+    by_marker = {}
+    for ln in errors.get_lines():
+        by_marker.setdefault(ln.get_marker(), []).append(ln.get_ydata())
+    np.testing.assert_allclose(np.concatenate(by_marker["o"]), np.abs(emp / flow - 1), rtol=1e-9)  # ~1e-3
+    assert np.all(np.concatenate(by_marker["D"]) < 1e-14)  # the GD map: rounding
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(names) == 2 and "t_star_theory" in names[0] and "gradient-flow" in names[0]
+    assert "t_star_gd" in names[1] and "GD map" in names[1]
+    assert [h.get_marker() for h in fig.legends[0].legend_handles] == ["o", "D"]
