@@ -166,3 +166,31 @@ def test_fidelity_figure_compares_with_the_gradient_flow_theory_and_names_both_t
     assert len(names) == 2 and "t_star_theory" in names[0] and "gradient-flow" in names[0]
     assert "t_star_gd" in names[1] and "GD map" in names[1]
     assert [h.get_marker() for h in fig.legends[0].legend_handles] == ["o", "D"]
+
+
+def test_matrix_plot_fits_the_time_axis_to_the_dynamics_and_names_the_modes(tmp_path, monkeypatch):
+    from jepa_dynamics.api import matrix as api_matrix
+    from jepa_dynamics.experiments import matrix_run
+
+    drawn = []
+    real = matrix_run.matrix_figure
+    monkeypatch.setattr(matrix_run, "matrix_figure", lambda *a, **k: drawn.append(real(*a, **k)) or drawn[-1])
+    api_matrix(objective="jepa", depth=2, dist="rotated", dim=4, seed=4, eps=1e-3, num_times=120,
+               out=str(tmp_path / "run"))
+    s = records.read_csv(str(tmp_path / "run" / "summary.csv"))
+    times = records.read_csv(str(tmp_path / "run" / "responses.csv"))["time"]
+    (fig,) = drawn
+    curves, rows, bar = fig.axes
+    lo, hi = curves.get_xlim()
+    assert rows.get_xlim() == (lo, hi)
+    t_star = np.r_[s["t_star_matrix"], s["t_star_theory"]]
+    assert 0.05 * t_star.min() < lo < t_star.min() and t_star.max() < hi < 5 * t_star.max()
+    assert hi / lo < 1e3 < times.max() / times[times > 0].min()  # far narrower than the run's time grid
+    # one row per mode: the engine's and the theory's t* of mode i sit at y = i, and nowhere else
+    for marker, column in (("o", "t_star_matrix"), ("x", "t_star_theory")):
+        pts = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in rows.get_lines() if ln.get_marker() == marker]
+        assert [y for _, y in pts] == list(range(4))
+        np.testing.assert_allclose([x for x, _ in pts], s[column], rtol=1e-12)
+    assert [t.get_text() for t in bar.get_yticklabels()] == [f"{i}: $\\rho$={r:.2g}" for i, r in enumerate(s["rho"])]
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names == ["full-matrix flow (t_star_matrix)", "per-feature theory (t_star_theory)"]
