@@ -194,3 +194,21 @@ def test_matrix_plot_fits_the_time_axis_to_the_dynamics_and_names_the_modes(tmp_
     assert [t.get_text() for t in bar.get_yticklabels()] == [f"{i}: $\\rho$={r:.2g}" for i, r in enumerate(s["rho"])]
     names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert names == ["full-matrix flow (t_star_matrix)", "per-feature theory (t_star_theory)"]
+
+
+def test_spectrum_figure_draws_one_row_per_requested_depth_on_one_colour_scale():
+    from jepa_dynamics.realdata import spectrum
+    from jepa_dynamics.theory import modes as modes_mod
+
+    lam = np.array([1.0, 0.5, 0.2, 0.1, -0.05])
+    sigma2 = np.array([1.2, 1.0, 0.5, 1.0, 1.0])
+    m = modes_mod.decompose(np.diag(sigma2), np.diag(lam))
+    table = spectrum.mode_table(m, [1, 2, 3, 4], 1e-3)
+    fig = spectrum.spectrum_figure(table, m)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 8 and len(fig.axes) == 9  # 4 depths x (JEPA, MAE), and one colourbar
+    for r, d in enumerate((1, 2, 3, 4)):
+        assert [ax.get_title().split(":")[0] for ax in panels[2 * r:2 * r + 2]] == [f"JEPA, L = {d}", f"MAE, L = {d}"]
+    limits = {(c.norm.vmin, c.norm.vmax) for ax in panels for c in ax.collections if c.get_array() is not None}
+    assert len(limits) == 1  # one colour scale for every panel
+    assert len([ax for ax in spectrum.spectrum_figure(table, m, depth=[1, 4]).axes if ax.get_title()]) == 4
