@@ -212,3 +212,15 @@ def test_spectrum_figure_draws_one_row_per_requested_depth_on_one_colour_scale()
     limits = {(c.norm.vmin, c.norm.vmax) for ax in panels for c in ax.collections if c.get_array() is not None}
     assert len(limits) == 1  # one colour scale for every panel
     assert len([ax for ax in spectrum.spectrum_figure(table, m, depth=[1, 4]).axes if ax.get_title()]) == 4
+
+
+def test_sweep_figure_beyond_balanced_draws_the_first_setting_and_says_so(tmp_path):
+    fig = _sweep_figure(tmp_path, objective="jepa", depth=2, lam=1, rho="0.3,0.6,0.9",
+                        predictor_init="balanced,-0.05", weight_decay="0,1e-2")
+    (ax,) = fig.axes
+    (line,) = ax.get_lines()
+    table = records.read_csv(str(tmp_path / "s.csv"))
+    first = (table["predictor_init"] == table["predictor_init"][0]) & (table["weight_decay"] == 0)
+    np.testing.assert_allclose(line.get_ydata(), table["t_star"][first] / table["t_star"][first].min(), rtol=1e-12)
+    assert "predictor_init" in fig.get_suptitle() and "weight_decay" in fig.get_suptitle()
+    assert "predictor_init" not in _sweep_figure(tmp_path, objective="jepa").get_suptitle()

@@ -48,6 +48,19 @@ def _first_knobs(table, m: np.ndarray) -> np.ndarray:
     return m
 
 
+def _varied_knobs(table, rows: np.ndarray) -> list:
+    """The beyond-balanced columns that take several values within one objective and depth."""
+    out = []
+    for name in _KNOBS:
+        if name in table:
+            for obj in _objectives(table):
+                for d in np.unique(table["depth"][rows]):
+                    m = rows & (table["objective"] == obj) & (table["depth"] == d)
+                    if np.unique(table[name][m]).size > 1 and name not in out:
+                        out.append(name)
+    return out
+
+
 def relative_times(table: dict, rows: np.ndarray) -> dict:
     """``(objective, depth) -> t_star / min t_star`` over ``rows`` (a mask) of that objective
     and depth, non-finite critical times (features never learned) left out of the minimum."""
@@ -90,7 +103,8 @@ def sweep_figure(table: dict, *, lam: float | None = None, rho: float | None = N
         drawn |= base & (table[other[x]] == fixed[other[x]])
     ratios = relative_times(table, drawn)
     with style():
-        fig, axes = new_figure(len(rows), len(objectives), width=4.0, height=3.1, sharey=True)
+        fig, axes = new_figure(len(rows), len(objectives), width=4.0 if len(objectives) > 1 else 4.6,
+                               height=3.1 if len(objectives) > 1 or len(rows) > 1 else 3.8, sharey=True)
         for r, x in enumerate(rows):
             for c, obj in enumerate(objectives):
                 ax = axes[r, c]
@@ -118,8 +132,10 @@ def sweep_figure(table: dict, *, lam: float | None = None, rho: float | None = N
         fig.legend(handles=_depth_handles(depths), title="encoder depth", loc="outside lower center",
                    ncols=len(depths), frameon=False)
         gap = "\n" if len(objectives) == 1 else " "  # one column: three short lines
+        varied = _varied_knobs(table, drawn)
         fig.suptitle(f"$t^*$ over the fastest feature's $t^*$, per objective and depth{gap}"
-                     f"($\\epsilon$ = {eps:g}, fraction = {fraction:g}):{gap}lower = learned earlier", fontsize=10)
+                     f"($\\epsilon$ = {eps:g}, fraction = {fraction:g}):{gap}lower = learned earlier"
+                     + (f"\nshown: the first value of{gap}{', '.join(varied)}" if varied else ""), fontsize=10)
     return fig
 
 
