@@ -59,7 +59,8 @@ def sweep(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", r
           resume=False, repair=False, allow_large=False, progress=None, command=None, report=None) -> SweepResult:
     """Critical times over the grid ``objective x depth x lam x rho x eps x fraction`` (and the
     beyond-balanced knobs ``predictor_init x ema_rate x weight_decay x lr``), streamed to the CSV
-    ``out``; with ``plot``, critical time against ``rho`` and ``lam`` (PNG/PDF/SVG).
+    ``out``; with ``plot``, each critical time over the fastest feature's (same objective and
+    depth) against ``rho`` and ``lam`` (PNG/PDF/SVG; :func:`jepa_dynamics.figures.commands.sweep_figure`).
 
     The twin of ``jepa-dynamics sweep``: every flag is a keyword of the same name; list flags
     take comma text or sequences.  ``resume`` continues an interrupted file after checking

@@ -13,7 +13,8 @@ def add(sub) -> None:
     add_grid_flags(p)
     add_aligned_flags(p)
     p.add_argument("--out", required=True, help="CSV file to write")
-    p.add_argument("--plot", help="also draw critical time against rho and lam (PNG/PDF/SVG)")
+    p.add_argument("--plot", help="also draw each critical time over the fastest feature's, against rho and lam, "
+                   "one column per objective, colour = depth (PNG/PDF/SVG)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted sweep in --out, after checking that each row already there is "
                         "this grid's row at its position (refused, file untouched, if one is not)")

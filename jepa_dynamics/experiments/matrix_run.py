@@ -213,30 +213,79 @@ def _blank_nan(values):
     return arr
 
 
+def dynamics_window(times, normalised, learned, crossings, *, leave: float = 0.02) -> tuple:
+    """The time window where the modes move, for a log axis: from a bit before the first learned
+    mode leaves its plateau (its ``normalised`` response has risen ``leave`` of its end value above
+    where it started) to a bit after the last of ``crossings`` (engine and theory ``t_star``), or
+    after the learned modes settle within 10% of their end values if that is later (at most ten
+    times the last crossing); within ``times > 0``.  ``normalised``: ``(T, d)`` responses over
+    their end values."""
+    keep = times > 0
+    t, y = times[keep], normalised[keep]
+    lo, hi = t[0], t[-1]
+    learned = np.flatnonzero(learned)
+    starts = [t[np.flatnonzero(y[:, i] - y[0, i] > leave)[0]] for i in learned if np.any(y[:, i] - y[0, i] > leave)]
+    finite = np.asarray(crossings, np.float64)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if not starts or not finite.size:
+        return lo, hi
+    unsettled = np.flatnonzero(np.any(np.abs(y[:, learned] - 1) > 0.1, axis=1))
+    settled = t[min(unsettled[-1] + 1, t.size - 1)] if unsettled.size else t[0]
+    last = finite.max()
+    return max(lo, 0.5 * min(starts)), min(hi, max(1.6 * last, min(1.2 * settled, 10 * last)))
+
+
 def matrix_figure(config, res, cols=None):
-    """Each mode's ``gamma_i(t) / gamma_i(t_max)`` (log time), the engine's critical times (dots) and
-    the per-feature theory's (crosses) at ``fraction``."""
+    """Top: each mode's ``gamma_i(t) / gamma_i(t_max)`` on a log time axis fitted to the dynamics
+    (:func:`dynamics_window`).  Bottom: each mode's critical time on its own row, the engine's
+    (dots, ``t_star_matrix``) beside the per-feature theory's (crosses, ``t_star_theory``), so that
+    no marker hides another.  One colourbar names the modes (index, ``rho``)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.lines import Line2D
+
     from .. import _style as plots
 
     cols = summary_columns(config, res) if cols is None else cols
     d = res.modes.dim
+    cmap = colormaps["viridis"]
+    norm = BoundaryNorm(np.arange(d + 1) - 0.5, cmap.N)
+    scale = np.where(res.gamma_inf > 0, res.gamma_inf, 1.0)
+    normalised = res.responses / scale
+    t_mat, t_th = np.asarray(cols["t_star_matrix"], np.float64), np.asarray(cols["t_star_theory"], np.float64)
+    lo, hi = dynamics_window(res.times, normalised, np.asarray(cols["learned"], bool), np.r_[t_mat, t_th])
     with plots.style():
-        fig, axes = plots.new_figure(1, 1, width=6.0, height=3.8)
-        ax = axes[0, 0]
-        cmap = __import__("matplotlib").colormaps["viridis"]
+        fig, axes = plots.new_figure(2, 1, width=6.4, height=2.4, sharex=True,
+                                     gridspec_kw={"height_ratios": [1.6, 1.0]})
+        ax, rows = axes[0, 0], axes[1, 0]
         keep = res.times > 0
+        ax.axhline(config.fraction, color="0.6", ls=":", lw=0.9)
+        ms = float(np.clip(60 / max(d, 1), 1.5, 5))
         for i in range(d):
-            colour = cmap(i / max(d - 1, 1))
-            scale = res.gamma_inf[i] if res.gamma_inf[i] > 0 else 1.0
-            ax.plot(res.times[keep], res.responses[keep, i] / scale, color=colour, lw=1.1)
-            if np.isfinite(cols["t_star_matrix"][i]):
-                ax.plot(cols["t_star_matrix"][i], config.fraction, "o", color=colour, ms=4)
-            if np.isfinite(cols["t_star_theory"][i]):
-                ax.plot(cols["t_star_theory"][i], config.fraction, "x", color=colour, ms=5)
+            colour = cmap(norm(i))
+            ax.plot(res.times[keep], normalised[keep, i], color=colour, lw=1.1)
+            rows.plot([t_mat[i], t_th[i]], [i, i], color="0.75", lw=0.8, zorder=1)
+            rows.plot(t_mat[i], i, "o", color=colour, ms=ms, alpha=0.85, zorder=2)
+            rows.plot(t_th[i], i, "x", color=colour, ms=ms + 1, mew=1.3, zorder=3)
         ax.set_xscale("log")
-        ax.set_xlabel(plots.TIME_LABEL)
+        ax.set_xlim(lo, hi)
         ax.set_ylabel(r"$\gamma_i(t) / \gamma_i(t_{\max})$")
-        ax.set_title(f"{config.objective.upper()}, L = {config.depth}, d = {d}, {config.init} init; modes by "
-                     r"decreasing $\rho$ (dark to light)" "\n" r"dots: engine $t^*$, crosses: per-feature theory $t^*$",
-                     fontsize=9)
+        ax.set_title(f"{config.objective.upper()}, L = {config.depth}, d = {d}, {config.init} init; "
+                     f"modes by decreasing $\\rho$ (dark to light)", fontsize=9)
+        rows.set_ylim(d - 0.5, -0.5)
+        rows.set_ylabel("mode $i$")
+        rows.set_xlabel(plots.TIME_LABEL)
+        rows.set_title(f"critical time $t^*$ (response at fraction {config.fraction:g} of its end value)", fontsize=9)
+        if d <= 12:
+            rows.set_yticks(range(d))
+        bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes[:, 0], fraction=0.05, pad=0.02)
+        ticks = np.unique(np.round(np.linspace(0, d - 1, min(d, 12))).astype(int))
+        bar.set_ticks(ticks, labels=[f"{i}: $\\rho$={res.modes.rho[i]:.2g}" for i in ticks])
+        bar.ax.invert_yaxis()
+        bar.set_label(r"mode $i$ (feature index): its $\rho$")
+        fig.legend(handles=[Line2D([], [], marker="o", color="0.3", ls="", label="full-matrix flow (t_star_matrix)"),
+                            Line2D([], [], marker="x", color="0.3", ls="", mew=1.3,
+                                   label="per-feature theory (t_star_theory)")],
+                   loc="outside lower center", ncols=2, frameon=False)
     return fig

@@ -163,40 +163,53 @@ def _title(cov) -> str:
     return f"{name}: n = {cov.n}, d = {cov.dim}"
 
 
-def spectrum_figure(table: dict, m: modes_mod.Modes, *, depth: int | None = None, title: str = "", top: int = 10):
-    """``lam`` against ``rho`` per mode, one panel per objective, coloured by the predicted rank
-    at ``depth`` (default the deepest in ``table``); the first ``top`` modes carry their rank;
-    never-learned modes are grey crosses (``lam <= 0`` ones on the bottom edge)."""
+def spectrum_figure(table: dict, m: modes_mod.Modes, *, depth=None, title: str = "", top: int = 10):
+    """``lam`` against ``rho`` per mode, one row per depth (``depth``: one depth or a list; default
+    every depth in ``table``) and one column per objective, coloured by the predicted rank on one
+    colour scale shared by every panel (one colourbar); the first ``top`` modes of each panel carry
+    their rank; never-learned modes are grey crosses (``lam <= 0`` ones on the bottom edge)."""
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
 
     from .._style import OBJECTIVE_LABEL, new_figure, style
 
-    depth = int(np.max(table["depth"])) if depth is None else int(depth)
-    sel = table["depth"] == depth
-    lam, rho = table["lam"][sel], table["rho"][sel]
-    positive = lam > 0
-    floor = lam[positive].min() / 3 if positive.any() else 1e-3
-    lam_plot = np.where(positive, lam, floor)
+    depths = sorted(np.unique(table["depth"]).astype(int).tolist()) if depth is None \
+        else [int(d) for d in np.atleast_1d(depth)]
+    lam_all = table["lam"]
+    floor = lam_all[lam_all > 0].min() / 3 if np.any(lam_all > 0) else 1e-3
+    ranks_learned = [table[f"rank_{o}"][np.isfinite(table[f"t_star_{o}"]) & np.isin(table["depth"], depths)]
+                     for o in spec.OBJECTIVES]
+    norm = Normalize(0, max([int(r.max()) for r in ranks_learned if r.size] + [1]))
+    cmap = "viridis_r"
     with style():
-        fig, axes = new_figure(1, 2, width=4.4, height=3.7, sharey=True)
-        for ax, obj in zip(axes[0], spec.OBJECTIVES):
-            rank = table[f"rank_{obj}"][sel]
-            learned = np.isfinite(table[f"t_star_{obj}"][sel])
-            norm = Normalize(0, max(int(rank[learned].max()) if learned.any() else 0, 1))
-            ax.scatter(rho[~learned], lam_plot[~learned], marker="x", s=14, color="0.6", lw=0.8,
-                       label=f"never learned ({int((~learned).sum())})")
-            order = np.argsort(-rank[learned])
-            sc = ax.scatter(rho[learned][order], lam_plot[learned][order], c=rank[learned][order], cmap="viridis_r",
-                            norm=norm, s=22, edgecolor="k", lw=0.3, label="learned (colour: predicted rank)")
-            for i in np.flatnonzero(learned & (rank < top)):
-                ax.annotate(str(rank[i]), (rho[i], lam_plot[i]), textcoords="offset points", xytext=(3, 3),
-                            fontsize=7)
-            ax.set_yscale("log")
+        fig, axes = new_figure(len(depths), 2, width=4.0, height=2.9, sharex=True, sharey=True)
+        for row, d in zip(axes, depths):
+            sel = table["depth"] == d
+            lam, rho = table["lam"][sel], table["rho"][sel]
+            lam_plot = np.where(lam > 0, lam, floor)
+            for ax, obj in zip(row, spec.OBJECTIVES):
+                rank = table[f"rank_{obj}"][sel]
+                learned = np.isfinite(table[f"t_star_{obj}"][sel])
+                ax.scatter(rho[~learned], lam_plot[~learned], marker="x", s=14, color="0.6", lw=0.8)
+                order = np.argsort(-rank[learned])
+                ax.scatter(rho[learned][order], lam_plot[learned][order], c=rank[learned][order], cmap=cmap,
+                           norm=norm, s=22, edgecolor="k", lw=0.3)
+                for i in np.flatnonzero(learned & (rank < top)):
+                    ax.annotate(str(rank[i]), (rho[i], lam_plot[i]), textcoords="offset points", xytext=(3, 3),
+                                fontsize=7)
+                ax.set_yscale("log")
+                ax.set_title(f"{OBJECTIVE_LABEL[obj]}, L = {d}: predicted order "
+                             f"({int((~learned).sum())} never learned)", fontsize=9)
+            row[0].set_ylabel(r"$\lambda_i$ (covariance)")
+        for ax in axes[-1]:
             ax.set_xlabel(r"$\rho_i$ (regression coefficient of the mode)")
-            ax.set_title(f"{OBJECTIVE_LABEL[obj]}, L = {depth}: predicted order", fontsize=9.5)
-            ax.legend(fontsize=7, frameon=False, loc="lower right")
-            fig.colorbar(sc, ax=ax, label="predicted rank (0 = first)", shrink=0.8)
-        axes[0, 0].set_ylabel(r"$\lambda_i$ (covariance of the mode; $\lambda \leq 0$ on the floor)")
-        if title:
-            fig.suptitle(title, fontsize=10)
+        fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="predicted rank (0 = learned first), every panel",
+                     shrink=min(1.0, 0.5 + 0.15 * len(depths)), fraction=0.04, aspect=12 * len(depths))
+        fig.legend(handles=[Line2D([], [], marker="o", color="0.5", mec="k", mew=0.3, ls="",
+                                   label=f"learned (colour: predicted rank; number: rank, first {top})"),
+                            Line2D([], [], marker="x", color="0.6", ls="", label="never learned")],
+                   loc="outside lower center", ncols=2, frameon=False, fontsize=8)
+        fig.suptitle((f"{title}\n" if title else "") + r"modes by $\lambda$ and $\rho$ ($\lambda \leq 0$ on the "
+                     "bottom edge), one row per depth", fontsize=10)
     return fig

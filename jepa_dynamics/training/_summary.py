@@ -120,42 +120,68 @@ def write_summary(result: TrainResult, path: str, command: str) -> None:
                               np.asarray(cols["fell_back_theory"], bool), np.asarray(fell_back_emp, bool)])
 
 
+def response_scale(result: TrainResult, cols: dict) -> tuple:
+    """Per feature, the scale :func:`response_figure` divides the responses by, and what it is:
+    ``|w_inf|`` (the run's gradient-flow fixed point, ``w_star`` for balanced runs; matrix-flow
+    runs: the flow's own final response, since ``|w_inf|`` of the per-feature theory is not the
+    scale of a random init); for a feature the theory does not learn (``learned_theory`` false:
+    ``w_inf = 0``, or the matrix flow's response settles below the crossing level), the feature's
+    first recorded response instead.  Returns ``(scale, unlearned)``."""
+    scale = np.abs(np.asarray(cols["w_inf"], np.float64))
+    unlearned = ~(np.asarray(cols["learned_theory"], bool) & np.isfinite(scale) & (scale > 0))
+    first = np.abs(np.asarray(result.responses[0], np.float64))
+    scale = np.where(unlearned, np.where(first > 0, first, 1.0), scale)
+    return scale, unlearned
+
+
+_SCALE_NAME = {"closed_form": "w*", "aligned": "|w_inf|", "matrix_flow": "flow's final response"}
+_SCALE_LABEL = {"closed_form": r"$\gamma_i \,/\, w^*$  (response over its fixed point $w^*$)",
+                "aligned": r"$\gamma_i \,/\, |w_\infty|$  (response over the run's fixed point)",
+                "matrix_flow": r"$\gamma_i$ / the matrix flow's final response"}
+
+
 def response_figure(result: TrainResult, max_features: int = 10):
-    """Recorded responses (markers) over the theory's ``w(t)`` (lines, linear models)."""
+    """Recorded responses (markers) over the theory's ``w(t)`` (lines, balanced linear models),
+    each divided by its feature's scale (:func:`response_scale`: ``|w_inf|``, as the paper plots
+    ``w / w_star``), so features with small fixed points read as learned when they are."""
     from matplotlib import cm
 
     from .._style import TIME_LABEL, new_figure
 
     cfg, ds = result.config, result.dataset
-    fig, axes = new_figure(width=6.0, height=4.2)
+    fig, axes = new_figure(width=6.8, height=4.2)
     ax = axes[0, 0]
     idx = np.unique(np.round(np.linspace(0, ds.dim - 1, min(ds.dim, max_features))).astype(int))
     colours = cm.viridis(np.linspace(0, 0.9, idx.size))
     t = result.times
     positive = t > 0 if cfg.grid == "log" else np.ones_like(t, dtype=bool)
+    cols = theory_columns(cfg, ds, gd=False)
     theory_w = None
-    if cfg.model == "linear" and cfg.balanced_theory:
+    if cfg.model == "linear" and cols["theory"] == "closed_form":  # not a random init's: its theory is the matrix flow
         ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
         theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
-    cols = theory_columns(cfg, ds, gd=False)
-    w_star, t_star = np.abs(cols["w_inf"]), cols["t_star_theory"]
+    scale, unlearned = response_scale(result, cols)
+    t_star = cols["t_star_theory"]
+    ax.axhline(cfg.fraction, color="0.6", ls=":", lw=0.9, zorder=1)
     for j, (i, c) in enumerate(zip(idx, colours)):
-        label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}"
+        scale_name = "first response" if unlearned[i] else _SCALE_NAME[cols["theory"]]
+        label = f"i={i}: lam={ds.lam[i]:.3g}, rho={ds.rho[i]:.3g}, {scale_name}={scale[i]:.3g}"
         # markers under the theory's line (zorder), so that the line stays visible where they agree
-        ax.plot(t[positive], result.responses[positive, i], "o", ms=2.5, color=c, alpha=0.45, zorder=2,
-                label=label)
+        ax.plot(t[positive], result.responses[positive, i] / scale[i], "o", ms=2.5, color=c, alpha=0.45,
+                zorder=2, label=label)
         if theory_w is not None:
-            ax.plot(ts, theory_w[j], "-", lw=1.4, color=c, zorder=3)
-        if t_star[i] <= t[-1]:  # the theory's t* (fraction * |w_inf| crossed): a dotted line and a cross
+            ax.plot(ts, theory_w[j] / scale[i], "-", lw=1.4, color=c, zorder=3)
+        if t_star[i] <= t[-1] and not unlearned[i]:  # the theory's t* (fraction * scale crossed)
             ax.axvline(t_star[i], color=c, ls=":", lw=0.9, zorder=1)
-            ax.plot([t_star[i]], [cfg.fraction * w_star[i]], "x", ms=7, mew=1.5, color=c, zorder=4)
+            ax.plot([t_star[i]], [cfg.fraction], "x", ms=7, mew=1.5, color=c, zorder=4)
     if cfg.grid == "log":
         ax.set_xscale("log")
     xlabel = TIME_LABEL if cfg.optimizer == "sgd" else "lr x step (adam: not gradient-flow time)"
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(r"response $\gamma_i$")
+    ax.set_ylabel(_SCALE_LABEL[cols["theory"]] + (" (mlp: a reference)" if cfg.model != "linear" else "")
+                  + ("\n(features not learned in theory: over their first response)" if unlearned[idx].any() else ""))
     lines = "lines: balanced gradient-flow theory; " if theory_w is not None else ""
-    ax.set_title(f"{cfg.model} {cfg.objective.upper()} L={cfg.depth}, {cfg.optimizer}, {cfg.loss} loss\n"
-                 f"{lines}markers: trained; x and dotted: theory's t*", fontsize=9)
-    ax.legend(fontsize=6, loc="best")
+    fig.suptitle(f"{cfg.model} {cfg.objective.upper()} L={cfg.depth}, {cfg.optimizer}, {cfg.loss} loss, init {cfg.init}\n"
+                 f"{lines}markers: trained; x and dotted: theory's t* (at fraction {cfg.fraction:g})", fontsize=9)
+    ax.legend(fontsize=6.5, markerscale=2, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig

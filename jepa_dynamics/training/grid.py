@@ -42,6 +42,7 @@ from .._jax import jax, matmul_precision
 
 import jax.numpy as jnp  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+from ._fidelity import fidelity_figure  # noqa: F401
 from ._grid_configs import Prediction, configs_from, predict, replace  # noqa: F401
 
 __all__ = ["GridResult", "Prediction", "group_key", "plan", "train_group", "predict", "run_grid", "configs_from",
@@ -378,40 +379,3 @@ def _cut_rows(path: str, n_rows: int) -> None:
         dst.flush()
         os.fsync(dst.fileno())
     os.replace(tmp, path)
-
-
-def fidelity_figure(table: dict):
-    """Left: empirical critical time against the theory (GD map where it applies, else gradient
-    flow), one marker per (network, feature).  Right: the relative error by setting."""
-    from .._style import OBJECTIVE_LABEL, PALETTE, new_figure
-
-    fig, axes = new_figure(1, 2, width=4.6, height=3.8)
-    emp = np.asarray(table["t_star_empirical"], np.float64)
-    gd_ = np.asarray(table["t_star_gd"], np.float64)
-    theory_ = np.where(np.isfinite(gd_), gd_, np.asarray(table["t_star_theory"], np.float64))
-    ok = np.isfinite(emp) & np.isfinite(theory_) & (theory_ > 0)
-    labels = np.array([f"{OBJECTIVE_LABEL[o]} L={int(L)}" for o, L in zip(table["objective"], table["depth"])])
-    settings = sorted(set(labels.tolist()))
-    ax = axes[0, 0]
-    for j, s in enumerate(settings):
-        m = ok & (labels == s)
-        ax.loglog(theory_[m], emp[m], "o", ms=3, alpha=0.6, color=PALETTE[j % len(PALETTE)], label=s)
-    if ok.any():
-        lo, hi = np.min(theory_[ok]), np.max(theory_[ok])
-        ax.loglog([lo, hi], [lo, hi], "k-", lw=0.8, label="empirical = theory")
-        ax.legend(fontsize=7)
-    ax.set_xlabel("theory critical time (GD map; else gradient flow)")
-    ax.set_ylabel("trained critical time")
-    ax = axes[0, 1]
-    for j, s in enumerate(settings):
-        m = ok & (labels == s)
-        err = np.abs(emp[m] / theory_[m] - 1)
-        ax.semilogy(np.full(err.size, j) + np.linspace(-0.2, 0.2, err.size), np.maximum(err, 1e-17), "o", ms=3,
-                    alpha=0.6, color=PALETTE[j % len(PALETTE)])
-    ax.set_xticks(range(len(settings)))
-    ax.set_xticklabels(settings, fontsize=8)
-    ax.set_ylabel("|empirical / theory - 1|  (floored at 1e-17)")
-    learned_t, learned_e = table["learned_theory"], table["learned_empirical"]
-    agree = np.mean(np.asarray(learned_t) == np.asarray(learned_e)) if len(learned_t) else np.nan
-    ax.set_title(f"learned: theory = trained in {100 * agree:.1f}% of {len(learned_t)} rows", fontsize=9)
-    return fig
