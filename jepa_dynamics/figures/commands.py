@@ -36,7 +36,7 @@ def sweep_figure(table: dict, *, lam: float | None = None, rho: float | None = N
     depths = sorted(np.unique(table["depth"]).astype(int).tolist())
     fig, axes = new_figure(1, 2)
     for ax, (xname, fixed_name, fixed) in zip(axes[0], (("rho", "lam", lam0), ("lam", "rho", rho0))):
-        for obj in ("jepa", "mae"):
+        for obj in OBJECTIVE_STYLE:  # JEPA, MAE, then Barlow Twins and VICReg (docs/theory.md section 16)
             for d in depths:
                 m = base & (table["objective"] == obj) & (table["depth"] == d) & (table[fixed_name] == fixed)
                 if not m.any():
@@ -74,7 +74,7 @@ def problem_styles(lam, rho) -> dict:
 def trajectory_figure(params: dict, ts: np.ndarray, w: np.ndarray, *, normalise: bool = True):
     """``w(t)`` (divided by ``w_star`` if ``normalise``), one panel per objective: colour is
     depth, line style and marker the ``(lam, rho)`` pair (:func:`problem_styles`)."""
-    objectives = [o for o in ("jepa", "mae") if np.any(params["objective"] == o)]
+    objectives = [o for o in OBJECTIVE_LABEL if np.any(params["objective"] == o)]
     depths = sorted(np.unique(params["depth"]).astype(int).tolist())
     styles = problem_styles(params["lam"], params["rho"])
     fig, axes = new_figure(1, len(objectives), sharey=True)

@@ -1,4 +1,4 @@
-r"""JEPA and MAE losses (docs/theory.md section 1.2) and the joint embeddings Barlow Twins and VICReg (section 16), population and sampled.
+r"""JEPA and MAE (docs/theory.md section 1.2), Barlow Twins and VICReg (section 16): population and sampled losses.
 
 Notation: ``f`` the encoder (``Wbar`` when linear), ``g`` the predictor / decoder
 (``V``), ``f_tgt`` the target encoder.  Squared norms are summed over output
