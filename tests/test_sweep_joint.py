@@ -47,22 +47,6 @@ def test_simulate_crosses_fraction_at_t_star(tmp_path):
         assert w_at == pytest.approx(0.5 * r.params["w_star"][i], rel=1e-9)
 
 
-@pytest.mark.parametrize("flags,name", [
-    (dict(method="ode"), "method"),
-    (dict(ema_rate="2"), "ema_rate"),
-    (dict(weight_decay="0.1"), "weight_decay"),
-    (dict(predictor_init="0.5"), "predictor_init"),
-    (dict(lr="0.01"), "lr"),
-    (dict(eps="0.9"), "eps"),
-])
-def test_refusals_before_any_file(tmp_path, flags, name):
-    out = str(tmp_path / "s.csv")
-    with pytest.raises(spec.SpecError) as err:
-        api.sweep(out=out, objective="jepa,vicreg", depth="1,2", lam="0.5,1", rho="0.5", **flags)
-    assert err.value.name == name and "\n" not in str(err.value)
-    assert not os.path.exists(out)
-
-
 def test_jepa_mae_rows_unchanged_beside_joint(tmp_path):
     """Adding barlow to a grid leaves the JEPA and MAE rows byte for byte as they were."""
     a, b = str(tmp_path / "a.csv"), str(tmp_path / "b.csv")

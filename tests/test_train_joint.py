@@ -24,17 +24,3 @@ def test_trained_run_crosses_at_the_joint_t_star(tmp_path, objective):
     np.testing.assert_allclose(s["w_inf"], joint.fixed_point(objective, lam, **kw), rtol=1e-13)
     assert np.all(np.abs(s["t_star_empirical"] / s["t_star_theory"] - 1) < 0.01)
     assert np.all(np.isnan(s["t_star_gd"])) and set(s["theory"]) == {"closed_form"}
-
-
-@pytest.mark.parametrize("flags,name", [
-    (dict(ema="0.5"), "ema"),
-    (dict(weight_decay="0.1"), "weight_decay"),
-    (dict(init="aligned"), "init"),
-    (dict(eps="0.9"), "eps"),
-])
-def test_refused_before_any_file(tmp_path, flags, name):
-    out = str(tmp_path / "run")
-    with pytest.raises(spec.SpecError) as err:
-        api.train(objective="barlow", depth=2, lam=[1.0, 0.5], rho=[0.5, 0.5], steps=10, out=out, **flags)
-    assert err.value.name == name and "\n" not in str(err.value)
-    assert not os.path.exists(out)

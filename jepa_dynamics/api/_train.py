@@ -38,10 +38,14 @@ def _ema_lists(a: dict, report):
 
 
 def _check_mae_ema(objectives, name, values) -> None:
-    """An EMA target is JEPA's: a run of MAE only with a finite rate (or ``tau > 0``) is refused, naming the flag."""
+    """An EMA target is JEPA's: a run of MAE (or Barlow Twins, VICReg) only with a finite rate (or ``tau > 0``)
+    is refused, naming the flag."""
     finite = [v for v in values if (v != 0 if name == "ema" else v != float("inf"))]
     if finite and all(o == "mae" for o in objectives):
         raise spec.SpecError(name, "an EMA target only exists for --objective jepa (MAE has no target encoder)")
+    if finite and all(o in spec.JOINT_OBJECTIVES for o in objectives):
+        raise spec.SpecError(name, f"an EMA target only exists for --objective jepa ({', '.join(objectives)} "
+                                   "differentiate both branches)")
 
 
 @dataclasses.dataclass(frozen=True)
