@@ -141,6 +141,27 @@ def test_critical_time_is_quadrature_of_dt_dw(objective, weights):
 
 
 @pytest.mark.parametrize("objective,weights", CASES, ids=CASE_IDS)
+def test_matrix_loss_on_the_diagonal_is_the_per_feature_losses(objective, weights):
+    """On the balanced set ``W_a = O_a diag(u) O_{a-1}^T`` (random hidden frames) the matrix loss is
+    ``sum_i ell(w_i)``, ``w = u^L``, with the per-feature losses of docs/theory.md section 16."""
+    w = np.array([0.3, 1.1, 0.7])
+    for depth in (1, 3):
+        frames = [np.eye(3)]  # O_0 = I; with eps = 1 the balanced layers are O_a O_{a-1}^T
+        for layer in models.balanced(jax.random.PRNGKey(depth), 3, depth, 1.0).encoder.layers:
+            frames.append(np.asarray(layer) @ frames[-1])
+        u = np.diag(w ** (1 / depth))
+        layers = tuple(jnp.asarray(frames[a + 1] @ u @ frames[a].T) for a in range(depth))
+        loss = float(objectives.joint_loss(objective, "population", models.DeepLinear(layers), _moments(), **weights))
+        if objective == "barlow":
+            by_hand = np.sum((LAM * w**2 - 1) ** 2)
+        else:
+            a, b = weights.get("invariance", 2.0), weights.get("variance", 1.0)
+            by_hand = np.sum(a * w**2 * (SIGMA2 + SYY - 2 * LAM)
+                             + b * ((SIGMA2 * w**2 - 1) ** 2 + (SYY * w**2 - 1) ** 2))
+        assert loss == pytest.approx(by_hand, rel=1e-13)
+
+
+@pytest.mark.parametrize("objective,weights", CASES, ids=CASE_IDS)
 def test_fixed_point_and_field(objective, weights):
     """``w_star`` zeroes ``d ell/dw`` and is stable; ``rhs`` and ``rhs_u`` are the chain rule of the loss."""
     kw = _theory_kw(objective, weights)

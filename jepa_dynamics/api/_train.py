@@ -117,9 +117,9 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
           out, resume=False, allow_large=False, progress=None, command=None, report=None) -> TrainRun:
     """Train one encoder (``model`` linear or mlp) with ``objective`` JEPA (stop-gradient, or an
     EMA target at rate ``ema_rate`` = kappa, 1/gradient-flow time; the trainer's per-step decay is
-    ``tau = 1 - kappa * lr``), MAE, or the joint embeddings Barlow Twins / VICReg (``barlow``, ``vicreg``:
-    balanced init, no EMA or weight decay; docs/theory.md section 16) on the features ``lam``/``rho`` (or the family ``dist`` of
-    ``dim`` features), and write the run into the folder ``out``: responses.csv, summary.csv
+    ``tau = 1 - kappa * lr``), MAE, or the joint embeddings Barlow Twins / VICReg (``barlow``,
+    ``vicreg``: balanced init, no EMA or weight decay; docs/theory.md section 16) on the features
+    ``lam``/``rho`` (or the family ``dist`` of ``dim`` features), and write the run into the folder ``out``: responses.csv, summary.csv
     (trained critical times against the theory's), plot.png, state.eqx (columns: docs/columns.md).
     ``ema`` (``tau``) is the deprecated spelling of the EMA (one note, then converted).
 
