@@ -119,8 +119,9 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
     EMA target at rate ``ema_rate`` = kappa, 1/gradient-flow time; the trainer's per-step decay is
     ``tau = 1 - kappa * lr``), MAE, or the joint embeddings Barlow Twins / VICReg (``barlow``,
     ``vicreg``: balanced init, no EMA or weight decay; docs/theory.md section 16) on the features
-    ``lam``/``rho`` (or the family ``dist`` of ``dim`` features), and write the run into the folder ``out``: responses.csv, summary.csv
-    (trained critical times against the theory's), plot.png, state.eqx (columns: docs/columns.md).
+    ``lam``/``rho`` (or the family ``dist`` of ``dim`` features), and write the run into the folder ``out``:
+    responses.csv, summary.csv (trained critical times against the theory's), plot.png, state.eqx
+    (columns: docs/columns.md).
     ``ema`` (``tau``) is the deprecated spelling of the EMA (one note, then converted).
 
     The twin of ``jepa-dynamics train``: each flag is a keyword of the same name and default.
