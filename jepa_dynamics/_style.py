@@ -16,8 +16,9 @@ __all__ = ["PALETTE", "OBJECTIVE_STYLE", "OBJECTIVE_LABEL", "TIME_LABEL", "FEATU
            "shade", "style", "new_figure", "save_figure"]
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-OBJECTIVE_STYLE = {"jepa": {"linestyle": "-", "marker": "o"}, "mae": {"linestyle": "--", "marker": "s"}}
-OBJECTIVE_LABEL = {"jepa": "JEPA", "mae": "MAE"}
+OBJECTIVE_STYLE = {"jepa": {"linestyle": "-", "marker": "o"}, "mae": {"linestyle": "--", "marker": "s"},
+                   "barlow": {"linestyle": ":", "marker": "^"}, "vicreg": {"linestyle": "-.", "marker": "D"}}
+OBJECTIVE_LABEL = {"jepa": "JEPA", "mae": "MAE", "barlow": "Barlow Twins", "vicreg": "VICReg"}
 TIME_LABEL = "gradient-flow time $t$"
 # Two features contrasted within one depth (figures where colour cannot mean depth): sky blue for
 # the high-rho / low-lam feature, reddish purple for the high-lam / low-rho one.

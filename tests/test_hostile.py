@@ -71,6 +71,14 @@ SWEEP_BAD = [
     (["--progress", "--no-progress"], "not allowed with argument"),
     (["--plot", "p.txt"], "--plot: must end in .png, .pdf or .svg"),
     (["--eps", "1e-4", "--depth", "8", "--rho", "0.3"], "--eps: must be below fraction * w_star"),
+    # the joint embeddings (docs/theory.md section 16): exact balanced gradient flow only
+    (["--objective", "jepa,vicreg", "--method", "ode"], "--method: 'ode' is not available for vicreg"),
+    (["--objective", "barlow", "--ema-rate", "2"], "--ema-rate: the barlow rows are swept balanced"),
+    (["--objective", "vicreg", "--weight-decay", "0.1"], "--weight-decay: the vicreg rows are swept balanced"),
+    (["--objective", "barlow", "--predictor-init", "0.5"], "--predictor-init: the barlow rows are swept balanced"),
+    (["--objective", "barlow", "--lr", "0.01"], "--lr: the barlow rows are swept balanced"),
+    (["--objective", "vicreg", "--eps", "0.9"], "--eps: must be below fraction * w_star = 0.212132 for "
+                                                "objective=vicreg"),
 ]
 
 
@@ -135,6 +143,10 @@ TRAIN_BAD = [
     (["--records", "1000000000", "--steps", "1000000000"], "--allow-large: this run"),
     (["--lam", "1"], "--rho: --lam and --rho go together"),
     (["--lam", "1", "--rho", "0.9", "--dist", "static"], "--dist: give either --lam/--rho or --dist"),
+    (["--objective", "barlow", "--ema-rate", "5"], "--ema-rate: an EMA target only exists for --objective jepa"),
+    (["--objective", "vicreg", "--weight-decay", "0.1"], "--weight-decay: --objective vicreg trains balanced"),
+    (["--objective", "barlow", "--init", "aligned"], "--init: --objective barlow trains balanced"),
+    (["--objective", "barlow", "--eps", "0.9"], "--eps: must be below fraction * w_star"),
 ]
 
 

@@ -38,10 +38,14 @@ def _ema_lists(a: dict, report):
 
 
 def _check_mae_ema(objectives, name, values) -> None:
-    """An EMA target is JEPA's: a run of MAE only with a finite rate (or ``tau > 0``) is refused, naming the flag."""
+    """An EMA target is JEPA's: a run of MAE (or Barlow Twins, VICReg) only with a finite rate (or ``tau > 0``)
+    is refused, naming the flag."""
     finite = [v for v in values if (v != 0 if name == "ema" else v != float("inf"))]
     if finite and all(o == "mae" for o in objectives):
         raise spec.SpecError(name, "an EMA target only exists for --objective jepa (MAE has no target encoder)")
+    if finite and all(o in spec.JOINT_OBJECTIVES for o in objectives):
+        raise spec.SpecError(name, f"an EMA target only exists for --objective jepa ({', '.join(objectives)} "
+                                   "differentiate both branches)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,9 +117,11 @@ def train(*, model="linear", objective="jepa", depth="1", lam=None, rho=None, di
           out, resume=False, allow_large=False, progress=None, command=None, report=None) -> TrainRun:
     """Train one encoder (``model`` linear or mlp) with ``objective`` JEPA (stop-gradient, or an
     EMA target at rate ``ema_rate`` = kappa, 1/gradient-flow time; the trainer's per-step decay is
-    ``tau = 1 - kappa * lr``) or MAE on the features ``lam``/``rho`` (or the family ``dist`` of
-    ``dim`` features), and write the run into the folder ``out``: responses.csv, summary.csv
-    (trained critical times against the theory's), plot.png, state.eqx (columns: docs/columns.md).
+    ``tau = 1 - kappa * lr``), MAE, or the joint embeddings Barlow Twins / VICReg (``barlow``,
+    ``vicreg``: balanced init, no EMA or weight decay; docs/theory.md section 16) on the features
+    ``lam``/``rho`` (or the family ``dist`` of ``dim`` features), and write the run into the folder ``out``:
+    responses.csv, summary.csv (trained critical times against the theory's), plot.png, state.eqx
+    (columns: docs/columns.md).
     ``ema`` (``tau``) is the deprecated spelling of the EMA (one note, then converted).
 
     The twin of ``jepa-dynamics train``: each flag is a keyword of the same name and default.
@@ -203,6 +209,8 @@ def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=Non
     if a["model"] != "linear":
         raise spec.SpecError("model", f"train-grid trains deep linear encoders (--model linear), got "
                                       f"{a['model']!r}; train MLPs one at a time with jepa-dynamics train")
+    for objective in lists["objective"]:  # barlow and vicreg train one at a time (train), not in grids
+        spec.check_objective(objective)
     ema_name, ema_values = _ema_lists(a, report)
     _check_mae_ema(lists["objective"], ema_name, ema_values)
     # the EMA axis where --ema-rate stands among the list flags (configs_from turns a rate into each network's tau)

@@ -28,7 +28,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_grid_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--objective", default="jepa,mae", help="comma-separated: jepa, mae (default: jepa,mae)")
+    p.add_argument("--objective", default="jepa,mae",
+                   help="comma-separated: jepa, mae, barlow, vicreg (the last two: --method exact, balanced "
+                        "gradient flow; default: jepa,mae)")
     p.add_argument("--depth", default="1,2,4", help="encoder depths L, positive integers (default: 1,2,4)")
     p.add_argument("--lam", default="0.5,1", help="covariances lam > 0 (default: 0.5,1)")
     p.add_argument("--rho", default="0.3,0.6,0.9", help="regression coefficients rho > 0 (default: 0.3,0.6,0.9)")
@@ -68,7 +70,7 @@ def add_training_flags(p, mlp: bool = True) -> None:
     # train-grid does not offer --model (deep linear only) but answers it with the reason, not "unrecognized"
     p.add_argument("--model", default="linear",
                    help="linear (deep linear) or mlp (default: linear)" if mlp else argparse.SUPPRESS)
-    p.add_argument("--objective", default="jepa", help="jepa or mae (default: jepa)")
+    p.add_argument("--objective", default="jepa", help="jepa, mae, barlow or vicreg (default: jepa)")
     p.add_argument("--depth", default="1", help="encoder depth L (default: 1)")
     p.add_argument("--lam", help="per-feature lam, comma-separated (with --rho)")
     p.add_argument("--rho", help="per-feature rho, comma-separated (with --lam)")

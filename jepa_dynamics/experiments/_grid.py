@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..theory import spec, balanced as theory
+from ..theory import joint, spec, balanced as theory
+from ..training.data import _target_variance
 
 
 SWEEP_COLUMNS = ("objective", "depth", "lam", "rho", "sigma2", "eps", "fraction", "w_star",
@@ -30,6 +31,26 @@ _NUMBER_BYTES[np.frombuffer(b"0123456789.e+-infa", np.uint8)] = True
 
 _EXACT_BLOCK = 1 << 16
 _ODE_BLOCK = 512  # one compiled ODE bucket (see ode._BUCKETS) per block, small enough to keep work on Ctrl-C
+
+
+def joint_data(objective: str, lam, rho) -> dict:
+    """:mod:`jepa_dynamics.theory.joint`'s data keywords for sweep rows given by ``(lam, rho)``:
+    ``sigma2 = lam / rho`` and the target variance ``syy = max(sigma2, lam rho)`` of the ``custom``
+    family (docs/theory.md section 12.1); Barlow Twins needs neither."""
+    if objective == "barlow":
+        return {}
+    lam, rho = np.asarray(lam, dtype=np.float64), np.asarray(rho, dtype=np.float64)
+    return {"sigma2": lam / rho, "syy": _target_variance(lam, rho)}
+
+
+def check_method(grid, method: str) -> None:
+    """``barlow`` and ``vicreg`` have exact closed forms only (no ODE engine): refuse ``ode`` for them."""
+    spec.check_choice(method, spec.METHODS, "method")
+    joint_objectives = [o for o in grid.objective if o in spec.JOINT_OBJECTIVES]
+    if method != "exact" and joint_objectives:
+        names = ", ".join(joint_objectives)
+        raise spec.SpecError("method", f"{method!r} is not available for {names} (the joint-embedding theory is "
+                                       "exact, docs/theory.md section 16); use --method exact")
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -68,7 +89,7 @@ class Grid:
                 raise spec.SpecError(name, "needs at least one value")
             object.__setattr__(self, name, values)
         for obj in self.objective:
-            spec.check_objective(obj)
+            spec.check_choice(obj, spec.OBJECTIVES + spec.JOINT_OBJECTIVES, "objective")
         object.__setattr__(self, "depth", tuple(spec.check_depth(d) for d in self.depth))
         object.__setattr__(self, "lam", tuple(spec.check_lam(self.lam).tolist()))
         object.__setattr__(self, "rho", tuple(spec.check_rho(self.rho).tolist()))
@@ -77,23 +98,50 @@ class Grid:
         object.__setattr__(self, "eps", tuple(eps.tolist()))
         # sigma2 = lam / rho and w_star must be float64 numbers for every combination (else inf/0 rows)
         spec.check_sigma2([max(self.lam), min(self.lam)], [min(self.rho), max(self.rho)])
-        for obj in self.objective:
+        for obj in self._objectives:
             spec.check_fixed_point(obj, np.asarray(self.depth)[:, None], np.asarray(self.rho)[None, :])
+        self._check_joint()
         self._check_aligned()
         # the tightest combination decides: the largest eps against the smallest fraction * w_star
         if not self.balanced_only:
             return
+        if not self._objectives:
+            return
         limits = [(min(self.fraction) * float(spec.fixed_point(obj, d, r)), obj, d, r)
-                  for obj in self.objective for d in self.depth for r in self.rho]
+                  for obj in self._objectives for d in self.depth for r in self.rho]
         _, obj, d, r = min(limits, key=lambda item: item[0])
         spec.check_eps(max(self.eps), obj, d, r, min(self.fraction))
         # t_star falls with lam and eps: the smallest of both give the longest times, which must
         # fit in float64 (raises SpecError naming the row otherwise) -- checked before any output
-        for obj in self.objective:
+        for obj in self._objectives:
             depth = np.repeat(self.depth, len(self.rho))
             rho = np.tile(self.rho, len(self.depth))
             theory.critical_time_unchecked(obj, depth, min(self.lam), rho, min(self.eps), min(self.fraction))
             theory.critical_time_asymptotic(obj, depth, min(self.lam), rho, min(self.eps), min(self.fraction))
+
+    @property
+    def _objectives(self) -> tuple:
+        """The grid's JEPA and MAE objectives (``barlow`` and ``vicreg`` are checked by :meth:`_check_joint`)."""
+        return tuple(o for o in self.objective if o in spec.OBJECTIVES)
+
+    def _check_joint(self) -> None:
+        """``barlow`` and ``vicreg`` rows are balanced gradient flow (docs/theory.md section 16): the
+        beyond-balanced axes must keep their defaults; every ``(depth, lam, rho)`` must start below
+        ``fraction * w_star`` (largest ``eps``, smallest ``fraction``) and its longest ``t_star`` fit float64."""
+        joint_objectives = [o for o in self.objective if o in spec.JOINT_OBJECTIVES]
+        if not joint_objectives:
+            return
+        for name, default in (("predictor_init", None), ("ema_rate", math.inf), ("weight_decay", 0.0), ("lr", 0.0)):
+            if any(v != default and not (name == "predictor_init" and v == "balanced") for v in getattr(self, name)):
+                names = ", ".join(joint_objectives)
+                raise spec.SpecError(name, f"the {names} rows are swept balanced, by gradient flow, without EMA or "
+                                           f"weight decay: leave {spec.flag(name)} at its default or sweep them apart")
+        d, lam, rho = (a.ravel() for a in np.meshgrid(np.asarray(self.depth), np.asarray(self.lam),
+                                                      np.asarray(self.rho), indexing="ij"))
+        for obj in joint_objectives:
+            kw = joint_data(obj, lam, rho)
+            joint.critical_time(obj, d, lam, max(self.eps), min(self.fraction), **kw)
+            joint.critical_time(obj, d, lam, min(self.eps), max(self.fraction), **kw)
 
     @property
     def balanced_only(self) -> bool:
@@ -115,7 +163,7 @@ class Grid:
         object.__setattr__(self, "lr", tuple(spec.check_nonnegative(self.lr, "lr").tolist()))
         if self.balanced_only and self.ema_rate == (math.inf,) and self.weight_decay == (0.0,):
             return  # today's grid: checked below as before
-        for obj in self.objective:
+        for obj in self._objectives:
             if obj == "mae" and np.any(np.isfinite(kappa)):
                 raise spec.SpecError("ema_rate", "only JEPA has an EMA target: sweep MAE and a finite --ema-rate "
                                                  "separately (inf for MAE)")

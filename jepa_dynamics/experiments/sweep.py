@@ -31,8 +31,8 @@ import os
 import numpy as np
 
 from .. import records
-from ..theory import spec, balanced as theory
-from ._grid import (_EXACT_BLOCK, _FLOAT_TEXT, _GRID_AXES, _NUMBER_BYTES, _NUMBER_POSITIONS, _ODE_BLOCK,
+from ..theory import joint, spec, balanced as theory
+from ._grid import (check_method, joint_data, _EXACT_BLOCK, _FLOAT_TEXT, _GRID_AXES, _NUMBER_BYTES, _NUMBER_POSITIONS, _ODE_BLOCK,
                     _SWEEP_GRID_POSITIONS, _TEXT_AXES, _TRUE_FALSE, SIMULATE_COLUMNS, SWEEP_COLUMNS, Grid,
                     SweepInterrupted, parse_grid)
 
@@ -41,8 +41,10 @@ __all__ = ["SWEEP_COLUMNS", "SIMULATE_COLUMNS", "Grid", "SweepInterrupted", "com
            "check_simulate_size", "run_simulate", "parse_grid"]
 
 def compute_rows(grid: Grid, start: int, stop: int, method: str = "exact", **ode_options) -> dict:
-    """Rows ``start:stop`` of the sweep as ``{column: array}`` (float64 / str)."""
-    spec.check_choice(method, spec.METHODS, "method")
+    """Rows ``start:stop`` of the sweep as ``{column: array}`` (float64 / str).  ``barlow`` and ``vicreg``
+    rows (docs/theory.md section 16) come from :mod:`jepa_dynamics.theory.joint`: ``t_star_asymptotic`` is
+    its divergent part :func:`~jepa_dynamics.theory.joint.critical_time_leading`."""
+    check_method(grid, method)
     io, idepth, ilam, irho, ieps, ifrac, iv0, ikappa, ibeta, ieta = grid.indices(start, stop)
     depth = np.asarray(grid.depth)[idepth]
     lam, rho = np.asarray(grid.lam)[ilam], np.asarray(grid.rho)[irho]
@@ -65,6 +67,13 @@ def compute_rows(grid: Grid, start: int, stop: int, method: str = "exact", **ode
     for k, obj in enumerate(grid.objective):
         m = io == k
         if not m.any():
+            continue
+        if obj in spec.JOINT_OBJECTIVES:
+            args = (obj, depth[m], lam[m], eps[m], fraction[m])
+            kw = joint_data(obj, lam[m], rho[m])
+            w_inf[m] = fixed[m] = joint.fixed_point(obj, lam[m], **kw)
+            v0[m] = np.nan  # no predictor
+            t_star[m], t_asym[m] = joint.critical_time(*args, **kw), joint.critical_time_leading(*args, **kw)
             continue
         fixed[m] = spec.fixed_point(obj, depth[m], rho[m])
         # the balanced divergent part, where the balanced gradient-flow theory applies (nan elsewhere)
@@ -250,7 +259,7 @@ def run_sweep(grid: Grid, out: str, *, method: str = "exact", resume: bool = Fal
     ``allow_large`` skips that).  ``progress``: show a tqdm bar on stderr (``None``: only
     when stderr is a terminal).  Ctrl-C raises :class:`SweepInterrupted` after the finished
     blocks are flushed."""
-    spec.check_choice(method, spec.METHODS, "method")
+    check_method(grid, method)
     block = block or (_EXACT_BLOCK if method == "exact" else _ODE_BLOCK)
     header = records.provenance_lines(command or "jepa_dynamics.experiments.sweep.run_sweep(...)",
                                       {"method": method, "columns": "t_star and t_star_asymptotic "
@@ -331,7 +340,7 @@ def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spac
     w_star, t_star``) to arrays of length ``B`` (one per combination), ``w`` has
     shape ``(B, len(ts))``.  Without ``ts`` the grid runs to ``horizon`` times the largest
     critical time."""
-    spec.check_choice(method, spec.METHODS, "method")
+    check_method(grid, method)
     cols = compute_rows(grid, 0, grid.size, "exact")
     if ts is None:
         t_max = horizon * float(np.max(cols["t_star"]))
@@ -346,7 +355,9 @@ def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spac
     for k, obj in enumerate(grid.objective):
         m = cols["objective"] == obj
         args = (obj, cols["depth"][m], cols["lam"][m], cols["rho"][m], cols["eps"][m], ts)
-        if method == "exact":
+        if obj in spec.JOINT_OBJECTIVES:
+            w[m] = joint.trajectory(obj, *args[1:3], *args[4:], **joint_data(obj, cols["lam"][m], cols["rho"][m]))
+        elif method == "exact":
             w[m] = theory.trajectory(*args)
         else:
             from ..engines import ode

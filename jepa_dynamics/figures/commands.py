@@ -33,7 +33,7 @@ def _pick(values: np.ndarray, prefer: float | None = None):
 
 
 def _objectives(table) -> list:
-    return [o for o in ("jepa", "mae") if np.any(table["objective"] == o)]
+    return [o for o in OBJECTIVE_LABEL if np.any(table["objective"] == o)]  # JEPA, MAE, Barlow Twins, VICReg
 
 
 def _first_knobs(table, m: np.ndarray) -> np.ndarray:

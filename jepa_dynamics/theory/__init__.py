@@ -9,7 +9,9 @@ nothing here imports a higher layer.
 * :mod:`~jepa_dynamics.theory.aligned`: any aligned init, EMA targets, weight decay, the GD map's
   predictions (docs/theory.md section 9); :mod:`~jepa_dynamics.theory.gd`: the exact
   gradient-descent map;
-* :mod:`~jepa_dynamics.theory.modes`: the modes of ``(sym(Sxy), Sxx)`` for any covariance.
+* :mod:`~jepa_dynamics.theory.modes`: the modes of ``(sym(Sxy), Sxx)`` for any covariance;
+* :mod:`~jepa_dynamics.theory.joint`: Barlow Twins and VICReg, one encoder and no predictor
+  (docs/theory.md section 16).
 
 The balanced closed forms are re-exported here, so ``from jepa_dynamics import theory;
 theory.critical_time(...)`` reads as the maths does.

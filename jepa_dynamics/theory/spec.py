@@ -23,6 +23,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 OBJECTIVES = ("jepa", "mae")
+# joint embeddings with one encoder on both views and no predictor (docs/theory.md section 16): their
+# own theory (theory.joint) and losses; kept apart from OBJECTIVES, which every JEPA/MAE path iterates
+JOINT_OBJECTIVES = ("barlow", "vicreg")
 MAX_INT = 2**53  # the largest whole number every integer flag (steps, seed, depth, ...) may take
 METHODS = ("exact", "ode")
 # the initial response eps every command and API function defaults to (sweep, simulate, train, train-grid,
@@ -59,6 +62,10 @@ def check_choice(value: str, choices: Sequence[str], name: str) -> str:
 
 def check_objective(objective: str) -> str:
     return check_choice(objective, OBJECTIVES, "objective")
+
+
+def check_joint_objective(objective: str) -> str:
+    return check_choice(objective, JOINT_OBJECTIVES, "objective")
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:

@@ -130,7 +130,7 @@ class TrainConfig:
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         spec.check_choice(self.model, MODELS, "model")
-        spec.check_objective(self.objective)
+        spec.check_choice(self.objective, spec.OBJECTIVES + spec.JOINT_OBJECTIVES, "objective")
         put("depth", spec.check_depth(self.depth))
         spec.check_choice(self.init, INITS, "init")
         spec.check_choice(self.loss, LOSSES, "loss")
@@ -187,6 +187,13 @@ class TrainConfig:
             raise spec.SpecError("loss", "population losses need a linear encoder and predictor; use --loss sampled")
         if self.objective == "mae" and self.ema > 0:
             raise spec.SpecError("ema", "an EMA target only exists for --objective jepa")
+        if self.objective in spec.JOINT_OBJECTIVES:
+            # one encoder on both views, no predictor: the theory (docs/theory.md section 16) is balanced
+            for name, bad in (("ema", self.ema > 0), ("weight_decay", self.weight_decay > 0),
+                              ("init", self.init != "balanced")):
+                if bad:
+                    raise spec.SpecError(name, f"--objective {self.objective} trains balanced from --init balanced, "
+                                               f"without EMA or weight decay; leave {spec.flag(name)} at its default")
         if self.ema > 0 and not self.stop_gradient:
             raise spec.SpecError("ema", "an EMA target carries no gradient; drop stop_gradient=False")
         if self.init != "random" and self.model == "mlp" and (self.width or self.dim) < self.dim:
@@ -234,7 +241,7 @@ class TrainConfig:
         """Whether the exact per-feature GD map (docs/theory.md section 9) describes this run: linear
         encoder, population loss, plain SGD, a diagonal (balanced or aligned) init."""
         return (self.model == "linear" and self.loss == "population" and self.optimizer == "sgd"
-                and self.init != "random" and self.stop_gradient)
+                and self.init != "random" and self.stop_gradient and self.objective in spec.OBJECTIVES)
 
     @property
     def jnp_dtype(self):

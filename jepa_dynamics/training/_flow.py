@@ -25,6 +25,7 @@ import numpy as np
 
 from ..engines import matrix
 from ..theory import modes as modes_mod
+from ..theory import spec
 from . import data, models
 
 __all__ = ["FlowPrediction", "uses_matrix_flow", "horizon", "matrix_flow", "matrix_flows"]
@@ -46,8 +47,8 @@ class FlowPrediction:
 def uses_matrix_flow(config) -> bool:
     """Whether a run's theory is the matrix flow: a random init of a deep linear encoder with a
     linear predictor, stop-gradient (or EMA) JEPA or MAE, plain SGD (gradient-flow time)."""
-    return (config.init == "random" and config.model == "linear" and config.predictor == "linear"
-            and config.optimizer == "sgd" and config.stop_gradient)
+    return (config.init == "random" and config.objective in spec.OBJECTIVES and config.model == "linear"
+            and config.predictor == "linear" and config.optimizer == "sgd" and config.stop_gradient)
 
 
 def feature_modes(dataset: data.Dataset) -> modes_mod.Modes:

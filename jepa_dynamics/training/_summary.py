@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _flow, data
 from .. import records
-from ..theory import balanced as theory
+from ..theory import joint, spec, balanced as theory
 from ._config import TIME_NOTE, TrainConfig
 from .train import TrainResult, crossing_level, prediction
 
@@ -159,7 +159,11 @@ def response_figure(result: TrainResult, max_features: int = 10):
     theory_w = None
     if cfg.model == "linear" and cols["theory"] == "closed_form":  # not a random init's: its theory is the matrix flow
         ts = np.geomspace(t[positive][0], t[-1], 400) if cfg.grid == "log" else np.linspace(0, t[-1], 400)
-        theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
+        if cfg.objective in spec.JOINT_OBJECTIVES:  # docs/theory.md section 16
+            kw = {"sigma2": ds.sigma2[idx], "syy": ds.syy[idx]} if cfg.objective == "vicreg" else {}
+            theory_w = joint.trajectory(cfg.objective, cfg.depth, ds.lam[idx], cfg.eps, ts, **kw)
+        else:
+            theory_w = theory.trajectory(cfg.objective, cfg.depth, ds.lam[idx], ds.rho[idx], cfg.eps, ts)
     scale, unlearned = response_scale(result, cols)
     t_star = cols["t_star_theory"]
     ax.axhline(cfg.fraction, color="0.6", ls=":", lw=0.9, zorder=1)

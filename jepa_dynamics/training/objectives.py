@@ -1,4 +1,4 @@
-r"""JEPA and MAE losses (docs/theory.md section 1.2), population and sampled.
+r"""JEPA and MAE (docs/theory.md section 1.2), Barlow Twins and VICReg (section 16): population and sampled losses.
 
 Notation: ``f`` the encoder (``Wbar`` when linear), ``g`` the predictor / decoder
 (``V``), ``f_tgt`` the target encoder.  Squared norms are summed over output
@@ -32,6 +32,24 @@ docs/theory.md section 10):
     \text{MAE} = \tfrac12 \operatorname{tr}(A S_{xx} A^T) - \operatorname{tr}(A S_{xy})
         + \tfrac12 \operatorname{tr}(S_{yy}).
 
+Joint embeddings (docs/theory.md section 16): one encoder on both views, no predictor, no
+stop-gradient, embeddings ``z_x = Wbar x``, ``z_y = Wbar y``.  With ``S = (Sxy + Sxy^T)/2``,
+``Cx = Wbar Sxx Wbar^T``, ``Cy = Wbar Syy Wbar^T`` and ``off(M)`` the sum of squares of ``M``'s
+off-diagonal entries:
+
+.. math::
+
+    \text{Barlow} = \sum_j (C_{jj} - 1)^2 + \mu\, \mathrm{off}(C), \quad C = \bar W S \bar W^T,
+
+    \text{VICReg} = a\, E\|z_x - z_y\|^2 + b \sum_j [(C^x_{jj} - 1)^2 + (C^y_{jj} - 1)^2]
+        + c\, [\mathrm{off}(C^x) + \mathrm{off}(C^y)],
+
+``mu`` = ``off_diagonal`` (1 by default), ``(a, b, c)`` = ``(invariance, variance, covariance)``
+(``2, 1, 1`` by default, when the loss is ``-4 tr(Wbar S Wbar^T) + ||Cx||_F^2 + ||Cy||_F^2 + 2 d``: twice
+the spectral contrastive loss plus a constant if ``Sxx = Syy``).  Moments are uncentred
+second moments (the data are centred), so the sampled losses are the population ones at the
+minibatch's own moments.
+
 With a minibatch's own moments ``(X^T X, X^T Y, Y^T Y) / B`` in place of the population's,
 these are the minibatch losses of a linear model exactly (value, gradients, target handling):
 ``train`` draws those moments directly (:meth:`jepa_dynamics.training.data.Dataset.scatter`).
@@ -52,6 +70,11 @@ __all__ = [
     "target_encoder",
     "ema_target",
     "ema_update",
+    "barlow_population",
+    "vicreg_population",
+    "barlow_sampled",
+    "vicreg_sampled",
+    "joint_loss",
     "loss",
 ]
 
@@ -88,6 +111,65 @@ def mae_sampled(model, x, y):
     """Minibatch MAE loss ``1/2 mean_b ||g(f(x_b)) - y_b||^2``."""
     r = model(x) - y
     return 0.5 * jnp.mean(jnp.sum(r**2, axis=-1))
+
+
+def _square(m):
+    """A second moment as a ``(d, d)`` matrix (vectors are the diagonal of independent features)."""
+    return jnp.diag(m) if jnp.ndim(m) == 1 else m
+
+
+def _off(m):
+    return jnp.sum(m**2) - jnp.sum(jnp.diagonal(m) ** 2)
+
+
+def _barlow(c, off_diagonal):
+    return jnp.sum((jnp.diagonal(c) - 1.0) ** 2) + off_diagonal * _off(c)
+
+
+def _vicreg(invariance_term, cx, cy, invariance, variance, covariance):
+    var = jnp.sum((jnp.diagonal(cx) - 1.0) ** 2) + jnp.sum((jnp.diagonal(cy) - 1.0) ** 2)
+    return invariance * invariance_term + variance * var + covariance * (_off(cx) + _off(cy))
+
+
+def barlow_population(encoder, sxx, sxy, syy, *, off_diagonal=1.0):
+    """Barlow Twins of a linear ``encoder``: ``||diag(C) - 1||^2 + off_diagonal * off(C)``,
+    ``C = Wbar (Sxy + Sxy^T)/2 Wbar^T`` (``sxx`` and ``syy`` do not enter)."""
+    del sxx, syy
+    w = encoder.matrix()
+    sxy = _square(sxy)
+    return _barlow(w @ (0.5 * (sxy + sxy.T)) @ w.T, off_diagonal)
+
+
+def vicreg_population(encoder, sxx, sxy, syy, *, invariance=2.0, variance=1.0, covariance=1.0):
+    """VICReg with quadratic variance of a linear ``encoder`` (weights as in the module's formula)."""
+    w = encoder.matrix()
+    sxx, sxy, syy = _square(sxx), _square(sxy), _square(syy)
+    cx, cy = w @ sxx @ w.T, w @ syy @ w.T
+    return _vicreg(jnp.trace(cx + cy - w @ (sxy + sxy.T) @ w.T), cx, cy, invariance, variance, covariance)
+
+
+def barlow_sampled(encoder, x, y, *, off_diagonal=1.0):
+    """Minibatch Barlow Twins: ``C = (Z_x^T Z_y + Z_y^T Z_x) / (2 B)``."""
+    zx, zy = encoder(x), encoder(y)
+    c = zx.T @ zy / zx.shape[0]
+    return _barlow(0.5 * (c + c.T), off_diagonal)
+
+
+def vicreg_sampled(encoder, x, y, *, invariance=2.0, variance=1.0, covariance=1.0):
+    """Minibatch VICReg with quadratic variance: ``mean_b ||z_x - z_y||^2``, ``Cx = Z_x^T Z_x / B``, ..."""
+    zx, zy = encoder(x), encoder(y)
+    n = zx.shape[0]
+    return _vicreg(jnp.mean(jnp.sum((zx - zy) ** 2, axis=-1)), zx.T @ zx / n, zy.T @ zy / n,
+                   invariance, variance, covariance)
+
+
+def joint_loss(objective: str, kind: str, encoder, batch, **weights):
+    """``barlow`` or ``vicreg`` of ``encoder`` (the predictor plays no part): ``kind="population"``,
+    ``batch = (sxx, sxy, syy)``; ``kind="sampled"``, ``batch = (x, y)``; ``weights`` as above."""
+    population = kind == "population"
+    if objective == "barlow":
+        return (barlow_population if population else barlow_sampled)(encoder, *batch, **weights)
+    return (vicreg_population if population else vicreg_sampled)(encoder, *batch, **weights)
 
 
 def target_encoder(model, ema_target=None, *, stop_gradient: bool = True):
@@ -127,7 +209,10 @@ def loss(objective: str, kind: str, model, batch, ema_target=None, *, stop_gradi
     """The loss a training run minimises.
 
     ``kind="population"``: ``batch = (sxx, sxy, syy)`` (linear models only);
-    ``kind="sampled"``: ``batch = (x, y)``."""
+    ``kind="sampled"``: ``batch = (x, y)``.  ``barlow`` and ``vicreg`` use ``model.encoder`` alone
+    (:func:`joint_loss`, default weights)."""
+    if objective in ("barlow", "vicreg"):
+        return joint_loss(objective, kind, model.encoder, batch)
     if objective == "mae":
         return (mae_population if kind == "population" else mae_sampled)(model, *batch)
     target = target_encoder(model, ema_target, stop_gradient=stop_gradient)

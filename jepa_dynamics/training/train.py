@@ -39,7 +39,7 @@ from typing import Optional
 import numpy as np
 
 from ..engines import _draws
-from ..theory import aligned, spec, balanced as theory
+from ..theory import aligned, joint, spec, balanced as theory
 from . import analysis, data, models, objectives
 from .. import records
 from .._jax import jax, matmul_precision
@@ -100,6 +100,8 @@ def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: flo
     ``max_steps``: the GD map's horizon (:func:`jepa_dynamics.theory.aligned.predict`; ``nan`` beyond it).
     Raises ``SpecError`` for a feature that starts at or above its critical level."""
     ds = config.dataset() if dataset is None else dataset
+    if config.objective in spec.JOINT_OBJECTIVES:
+        return _joint_prediction(config, ds, lr)
     if lr == 0 and (config.balanced_theory or (not times and config.balanced_fixed_point)):
         w_star = np.asarray(spec.fixed_point(config.objective, config.depth, ds.rho), dtype=np.float64)
         # the closed form also checks eps < fraction * w_star and that the times fit in float64
@@ -113,6 +115,16 @@ def prediction(config: TrainConfig, dataset: data.Dataset | None = None, lr: flo
                            ema_rate=config.ema_rate, weight_decay=config.weight_decay, lr=lr,
                            fraction=config.fraction, max_steps=max_steps if lr > 0 else None)
     return aligned.Prediction(*(np.asarray(x, t) for x, t in zip(pred, (np.float64, bool, np.float64, np.float64))))
+
+
+def _joint_prediction(config: TrainConfig, ds: data.Dataset, lr: float) -> aligned.Prediction:
+    """Barlow Twins and VICReg (default weights) from balanced init: :mod:`jepa_dynamics.theory.joint` with the
+    dataset's ``sigma2`` and ``syy``; no gradient-descent map (``lr > 0``: ``nan`` times)."""
+    kw = {"sigma2": ds.sigma2, "syy": ds.syy} if config.objective == "vicreg" else {}
+    w_star = np.asarray(joint.fixed_point(config.objective, ds.lam, **kw), dtype=np.float64)
+    t_star = joint.critical_time(config.objective, config.depth, ds.lam, config.eps, config.fraction, **kw)
+    t_star = np.full(w_star.shape, np.nan) if lr > 0 else np.asarray(t_star, dtype=np.float64)
+    return aligned.Prediction(w_star, np.ones(w_star.shape, dtype=bool), t_star, np.full(w_star.shape, np.nan))
 
 
 def crossing_level(config: TrainConfig, pred: aligned.Prediction) -> np.ndarray:
