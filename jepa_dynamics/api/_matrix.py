@@ -1,7 +1,8 @@
-"""``matrix``: the full-matrix gradient flow of deep linear JEPA / MAE for any covariance.
+"""``matrix``: the full-matrix gradient flow of deep linear JEPA / MAE / Barlow Twins / VICReg for any covariance.
 
 The twin of ``jepa-dynamics matrix`` (same flags, same defaults, byte-identical files).
-The flow and how its modes are read against the per-feature theory: docs/theory.md section 10.
+The flow and how its modes are read against the per-feature theory: docs/theory.md section 10 (Barlow Twins and
+VICReg: section 16).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def matrix(*, objective, depth, cov=None, dist=None, dim=None, mixing=None, seed
     covariances of the npz file ``cov`` (arrays sxx, sxy = E[x y^T], syy) or of the family
     ``dist`` (rotated, mixed, lagged) of dimension ``dim``, from the init ``init`` at scale
     ``eps``; write ``out``/summary.csv, responses.csv, end_to_end.npz and plot.png.
+    ``objective`` ``barlow`` or ``vicreg`` (docs/theory.md section 16: one encoder on both views, no
+    predictor) takes no EMA target and no weight decay; its theory columns are section 16's at each mode.
 
     The twin of ``jepa-dynamics matrix``.  ``resume`` continues an interrupted run.
 

@@ -8,10 +8,11 @@ from ._flags import EPS_TEXT, add_allow_large, add_progress_flags, call, print_f
 
 def add(sub) -> None:
     p = sub.add_parser("matrix", help="full-matrix gradient flow for any covariance (modes vs the per-feature theory)",
-                       description="Integrate the matrix gradient flow of deep linear JEPA or MAE (docs/theory.md section 10) "
+                       description="Integrate the matrix gradient flow of deep linear JEPA or MAE (docs/theory.md section 10), "
+                                   "Barlow Twins or VICReg (section 16) "
                                    "for covariances from a file or a family; write DIR/summary.csv, "
                                    "DIR/responses.csv, DIR/end_to_end.npz and DIR/plot.png (columns: docs/columns.md).")
-    p.add_argument("--objective", required=True, help="jepa or mae")
+    p.add_argument("--objective", required=True, help="jepa, mae, barlow or vicreg")
     p.add_argument("--depth", required=True, help="encoder depth L")
     p.add_argument("--cov", help="npz file with sxx, sxy (= E[x y^T]) and syy")
     p.add_argument("--dist", help="covariance family instead of --cov: rotated, mixed, lagged")
@@ -23,8 +24,9 @@ def add(sub) -> None:
     p.add_argument("--init", default="balanced", help="balanced, aligned or random (default: balanced)")
     p.add_argument("--init-scale", help="random init: each matrix's scale (default: eps**(1/depth))")
     p.add_argument("--ema-rate", default="inf", help="JEPA EMA target rate kappa (1/gradient-flow time); inf = "
-                                                     "stop-gradient (default: inf)")
-    p.add_argument("--weight-decay", default="0", help="weight decay beta on every layer and V (default: 0)")
+                                                     "stop-gradient (default: inf; jepa only)")
+    p.add_argument("--weight-decay", default="0", help="weight decay beta on every layer and V (default: 0; "
+                                                       "jepa and mae only)")
     p.add_argument("--fraction", default="0.5", help="t_star at fraction * the final response (default: 0.5)")
     p.add_argument("--t-max", help="last time (default: 2 x the latest theory t* + 40 relaxation times)")
     p.add_argument("--num-times", default="200", help="number of output times after t = 0, half log-, half evenly spaced (default: 200)")

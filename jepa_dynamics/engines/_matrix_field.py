@@ -1,8 +1,8 @@
 """The full-matrix flow's state and its vector field.
 
 The state packs the layers, the predictor and the EMA target in one array (with the inits that
-build it); the field is the gradient flow of the population losses of docs/theory.md section 10,
-with the conserved quantities ``W_{a+1}^T W_{a+1} - W_a W_a^T``.
+build it); the field is the gradient flow of the population losses of docs/theory.md section 10
+(JEPA, MAE) and section 16 (Barlow Twins, VICReg: one encoder on both views, no predictor), with the conserved quantities ``W_{a+1}^T W_{a+1} - W_a W_a^T``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _draws
-from ..theory import modes as modes_mod
+from ..theory import joint, modes as modes_mod
 from ..theory import spec
 from .._jax import jax
 
@@ -99,12 +99,48 @@ def conserved(y) -> list:
 
 # --- vector field ------------------------------------------------------------------------------------------
 
+def _predictor_grads(wbar, v, target, sxx, sxy, mae, ema):
+    """JEPA / MAE: ``(dLoss/dWbar, dLoss/dV)``.  With ``A = V Wbar`` and the target ``T``,
+    ``dLoss/dA = G``, ``G = A Sxx - T Sxy^T`` (JEPA) or ``A Sxx - Sxy^T`` (MAE)."""
+    d = wbar.shape[-1]
+    t = ema * target + (1.0 - ema) * wbar
+    g = v @ wbar @ sxx - ((1.0 - mae) * t + mae * jnp.eye(d, dtype=wbar.dtype)) @ sxy.T
+    return v.T @ g, g @ wbar.T
+
+
+def _residual(c, weight_off, weight_diag):
+    """``M`` with ``dLoss/dC = 2 M`` for ``weight_diag sum_j (C_jj - 1)^2 + weight_off off(C)``."""
+    eye = jnp.eye(c.shape[-1], dtype=c.dtype)
+    return weight_off * c + (weight_diag - weight_off) * (c * eye) - weight_diag * eye
+
+
+def _barlow_grad(wbar, sxx, sxy, syy):
+    """Barlow Twins (docs/theory.md section 16): ``dLoss/dWbar = 4 M Wbar S``, ``S = (Sxy + Sxy^T)/2``,
+    ``C = Wbar S Wbar^T``, ``M = mu C + (1 - mu) diag(C) - I`` (``mu = 1``, the default)."""
+    s, mu = 0.5 * (sxy + sxy.T), 1.0
+    return 4.0 * _residual(wbar @ s @ wbar.T, mu, 1.0) @ wbar @ s
+
+
+def _vicreg_grad(wbar, sxx, sxy, syy):
+    """VICReg with quadratic variance (docs/theory.md section 16), weights ``(a, b, c)`` at
+    :mod:`jepa_dynamics.theory.joint`'s defaults: ``dLoss/dWbar = 2 a Wbar (Sxx + Syy - Sxy - Sxy^T)
+    + 4 M_x Wbar Sxx + 4 M_y Wbar Syy``, ``M = c C + (b - c) diag(C) - b I`` of ``C_x``, ``C_y``."""
+    a, b, c = joint.INVARIANCE, joint.VARIANCE, joint.COVARIANCE
+    mx = _residual(wbar @ sxx @ wbar.T, c, b)
+    my = _residual(wbar @ syy @ wbar.T, c, b)
+    return 2.0 * a * wbar @ (sxx + syy - sxy - sxy.T) + 4.0 * (mx @ wbar @ sxx + my @ wbar @ syy)
+
+
+# the objective as data: index 0 = a predictor (JEPA, MAE: the ``mae`` flag), 1 = Barlow Twins, 2 = VICReg
+JOINT_INDEX = {"barlow": 1, "vicreg": 2}
+
+
 def _flow(y, args):
-    """``(dy/dt, Wbar)``.  With ``A = V Wbar`` and the target ``T``, ``dLoss/dA = G``,
-    ``G = A Sxx - T Sxy^T`` (JEPA) or ``A Sxx - Sxy^T`` (MAE); ``dLoss/dV = G Wbar^T``,
-    ``dLoss/dWbar = V^T G`` and ``dLoss/dW_a = (W_L..W_{a+1})^T V^T G (W_{a-1}..W_1)^T``.
-    ``tests/test_matrix.py`` holds it to autodiff of :mod:`jepa_dynamics.training.objectives`."""
-    (sxx, sxy, _), beta, kappa, mae, ema = args[:5]
+    """``(dy/dt, Wbar)``.  ``P = dLoss/dWbar`` (:func:`_predictor_grads`; for a joint objective,
+    ``args[6]`` = 1 or 2, :func:`_barlow_grad` / :func:`_vicreg_grad`, and ``V`` has no gradient),
+    ``dLoss/dW_a = (W_L..W_{a+1})^T P (W_{a-1}..W_1)^T``.  ``tests/test_matrix.py`` and
+    ``tests/test_matrix_joint.py`` hold it to autodiff of :mod:`jepa_dynamics.training.objectives`."""
+    (sxx, sxy, syy), beta, kappa, mae, ema = args[:5]
     layers, v, target = y[:-2], y[-2], y[-1]
     depth, d = layers.shape[0], y.shape[-1]
     pre = [jnp.eye(d, dtype=y.dtype)]
@@ -115,13 +151,17 @@ def _flow(y, args):
     for a in range(depth - 1, 0, -1):
         suf.append(suf[-1] @ layers[a])
     suf = suf[::-1]  # suf[a] = W_L .. W_{a+2} (0-based layer a's left factor)
-    t = ema * target + (1.0 - ema) * wbar
-    g = v @ wbar @ sxx - ((1.0 - mae) * t + mae * jnp.eye(d, dtype=y.dtype)) @ sxy.T
-    p = v.T @ g
+    if len(args) > 6:  # the objective as data (one compiled program for all four)
+        zero = jnp.zeros_like(v)
+        p, gv = jax.lax.switch(args[6], [
+            lambda: _predictor_grads(wbar, v, target, sxx, sxy, mae, ema),
+            lambda: (_barlow_grad(wbar, sxx, sxy, syy), zero),
+            lambda: (_vicreg_grad(wbar, sxx, sxy, syy), zero)])
+    else:
+        p, gv = _predictor_grads(wbar, v, target, sxx, sxy, mae, ema)
     dlayers = [-(suf[a].T @ p @ pre[a].T) for a in range(depth)]
-    dv = -(g @ wbar.T)
     dtarget = kappa * ema * (wbar - target)
-    dy = jnp.stack(dlayers + [dv, jnp.zeros_like(dv)]) - beta * y
+    dy = jnp.stack(dlayers + [-gv, jnp.zeros_like(gv)]) - beta * y
     return dy.at[-1].set(dtarget), wbar
 
 
@@ -133,13 +173,19 @@ def _flags(objective: str, ema_rate):
     return jnp.asarray(1.0 if objective == "mae" else 0.0), jnp.asarray(0.0 if ema_rate is None else 1.0)
 
 
+def _joint_index(objective: str):
+    return jnp.asarray(JOINT_INDEX.get(objective, 0), jnp.int32)
+
+
 def vector_field(objective: str, y, cov, beta=0.0, ema_rate=None):
     """``dy/dt`` of a state array ``y`` (see :func:`pack`): ``-grad - beta theta`` for the layers
-    and ``V``, ``ema_rate (Wbar - Wtgt)`` for the EMA target (``None``: stop-gradient)."""
+    and ``V``, ``ema_rate (Wbar - Wtgt)`` for the EMA target (``None``: stop-gradient).  For
+    ``barlow`` and ``vicreg`` (docs/theory.md section 16) ``V`` and the target are unused."""
     mae, ema = _flags(objective, ema_rate)
     cov = tuple(jnp.asarray(c, jnp.float64) for c in cov)
     kappa = jnp.asarray(0.0 if ema_rate is None else ema_rate)
-    return _flow(jnp.asarray(y), (cov, jnp.asarray(beta, jnp.float64), kappa, mae, ema))[0]
+    args = (cov, jnp.asarray(beta, jnp.float64), kappa, mae, ema, None, _joint_index(objective))
+    return _flow(jnp.asarray(y), args)[0]
 
 
 def _gamma(wbar, dirs, sigma2):

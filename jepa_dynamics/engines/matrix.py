@@ -70,12 +70,14 @@ from ..theory import spec
 from .._jax import jax  # noqa: F401  (configures JAX: float64)
 
 import jax.numpy as jnp  # noqa: E402
-from ._matrix_field import (_field, _flags, _flow, _segment, conserved, end_to_end, initial_state,  # noqa: F401
-                            pack, unpack, vector_field)
+from ._matrix_field import (_field, _flags, _flow, _joint_index, _segment, conserved, end_to_end,  # noqa: F401
+                            initial_state, pack, unpack, vector_field)
 from ._matrix_batch import BatchResult, integrate_batch  # noqa: E402,F401
+from ._matrix_theory import default_t_max, mode_variances, theory_critical_times, theory_fixed_points  # noqa: E402
 
 __all__ = ["INITS", "MatrixConfig", "MatrixResult", "initial_state", "pack", "unpack", "vector_field", "integrate",
-           "crossing_times", "end_to_end", "conserved", "MatrixSolverError", "integrate_batch", "BatchResult"]
+           "crossing_times", "end_to_end", "conserved", "MatrixSolverError", "integrate_batch", "BatchResult",
+           "default_t_max", "theory_critical_times", "theory_fixed_points", "mode_variances"]
 
 INITS = ("balanced", "aligned", "random", "given")
 _SEGMENT_STEPS = 8192  # step buffer of one diffeqsolve
@@ -115,7 +117,7 @@ class MatrixConfig:
     rest_tol: float = 1e-8
 
     def __post_init__(self):
-        spec.check_objective(self.objective)
+        spec.check_choice(self.objective, spec.OBJECTIVES + spec.JOINT_OBJECTIVES, "objective")
         object.__setattr__(self, "depth", spec.check_depth(self.depth))
         object.__setattr__(self, "eps", float(spec.check_positive(self.eps, "eps")))
         spec.check_choice(self.init, INITS, "init")
@@ -125,8 +127,15 @@ class MatrixConfig:
         if self.ema_rate is not None:
             if self.objective == "mae":
                 raise spec.SpecError("ema_rate", "an EMA target is a JEPA option (MAE has no target encoder)")
+            if self.objective in spec.JOINT_OBJECTIVES:
+                raise spec.SpecError("ema_rate", f"an EMA target is a JEPA option ({self.objective} has no target: "
+                                                 "one encoder on both views, both branches differentiated)")
             object.__setattr__(self, "ema_rate", float(spec.check_positive(self.ema_rate, "ema_rate")))
         object.__setattr__(self, "weight_decay", float(spec.check_nonnegative(self.weight_decay, "weight_decay")))
+        if self.objective in spec.JOINT_OBJECTIVES and self.weight_decay > 0:
+            raise spec.SpecError("weight_decay", f"--objective {self.objective} runs without weight decay (the "
+                                                 "per-feature theory it is read against, docs/theory.md section 16, "
+                                                 "has none); leave --weight-decay at 0")
         object.__setattr__(self, "fraction", float(spec.check_unit_interval(self.fraction, "fraction")))
         for name in ("rtol", "atol", "rest_tol"):
             object.__setattr__(self, name, float(spec.check_positive(getattr(self, name), name)))
@@ -223,7 +232,7 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
     mae, ema = _flags(config.objective, config.ema_rate)
     args = ((jnp.asarray(sxx), jnp.asarray(sxy), jnp.asarray(syy)), jnp.asarray(config.weight_decay),
             jnp.asarray(0.0 if config.ema_rate is None else config.ema_rate), mae, ema,
-            (dirs, jnp.asarray(modes.sigma2)))
+            (dirs, jnp.asarray(modes.sigma2)), _joint_index(config.objective))
     tols = (jnp.asarray(config.rtol), jnp.asarray(config.atol))
     state = np.asarray(state, np.float64)
     if state.shape != (config.depth + 2, d, d):
@@ -301,46 +310,3 @@ def integrate(config: MatrixConfig, cov, times, *, state=None, given=None, modes
                         t_star=t_star, learned=learned, converged=bool(converged), steps=steps,
                         state=np.asarray(state), invariants=invs,
                         step_records=(ts_all, g_all, dg_all))
-
-
-def default_t_max(config: MatrixConfig, modes: modes_mod.Modes, factor: float = 2.0) -> float:
-    """Long enough to learn and settle every mode the per-feature theory learns (``lam > 0``, ``eps``
-    below ``fraction * w_star``): ``factor`` x their largest critical time (docs/theory.md section 4) plus 40
-    relaxation times ``1 / r`` of the slowest fixed point (``r = lam rho^(2L-1)`` for JEPA,
-    ``(L+1) sigma2 u*^(2L)``, ``u* = rho^(1/(L+1))`` for MAE); at least 1."""
-    from ..theory import balanced as theory
-
-    depth = config.depth
-    ok = modes.lam > 0
-    w_star = spec.fixed_point(config.objective, depth, np.where(ok, modes.rho, 1.0))
-    ok &= config.eps < config.fraction * w_star
-    if not ok.any():
-        raise spec.SpecError("t_max", "no mode is learned by the per-feature theory (all lam <= 0 or eps too "
-                                      "large): give --t-max explicitly")
-    lam, rho = modes.lam[ok], modes.rho[ok]
-    t = theory.critical_time(config.objective, depth, lam, rho, config.eps, config.fraction)
-    if config.objective == "jepa":
-        rate = lam * rho ** (2 * depth - 1)
-    else:
-        rate = (depth + 1) * lam / rho * rho ** (2 * depth / (depth + 1))
-    return max(1.0, factor * float(np.max(t)) + 40.0 / float(np.min(rate)))
-
-
-def theory_critical_times(config: MatrixConfig, modes: modes_mod.Modes, eps=None):
-    """The per-feature theory's ``t*`` at each mode's ``(lam, rho)`` with initial response ``eps``
-    (default ``config.eps``; an array gives one per mode); ``nan`` where it is undefined (``lam <= 0``
-    or ``eps >= fraction * w_star``)."""
-    from ..theory import balanced as theory
-
-    eps = np.broadcast_to(np.asarray(config.eps if eps is None else eps, np.float64), modes.lam.shape)
-    ok = modes.lam > 0
-    w_star = spec.fixed_point(config.objective, config.depth, np.where(ok, modes.rho, 1.0))
-    ok &= (eps < config.fraction * w_star) & (eps > 0)
-    out = np.full(modes.lam.shape, np.nan)
-    if ok.any():
-        out[ok] = theory.critical_time_unchecked(config.objective, config.depth, modes.lam[ok], modes.rho[ok],
-                                                 eps[ok], config.fraction)
-    return out
-
-
-__all__ += ["default_t_max", "theory_critical_times"]

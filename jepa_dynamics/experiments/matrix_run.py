@@ -112,7 +112,7 @@ def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, nu
     sxx, sxy, syy = modes_mod.check_covariances(*cov)
     num_times = spec.check_positive_int(num_times, "num_times")
     m = modes_mod.decompose(sxx, sxy, validate=False)
-    t_max = matrix.default_t_max(config, m) if t_max is None else float(spec.check_positive(t_max, "t_max"))
+    t_max = matrix.default_t_max(config, m, syy=syy) if t_max is None else float(spec.check_positive(t_max, "t_max"))
     times = output_times(t_max, num_times)
     spec.check_writable_dir(out_dir, "out")
     key = {"config": {k: getattr(config, k) for k in config.__dataclass_fields__}, "times": _digest(times),
@@ -155,29 +155,29 @@ def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, nu
         raise KeyboardInterrupt(f"interrupted: {where}; rerun with --resume to continue") from None
     finally:
         bar.close()
-    _write_outputs(config, res, out_dir, command, source or {}, t_max)
+    _write_outputs(config, res, out_dir, command, source or {}, t_max, syy)
     if os.path.exists(state_path):
         os.remove(state_path)
     return res
 
 
-def summary_columns(config: matrix.MatrixConfig, res: matrix.MatrixResult) -> dict:
-    """The ``summary.csv`` columns of a result (see the module docstring)."""
+def summary_columns(config: matrix.MatrixConfig, res: matrix.MatrixResult, syy=None) -> dict:
+    """The ``summary.csv`` columns of a result (see the module docstring); ``syy`` (the target covariance)
+    is needed for ``vicreg`` only (its theory takes the target's variance along each mode)."""
     m = res.modes
-    ok = m.lam > 0
-    w_star = np.where(ok, spec.fixed_point(config.objective, config.depth, np.where(ok, m.rho, 1.0)), np.nan)
     return {
         "feature": np.arange(m.dim),
         "lam": m.lam, "rho": m.rho, "sigma2": m.sigma2,
         "t_star_matrix": res.t_star,
-        "t_star_theory": matrix.theory_critical_times(config, m),
+        "t_star_theory": matrix.theory_critical_times(config, m, syy=syy),
         "learned": np.asarray(res.learned, bool),
-        "initial_response": res.gamma0, "final_response": res.gamma_inf, "w_star": w_star,
-        "t_star_effective": matrix.theory_critical_times(config, m, eps=res.gamma0),
+        "initial_response": res.gamma0, "final_response": res.gamma_inf,
+        "w_star": matrix.theory_fixed_points(config, m, syy=syy),
+        "t_star_effective": matrix.theory_critical_times(config, m, eps=res.gamma0, syy=syy),
     }
 
 
-def _write_outputs(config, res, out_dir, command, source, t_max):
+def _write_outputs(config, res, out_dir, command, source, t_max, syy):
     dep = modes_mod.departure(res.modes.sxx, res.modes.sxy, res.modes)
     params = {"objective": config.objective, "depth": config.depth, "eps": config.eps, "init": config.init,
               "init_scale": config.init_scale, "seed": config.seed, "ema_rate": config.ema_rate,
@@ -187,11 +187,13 @@ def _write_outputs(config, res, out_dir, command, source, t_max):
         "departure": {k: float(f"{v:.6g}") for k, v in dep.items()},
         "run": {"converged": res.converged, "steps": res.steps, "rtol": config.rtol},
         "t_star_matrix": "first t with gamma_i(t) >= fraction * gamma_i(t_max) (learned modes; empty if not)",
-        "t_star_theory": "per-feature theory (docs/theory.md section 4) at the mode's (lam, rho) from eps",
+        "t_star_theory": ("per-feature theory (docs/theory.md section 16) at the mode's lam (vicreg: and its sigma2, "
+                          "syy) from eps" if config.objective in spec.JOINT_OBJECTIVES else
+                          "per-feature theory (docs/theory.md section 4) at the mode's (lam, rho) from eps"),
         "t_star_effective": "the same theory from the mode's own initial response gamma_i(0) (initial_response)",
         "response": "gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i) (docs/theory.md section 10)",
     })
-    cols = summary_columns(config, res)
+    cols = summary_columns(config, res, syy)
     records.write_csv_atomic(os.path.join(out_dir, "summary.csv"), header, list(cols), [_blank_nan(v) for v in
                                                                                          cols.values()])
     t, d = res.times.size, res.modes.dim
@@ -271,7 +273,7 @@ def matrix_figure(config, res, cols=None):
         ax.set_xscale("log")
         ax.set_xlim(lo, hi)
         ax.set_ylabel(r"$\gamma_i(t) / \gamma_i(t_{\max})$")
-        ax.set_title(f"{config.objective.upper()}, L = {config.depth}, d = {d}, {config.init} init; "
+        ax.set_title(f"{plots.OBJECTIVE_LABEL.get(config.objective, config.objective.upper())}, L = {config.depth}, d = {d}, {config.init} init; "
                      f"modes by decreasing $\\rho$ (dark to light)", fontsize=9)
         rows.set_ylim(d - 0.5, -0.5)
         rows.set_ylabel("mode $i$")
