@@ -46,6 +46,20 @@ def predict(configs) -> Prediction:
     return _predict(configs)
 
 
+def _joint_predict(objective: str, depth: int, cs, dss) -> tuple:
+    """Barlow Twins and VICReg from balanced init (docs/theory.md section 16, VICReg at the default weights, with
+    each dataset's own ``sigma2`` and ``syy``), ``(n, d)``: ``(w_star, t_star)``; no gradient-descent map."""
+    from ..theory import joint
+
+    lam = np.stack([ds.lam for ds in dss])
+    kw = ({"sigma2": np.stack([ds.sigma2 for ds in dss]), "syy": np.stack([ds.syy for ds in dss])}
+          if objective == "vicreg" else {})
+    col = lambda f: np.array([f(c) for c in cs], dtype=np.float64)[:, None]  # noqa: E731
+    w_star = np.broadcast_to(joint.fixed_point(objective, lam, **kw), lam.shape)
+    t_star = joint.critical_time(objective, depth, lam, col(lambda c: c.eps), col(lambda c: c.fraction), **kw)
+    return w_star, t_star
+
+
 def _predict(configs) -> Prediction:
     from ..theory import aligned
 
@@ -58,6 +72,10 @@ def _predict(configs) -> Prediction:
     for (objective, depth), idx in by.items():
         cs = [configs[i] for i in idx]
         dss = [c.dataset() for c in cs]
+        if objective in spec.JOINT_OBJECTIVES:
+            out["w_inf"][idx], out["critical_time"][idx] = _joint_predict(objective, depth, cs, dss)
+            learned[idx] = True
+            continue
         lam = np.stack([ds.lam for ds in dss])
         rho = np.stack([ds.rho for ds in dss])
         col = lambda f: np.array([f(c) for c in cs], dtype=np.float64)[:, None]  # noqa: E731
@@ -87,8 +105,8 @@ def configs_from(base: dict, lists: dict) -> list[train.TrainConfig]:
 
     ``ema_rate`` (kappa, 1/gradient-flow time) becomes each network's per-step decay ``ema = tau = 1 - kappa *
     lr`` at its own ``lr`` (:func:`jepa_dynamics.training._config.ema_decay`; ``ema`` itself is the deprecated
-    spelling).  A knob that does not apply to a network is dropped for it, and repeats are dropped: MAE
-    networks take ``ema = 0`` (an EMA target is JEPA's), ``predictor_init`` applies to
+    spelling).  A knob that does not apply to a network is dropped for it, and repeats are dropped: MAE,
+    Barlow Twins and VICReg networks take ``ema = 0`` (an EMA target is JEPA's), ``predictor_init`` applies to
     ``init="aligned"`` only and ``init_scale`` to ``init="random"`` only."""
     import itertools
 
@@ -98,7 +116,7 @@ def configs_from(base: dict, lists: dict) -> list[train.TrainConfig]:
         kw = {**base, **dict(zip(names, values)), "check_theory": False}  # predict() checks them all at once
         init = kw.get("init", "balanced")
         kappa = kw.pop("ema_rate", None)
-        if kw.get("objective", "jepa") == "mae":
+        if kw.get("objective", "jepa") != "jepa":
             kw["ema"] = 0.0
         elif kappa is not None:
             kw["ema"] = ema_decay(kappa, spec.check_positive(kw.get("lr", 1e-2), "lr"))
