@@ -98,3 +98,47 @@ def test_steps_auto_runs_to_twice_the_latest_critical_time(tmp_path, capsys):
     t_star = theory.critical_time("jepa", 2, [1.0, 2.0], [0.5, 0.8], 0.01)
     steps = records.read_csv(str(out / "responses.csv"))["step"]
     assert int(steps.max()) == math.ceil(2.0 * max(t_star) / 0.05)
+
+
+# --- Barlow Twins and VICReg (docs/theory.md section 16) in train-grid and matrix ---------------------------
+
+GRID_JOINT = ["train-grid", "--lam", "1,0.6", "--rho", "0.9,0.5", "--steps", "10", "--no-progress"]
+MATRIX_JOINT = ["matrix", "--depth", "2", "--dist", "rotated", "--dim", "3", "--no-progress"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (GRID_JOINT + ["--objective", "barlow", "--init", "random"], "--init: --objective barlow trains balanced"),
+    (GRID_JOINT + ["--objective", "jepa,vicreg", "--init", "balanced,aligned"],
+     "--init: --objective vicreg trains balanced"),
+    (GRID_JOINT + ["--objective", "jepa,barlow", "--weight-decay", "0,0.01"],
+     "--weight-decay: --objective barlow trains balanced from --init balanced, without EMA or weight decay"),
+    (GRID_JOINT + ["--objective", "barlow,vicreg", "--ema-rate", "1"],
+     "--ema-rate: an EMA target only exists for --objective jepa (barlow, vicreg have no target encoder)"),
+    (GRID_JOINT + ["--objective", "mae,barlow", "--ema-rate", "1"],
+     "--ema-rate: an EMA target only exists for --objective jepa (mae, barlow have no target encoder)"),
+    (GRID_JOINT + ["--objective", "barlow", "--eps", "2"], "--eps: must be below fraction * w_star = 0.5 for "
+                                                           "objective=barlow"),
+    (GRID_JOINT + ["--objective", "barlow,simclr"], "--objective: unknown value 'simclr'"),
+    (MATRIX_JOINT + ["--objective", "vicreg", "--ema-rate", "1"],
+     "--ema-rate: an EMA target is a JEPA option (vicreg has no target"),
+    (MATRIX_JOINT + ["--objective", "barlow", "--weight-decay", "0.1"],
+     "--weight-decay: --objective barlow runs without weight decay"),
+    (MATRIX_JOINT + ["--objective", "vicreg", "--eps", "5"], "--t-max: no mode is learned by the per-feature theory"),
+    (MATRIX_JOINT + ["--objective", "byol"], "--objective: unknown value 'byol'"),
+])
+def test_joint_objectives_refuse_what_their_theory_does_not_cover(tmp_path, capsys, argv, needle):
+    out = tmp_path / "out"
+    _refused(capsys, argv + ["--out", str(out)], needle)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective, init", [("barlow", "aligned"), ("vicreg", "random")])
+def test_joint_matrix_runs_from_any_init(tmp_path, capsys, objective, init):
+    """The matrix flow is exact from any init (the theory columns are the per-feature reference): aligned and
+    random inits run, exit 0, say nothing on stderr and write the four files."""
+    out = tmp_path / "out"
+    assert cli.main(MATRIX_JOINT + ["--objective", objective, "--init", init, "--eps", "0.01", "--num-times", "20",
+                                    "--out", str(out)]) == 0
+    assert capsys.readouterr().err == ""
+    assert sorted(os.listdir(out)) == ["end_to_end.npz", "plot.png", "responses.csv", "summary.csv"]
