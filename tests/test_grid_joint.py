@@ -71,3 +71,12 @@ def test_train_grid_crosses_at_the_joint_t_star(tmp_path):
     single = records.read_csv(os.path.join(one, "summary.csv"))
     m = (s["objective"] == "vicreg") & (s["depth"] == 2)
     np.testing.assert_allclose(s["t_star_empirical"][m], single["t_star_empirical"], rtol=1e-9)
+
+
+def test_joint_networks_drop_the_ema_in_a_grid_with_jepa():
+    """An EMA target is JEPA's: with ``--ema-rate inf,10`` the JEPA networks take both rates, the Barlow and VICReg
+    networks (no target encoder) one stop-gradient network each, as MAE's do."""
+    configs = grid.configs_from(dict(lam=LAM, rho=RHO, steps=10, lr=0.01),
+                                {"objective": ["jepa", "barlow", "vicreg"], "ema_rate": [float("inf"), 10.0]})
+    assert [(c.objective, c.ema) for c in configs] == [("jepa", 0.0), ("jepa", 0.9), ("barlow", 0.0),
+                                                        ("vicreg", 0.0)]
