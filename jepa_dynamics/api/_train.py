@@ -187,8 +187,9 @@ def train_grid(*, model="linear", objective="jepa", depth="1", lam=None, rho=Non
     (``tau`` values) is the deprecated spelling (one note, then used as given).
 
     The twin of ``jepa-dynamics train-grid``.  Knobs that do not apply to a network are dropped
-    for it (MAE takes no EMA, ``predictor_init`` is for init aligned, ``init_scale`` for init
-    random).  ``resume`` keeps the finished networks.  Deep linear encoders only: ``model`` is
+    for it (MAE, Barlow Twins and VICReg take no EMA, ``predictor_init`` is for init aligned, ``init_scale``
+    for init random); ``barlow`` and ``vicreg`` networks train as in :func:`train` (balanced init, no weight
+    decay; docs/theory.md section 16).  ``resume`` keeps the finished networks.  Deep linear encoders only: ``model`` is
     ``linear`` (anything else is refused, naming ``train`` for MLPs).
 
     >>> import tempfile

@@ -13,8 +13,9 @@ def add(sub) -> None:
                                    "side by side in one jitted, vmapped program sharded over every local device; "
                                    "write DIR/summary.csv (one row per network and feature) and DIR/fidelity.png "
                                    "and print their paths. Knobs that do not apply to a network are dropped for it "
-                                   "(MAE has no EMA target, --predictor-init is for --init aligned, --init-scale for "
-                                   "--init random). --resume keeps the finished networks. A refused command "
+                                   "(MAE, barlow and vicreg have no EMA target, --predictor-init is for --init "
+                                   "aligned, --init-scale for --init random); barlow and vicreg train from --init "
+                                   "balanced without weight decay (docs/theory.md section 16). --resume keeps the finished networks. A refused command "
                                    "changes no file. Deep linear encoders only. Docs: docs/grid.md; columns: "
                                    "docs/columns.md.")
     add_training_flags(p, mlp=False)

@@ -1,4 +1,6 @@
-r"""Full-matrix gradient flow of deep linear JEPA and MAE (docs/theory.md section 10).
+r"""Full-matrix gradient flow of deep linear JEPA and MAE (docs/theory.md section 10), and of Barlow Twins and
+VICReg (section 16: one encoder on both views, no predictor; ``V`` and the target are carried but never move;
+their gradients are written out in :mod:`jepa_dynamics.engines._matrix_field`).
 
 State: the encoder's layers ``W_1..W_L`` (``d x d``), the predictor / decoder ``V``, and,
 with an EMA target, ``Wtgt``.  With ``A = V Wbar``, ``Wbar = W_L ... W_1``:
@@ -91,7 +93,8 @@ class MatrixSolverError(RuntimeError):
 class MatrixConfig:
     """One matrix gradient flow, validated on construction.
 
-    ``objective`` (``jepa`` | ``mae``), ``depth`` ``L``, ``eps`` (``Wbar(0)`` scale),
+    ``objective`` (``jepa`` | ``mae`` | ``barlow`` | ``vicreg``; the last two without EMA or weight decay),
+    ``depth`` ``L``, ``eps`` (``Wbar(0)`` scale),
     ``init`` (``balanced``: docs/theory.md section 1.3, ``Wbar(0) = eps I``; ``aligned``:
     ``W_1 = eps^(1/L) Q^T``, ``W_a = eps^(1/L) I`` for ``a >= 2``, ``V = eps^(1/L) I``, so
     ``Wbar(0) = eps Q^T`` and every mode starts at ``gamma_i(0) = eps``; ``random``: i.i.d.
