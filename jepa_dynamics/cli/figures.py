@@ -9,11 +9,11 @@ _FIGURES_DESCRIPTION = "Build each figure of jepa_dynamics.figures and write OUT
 
 
 def add(sub) -> None:
-    p = sub.add_parser("figures", help="regenerate the figure groups: the paper's six and three beyond it (PNG and PDF)",
+    p = sub.add_parser("figures", help="regenerate the figure groups: the paper's six and those beyond it (PNG and PDF)",
                        description=_FIGURES_DESCRIPTION)
     p.__class__ = FiguresParser
     p.add_argument("--fast", action="store_true", help="small sizes (seconds per figure; what CI runs)")
-    p.add_argument("--only", help="comma-separated figure names (default: all nine)")
+    p.add_argument("--only", help="comma-separated figure names (default: all of them)")
     p.add_argument("--out", default="out/figures", help="output folder (default: out/figures; --out figures "
                                                        "regenerates the committed figures that README shows)")
     p.add_argument("--format", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")

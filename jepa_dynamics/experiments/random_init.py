@@ -96,10 +96,10 @@ def study(fast: bool = False, *, dims=(3, 5), per_dim: int = 4, depths=(1, 2, 3,
     set (``per_dim`` for each ``d`` in ``dims``; ``lam ~ U(0.5, 1.5)``, ``rho ~ U(0.5, 0.95)``) and depth,
     one grid of JEPA (``ema_rate``: stop-gradient and EMA) and MAE networks at every ``eps`` (random init
     at scale ``eps^(1/depth)`` per matrix) and ``seeds`` seeds, trained to the flows' horizon at ``lr``.
-    ``fast``: one data set of ``d = 3``, depths 1-2, 4 seeds.  Returns ``{"rows": {column: array},
+    ``fast``: one data set of ``d = 3``, depths 1-2, ``eps = 0.05``, 4 seeds.  Returns ``{"rows": {column: array},
     "datasets": [...], "steps": {...}}``."""
     if fast:
-        dims, per_dim, depths, seeds, eps, ema_rate = (3,), 1, (1, 2), 4, (0.02,), (np.inf,)
+        dims, per_dim, depths, seeds, eps, ema_rate = (3,), 1, (1, 2), 4, (0.05,), (np.inf,)
     sets = _datasets(dims, per_dim, seed)
     parts, steps = [], {}
     bar = records.progress_bar(len(sets) * len(depths), desc="random-init study", unit="grid", enabled=progress)
@@ -174,11 +174,12 @@ def sampled(fast: bool = False, *, batches=(64, 256, 1024), seeds: int = 32, dep
             lr: float = 0.02, lam=(1.0, 0.6, 0.8, 0.7), rho=(0.9, 0.5, 0.7, 0.6)) -> dict:
     """Minibatch SGD (``loss = sampled``, ``batch`` samples a step) from random inits against the population
     matrix flow from the same matrices: per batch size, the share of (network, feature) fates the flow gets
-    right and the median and 90th-percentile ``|t*_trained / t*_flow - 1|`` where both cross."""
+    right and the median and 90th-percentile ``|t*_trained / t*_flow - 1|`` where both cross.  ``fast``: two
+    seeds, batches 64 and 1024, ``eps = 0.05``."""
     from ..training import _flow, grid
 
     if fast:
-        batches, seeds = (64, 1024), 4
+        batches, seeds, eps = (64, 1024), 2, 0.05
     base = dict(lam=list(lam), rho=list(rho), depth=depth, eps=eps, init="random", lr=lr, steps=1, records=1,
                 loss="sampled")
     probe = grid.configs_from(base, {"batch": [batches[0]], "seed": [0]})[0]
