@@ -130,3 +130,23 @@ def test_train_grid_rows_of_random_inits_are_train_s_matrix_flow(tmp_path):
         else:
             np.testing.assert_allclose(np.asarray(table["t_star_theory"], float)[rows],
                                        theory.critical_time(c.objective, 2, LAM, RHO, 1e-2, 0.5), rtol=1e-12)
+
+
+def test_a_flow_whose_field_overflows_ends_at_once_and_predicts_nothing():
+    """An init far outside the small-init regime (entries ~1e300: the field overflows float64) gets no
+    accepted step; the batched flow marks it failed and stops instead of shrinking its step for ever, and
+    the run's theory is nan, not learned (train-grid --init random --init-scale 1e300 used to hang)."""
+    config = TrainConfig(lam=LAM, rho=RHO, depth=2, eps=1e-2, init="random", init_scale=1e300, seed=0, lr=0.02,
+                         steps=1)
+    ds = config.dataset()
+    res = matrix.integrate_batch(models_state(config)[None], ds.covariance_matrices(), 100.0, np.full((1, 4), 0.1),
+                                 mae=[False])
+    assert not res.ok[0] and res.steps[0] < 10_000
+    flow = _flow.matrix_flow(config, ds, np.full(4, 0.1))
+    assert np.isnan(flow.final_response).all() and not flow.learned.any()
+
+
+def models_state(config):
+    from jepa_dynamics.training import models
+
+    return models.matrix_state(tr.initial_model(config))

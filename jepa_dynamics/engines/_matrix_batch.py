@@ -39,8 +39,8 @@ __all__ = ["BatchResult", "integrate_batch"]
 class BatchResult:
     """Per network (leading axis) and feature: ``t_star`` (first time ``gamma_i >= level_i``; ``nan``:
     never before the network stopped), ``final_response`` (``gamma_i`` when it stopped), ``t_stop``
-    (when it stopped), ``at_rest`` (stopped at rest before its horizon), ``ok`` (finite state, within
-    ``max_steps``) and ``steps`` (accepted + rejected solver steps)."""
+    (when it stopped), ``at_rest`` (stopped at rest before its horizon), ``ok`` (finite state, a step
+    size that did not collapse, within ``max_steps``) and ``steps`` (accepted + rejected solver steps)."""
 
     t_star: np.ndarray
     final_response: np.ndarray
@@ -96,7 +96,10 @@ def _one(y0, t_end, level, beta, kappa, mae, ema, cov, dirs, sigma2, rtol, atol,
         root = _hermite_root(t, t1, c["g"], g1, jnp.where(jnp.isfinite(c["dg"]), c["dg"], 0.0), dg1, level)
         pick = lambda a, b: jnp.where(keep, a, b)  # noqa: E731
         t_new = pick(t1, t)
-        finite = jnp.all(jnp.isfinite(y1)) | ~keep
+        # a state whose field overflows float64 (an init far outside the small-init regime) never gets
+        # an accepted step: the controller shrinks the step towards nothing, so that ends the network too
+        stalled = ~keep & ~(tnext1 - t > 1e-13 * jnp.maximum(1.0, jnp.abs(t)))
+        finite = (jnp.all(jnp.isfinite(y1)) | ~keep) & ~stalled
         speed = jnp.max(jnp.abs(dg1) / jnp.maximum(g1, jnp.finfo(y0.dtype).tiny))
         at_rest = keep & (speed * t1 < rest_tol)
         return {"t": t_new, "tnext": jnp.minimum(tnext1, t_end), "y": pick(y1, c["y"]),

@@ -96,7 +96,8 @@ def matrix_flows(configs, dataset: data.Dataset, levels, *, states=None, t_max: 
     devices as the training engine does).  ``levels`` ``(n, d)``; ``states`` ``(n, L + 2, d, d)`` the
     networks' initial matrices (:func:`jepa_dynamics.training.models.matrix_state`; default: each
     config's :func:`jepa_dynamics.training.train.initial_model`; networks of one depth).  Returns one
-    :class:`FlowPrediction` per network, in order."""
+    :class:`FlowPrediction` per network, in order; a flow that could not be followed (its field overflows
+    float64, or the step size collapsed) has ``nan`` responses and times and nothing learned."""
     from .train import initial_model
 
     levels = np.asarray(levels, np.float64)
@@ -117,12 +118,10 @@ def matrix_flows(configs, dataset: data.Dataset, levels, *, states=None, t_max: 
                                      weight_decay=[m.weight_decay for m in mcs], dirs=modes.sxx @ modes.q,
                                      sigma2=modes.sigma2, rtol=mcs[0].rtol, atol=mcs[0].atol,
                                      rest_tol=mcs[0].rest_tol, sharding=sharding)
-        if not res.ok.all():
-            bad = cs[int(np.flatnonzero(~res.ok)[0])]
-            raise matrix.MatrixSolverError(f"the matrix flow of the network with seed {bad.seed} (objective "
-                                           f"{bad.objective}, depth {bad.depth}) became non-finite or ran out of steps")
         for k, i in enumerate(idx):
-            final, t_star = res.final_response[k], res.t_star[k]
+            # a flow that overflowed (an init far outside float64's range for the field) predicts nothing
+            final, t_star = ((res.final_response[k], res.t_star[k]) if res.ok[k] else
+                             (np.full(levels.shape[1], np.nan), np.full(levels.shape[1], np.nan)))
             learned = final >= levels[i]
             out[i] = FlowPrediction(t_star, final, learned, np.isfinite(t_star) & ~learned, float(t_end[k]),
                                     bool(res.at_rest[k]))

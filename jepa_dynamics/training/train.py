@@ -378,7 +378,9 @@ class _Runner:
             cfg = self.config
             raise TrainingDiverged(
                 f"training diverged: the parameters are not finite by step {stop} ({cfg.model} {cfg.objective} "
-                f"depth={cfg.depth} optimizer={cfg.optimizer} lr={cfg.lr:g}); lower --lr")
+                f"depth={cfg.depth} optimizer={cfg.optimizer} lr={cfg.lr:g}); lower --lr"
+                + (f" or --init-scale (now {cfg.init_scale:g})" if cfg.init_scale is not None and cfg.init_scale > 1
+                   else ""))
         return state
 
 
