@@ -137,8 +137,8 @@ def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, nu
         records.save_npz_atomic(state_path, key=np.asarray(json.dumps(key, sort_keys=True)), **snap)
 
     def on_output(k, t, snapshot):
-        bar.update(1)
         last["snap"] = snapshot
+        bar.update(1)
         if _time.monotonic() - last["saved_at"] > _SAVE_EVERY_S:
             save(snapshot())
             last["saved_at"] = _time.monotonic()
@@ -149,10 +149,10 @@ def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, nu
         if last["snap"] is not None:
             snap = last["snap"]()
             save(snap)
-            where = f"the flow up to t={float(snap['t_now']):.6g} is kept in {state_path}"
-        else:
-            where = "nothing was kept"
-        raise KeyboardInterrupt(f"interrupted: {where}; rerun with --resume to continue") from None
+            raise KeyboardInterrupt(f"interrupted: the flow up to t={float(snap['t_now']):.6g} is kept in "
+                                    f"{state_path}; rerun with --resume to continue") from None
+        raise KeyboardInterrupt("interrupted before the first output time, so nothing was kept; rerun the same "
+                                "command to start again") from None
     finally:
         bar.close()
     _write_outputs(config, res, out_dir, command, source or {}, t_max)
