@@ -67,6 +67,19 @@ def test_a_short_loop_is_silent_and_no_progress_is_silent(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_time_left_follows_the_recent_pace(monkeypatch, capsys):
+    clock = _Clock()
+    monkeypatch.setattr(_progress, "time", clock)
+    bar = _progress.progress_bar(100, desc="slowing", unit="time")
+    clock.now += 10.0
+    bar.update(50)  # 50 in the first 10 s
+    clock.now += 10.0
+    bar.update(10)  # then 10 in 10 s: 40 left at that pace is 40 s (the average pace would say 13 s)
+    bar.close()
+    assert capsys.readouterr().err.splitlines()[:2] == ["slowing: 50/100 time (50%), 10 s, about 10 s left",
+                                                         "slowing: 60/100 time (60%), 20 s, about 40 s left"]
+
+
 def test_resumed_loop_estimates_from_its_own_pace(monkeypatch, capsys):
     clock = _Clock()
     monkeypatch.setattr(_progress, "time", clock)

@@ -29,7 +29,7 @@ class ProgressLines:
 
     def __init__(self, total: int, *, desc: str, unit: str, initial: int = 0):
         self.total, self.desc, self.unit, self.n = int(total), desc, unit, int(initial)
-        self._initial, self._postfix, self._printed, self._closed = self.n, "", False, False
+        self._last_n, self._postfix, self._printed, self._closed = self.n, "", False, False
         self._start = self._last = time.monotonic()
 
     def update(self, k: int = 1) -> None:
@@ -42,13 +42,13 @@ class ProgressLines:
         self._postfix = str(text)
 
     def _line(self, now: float, done: bool = False) -> None:
-        self._last, self._printed = now, True
-        elapsed = now - self._start
+        # the time left at the pace since the last line (loops such as the matrix flow slow down as they go)
+        moved, took = self.n - self._last_n, now - self._last
+        self._last, self._last_n, self._printed = now, self.n, True
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total > 0 else ""
-        text = f"{self.desc}: {self.n}/{self.total} {self.unit}{share}, {_seconds(elapsed)}"
-        moved = self.n - self._initial
+        text = f"{self.desc}: {self.n}/{self.total} {self.unit}{share}, {_seconds(now - self._start)}"
         if not done and 0 < moved and self.n < self.total:
-            text += f", about {_seconds(elapsed / moved * (self.total - self.n))} left"
+            text += f", about {_seconds(took / moved * (self.total - self.n))} left"
         if self._postfix:
             text += f" [{self._postfix}]"
         print(text + (" (done)" if done else ""), file=sys.stderr, flush=True)
