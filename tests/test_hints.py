@@ -78,6 +78,7 @@ TRAIN = ["train", "--lam", "1,2", "--rho", "0.5,0.8", "--eps", "0.05", "--lr", "
 
 @pytest.mark.parametrize("extra", [[], ["--model", "mlp", "--batch", "16"], ["--optimizer", "adam", "--lr", "0.001"]],
                          ids=["linear", "mlp", "adam"])
+@pytest.mark.slow
 def test_train_rerun_with_steps_resume_is_accepted_and_grows_the_run(tmp_path, capsys, extra):
     argv = apply(TRAIN, " ".join(extra)) + ["--out", tmp_path / "run"]
     status, err = run(capsys, argv)
@@ -92,6 +93,7 @@ def test_train_rerun_with_steps_resume_is_accepted_and_grows_the_run(tmp_path, c
         assert "rerun with" not in err, err
 
 
+@pytest.mark.slow
 def test_train_with_an_lr_too_small_for_steps_suggests_a_larger_lr(tmp_path, capsys):
     argv = apply(TRAIN, "--lr 1e-15 --steps 3") + ["--out", tmp_path / "run"]
     status, err = run(capsys, argv)
@@ -101,6 +103,7 @@ def test_train_with_an_lr_too_small_for_steps_suggests_a_larger_lr(tmp_path, cap
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_train_grid_rerun_into_a_new_out_with_steps_suffices(tmp_path, capsys):
     argv = ["train-grid", "--depth", "1", "--lam", "1,2", "--rho", "0.5,0.8", "--lr", "0.05", "--steps", "20",
             "--out", tmp_path / "g", "--no-progress"]
@@ -111,6 +114,7 @@ def test_train_grid_rerun_into_a_new_out_with_steps_suffices(tmp_path, capsys):
     assert status == 0 and "rerun into" not in err, err
 
 
+@pytest.mark.slow
 def test_deprecated_ema_names_the_ema_rate_that_trains_the_same_run(tmp_path, capsys):
     argv = apply(TRAIN, "--steps 30 --ema 0.9") + ["--out", tmp_path / "a"]
     status, err = run(capsys, argv)
@@ -123,6 +127,7 @@ def test_deprecated_ema_names_the_ema_rate_that_trains_the_same_run(tmp_path, ca
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_diverging_train_says_lower_lr_and_a_lower_one_runs(tmp_path, capsys):
     argv = apply(TRAIN, "--lr 50") + ["--out", tmp_path / "run"]
     status, err = run(capsys, argv)
@@ -132,6 +137,7 @@ def test_a_diverging_train_says_lower_lr_and_a_lower_one_runs(tmp_path, capsys):
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_population_loss_of_an_mlp_says_use_loss_sampled(tmp_path, capsys):
     argv = apply(TRAIN, "--model mlp --batch 16 --loss population") + ["--out", tmp_path / "run"]
     status, err = run(capsys, argv)
@@ -150,6 +156,7 @@ def test_population_loss_of_an_mlp_says_use_loss_sampled(tmp_path, capsys):
     (["matrix", "--objective", "jepa", "--depth", "1", "--dist", "rotated", "--dim", "2", "--num-times", "10",
       "--out", "{d}/m"], "matrix", r"rerun with (--resume) to continue$"),
 ], ids=["sweep", "train", "matrix"])
+@pytest.mark.slow
 def test_interrupted_run_resumes_as_told(tmp_path, capsys, monkeypatch, argv, desc, pattern):
     argv = [str(a).format(d=tmp_path) for a in argv]
     with monkeypatch.context() as patch:
@@ -161,6 +168,7 @@ def test_interrupted_run_resumes_as_told(tmp_path, capsys, monkeypatch, argv, de
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_matrix_interrupted_before_its_first_output_says_rerun(tmp_path, capsys, monkeypatch):
     argv = ["matrix", "--objective", "jepa", "--depth", "1", "--dist", "rotated", "--dim", "2", "--num-times", "10",
             "--out", str(tmp_path / "m")]
@@ -259,6 +267,7 @@ def test_a_tiny_gd_lr_says_lr_0_or_allow_large(tmp_path, capsys):
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_matrix_with_nothing_learned_says_give_t_max(tmp_path, capsys):
     argv = ["matrix", "--objective", "jepa", "--depth", "1", "--dist", "rotated", "--dim", "2", "--eps", "0.9",
             "--num-times", "5", "--out", tmp_path / "m", "--no-progress"]
@@ -296,6 +305,7 @@ def test_spectrum_train_past_max_steps_says_raise_it(tmp_path, capsys):
     ("--ema-rate 100", r"lower --ema-rate or --lr$", "--ema-rate 1"),
     ("--ema-rate 1e-20", r"raise --ema-rate$", "--ema-rate 1"),
 ], ids=["above-1", "below-resolution"])
+@pytest.mark.slow
 def test_an_ema_rate_the_step_cannot_take_names_the_way_out(tmp_path, capsys, bad, pattern, fix):
     argv = apply(TRAIN, bad) + ["--out", tmp_path / "run"]
     status, err = run(capsys, argv)
@@ -316,6 +326,7 @@ def test_simulate_with_a_tiny_t_max_says_larger_t_max_or_linear_spacing(tmp_path
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_matrix_state_of_other_parameters_says_rerun_without_resume(tmp_path, capsys, monkeypatch):
     argv = ["matrix", "--objective", "jepa", "--depth", "1", "--dist", "rotated", "--dim", "2", "--num-times", "10",
             "--out", str(tmp_path / "m")]

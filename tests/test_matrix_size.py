@@ -17,6 +17,7 @@ from jepa_dynamics.experiments import matrix_run
 ARGV = ["matrix", "--objective", "jepa", "--depth", "2", "--dist", "mixed", "--eps", "1e-2", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_output_estimate_is_within_a_fifth_of_the_files_written(tmp_path, capsys):
     dim, num_times = 12, 200
     out = tmp_path / "m"

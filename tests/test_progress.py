@@ -109,6 +109,7 @@ SLOW = {"train-grid", "spectrum --train"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in COMMANDS])
+@pytest.mark.slow
 def test_command_prints_lines_off_a_terminal_and_none_with_no_progress(tmp_path, capsys, monkeypatch, name):
     monkeypatch.setattr(_progress, "INTERVAL_S", 0.0)  # a line on every step of the loop
     runs, work = {}, tmp_path / "work"
