@@ -93,6 +93,7 @@ def _cases(objective, n, seed):
 
 
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
+@pytest.mark.slow
 def test_predict_and_collapse_against_direct_integration(objective):
     """Random aligned inits incl. negative V0, depths 1-4: learned flag and t* (1e-6) against scipy."""
     rows = [c for c in _cases(objective, 40, 3 if objective == "jepa" else 4)]
@@ -127,6 +128,7 @@ def test_jepa_collapse_boundaries():
         assert math.isfinite(t) == expect
 
 
+@pytest.mark.slow
 def test_ema_reference_example():
     """docs/theory.md section 9's EMA example: L=2, lam=0.8, rho=0.6, balanced u0=0.1: t* = 550.6, 555.4, 630.4."""
     pred = aligned.predict("jepa", 2, 0.8, 0.6, 0.01, ema_rate=np.array([100.0, 1.0, 0.05]))
@@ -215,6 +217,7 @@ def test_imex_tableau_order_conditions():
     assert af._B_EMBEDDED.sum() == pytest.approx(1.0, abs=1e-14)
 
 
+@pytest.mark.slow
 def test_integrated_rows_against_direct_integration():
     """EMA target and/or weight decay, aligned inits of both signs, depths 1-3: the IMEX method's
     learned flags and t* against scipy of the L + 1 (+ EMA) scalars (Radau), 1e-6."""
@@ -238,6 +241,7 @@ def test_integrated_rows_against_direct_integration():
             assert np.sign(w_end) == np.sign(pred.w_inf[i])
 
 
+@pytest.mark.slow
 def test_ema_collapse_is_followed_to_the_end():
     """An EMA row on its way to a = 0 (kappa / R beyond 1e20) is followed to its collapse in a few
     hundred steps (the last-stage form of the update keeps E out of rounding noise); scipy agrees."""
@@ -258,6 +262,7 @@ def test_ema_collapse_is_followed_to_the_end():
     assert math.isinf(t_ref) and abs(w_end) < eps
 
 
+@pytest.mark.slow
 def test_too_slow_a_target_is_named():
     """kappa far below the encoder's rates: the encoder relaxes onto v w = rho w_T much faster than the
     target moves (stiff in the explicit part); the failure names the cause and the way out."""
@@ -265,6 +270,7 @@ def test_too_slow_a_target_is_named():
         aligned.predict("jepa", 1, 0.5, 0.9, 1e-4, ema_rate=1e-6)
 
 
+@pytest.mark.slow
 def test_weight_decay_revival_at_depth_one():
     """L = 1, weight decay, v0 > rho: the encoder falls by hundreds of e-folds while v decays, then
     grows again once v(lam - sigma2 v) > beta (docs/theory.md section 9). Such a row is learned,
@@ -279,6 +285,7 @@ def test_weight_decay_revival_at_depth_one():
     assert math.isfinite(t_ref) and abs(w_end) >= level
 
 
+@pytest.mark.slow
 def test_gd_map_horizon():
     """``max_steps`` stops the GD map where a run of that length stops: a feature that crosses
     by then keeps its interpolated step exactly; one that crosses later gets ``nan`` (not

@@ -59,6 +59,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("command, argv", CASES, ids=[c for c, _ in CASES])
+@pytest.mark.slow
 def test_function_writes_the_command_files(tmp_path, capsys, command, argv):
     work = tmp_path / "work"
     argv = [a.format(d=work) for a in argv]

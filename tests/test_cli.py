@@ -54,6 +54,7 @@ def test_sweep_contract_and_quadrature(tmp_path):
         assert table["t_star"][i] == pytest.approx(ref, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_sweep_ode_agrees_with_exact(tmp_path):
     exact, ode = tmp_path / "e.csv", tmp_path / "o.csv"
     grid = ["--depth", "1,2,5,8", "--lam", "0.2,3", "--rho", "0.6,0.95,1.7", "--eps", "1e-6"]
@@ -150,6 +151,7 @@ def test_resume_refuses_other_parameters(tmp_path, capsys):
     assert "other parameters" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_gives_the_uninterrupted_rows(tmp_path):
     """Interrupt a multi-block sweep with SIGINT, resume, compare with one run."""
     lam = ",".join(str(x) for x in np.geomspace(0.1, 10, 40))
@@ -178,6 +180,7 @@ def test_sigint_then_resume_gives_the_uninterrupted_rows(tmp_path):
     assert body(part) == body(full)
 
 
+@pytest.mark.slow
 def test_simulate_csv_and_npz(tmp_path):
     csv, npz, png = tmp_path / "t.csv", tmp_path / "t.npz", tmp_path / "t.png"
     args = ["simulate", "--objective", "jepa,mae", "--depth", "2", "--lam", "1", "--rho", "0.7", "--eps", "1e-3",
@@ -196,6 +199,7 @@ def test_simulate_csv_and_npz(tmp_path):
     assert png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_simulate_ode_matches_exact(tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     args = ["simulate", "--objective", "jepa,mae", "--depth", "1,3", "--lam", "2", "--rho", "0.8",
@@ -205,6 +209,7 @@ def test_simulate_ode_matches_exact(tmp_path):
     np.testing.assert_allclose(np.load(b)["response"], np.load(a)["response"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_sweep_plot(tmp_path):
     png = tmp_path / "p.png"
     assert main(["sweep", "--out", str(tmp_path / "s.csv"), "--plot", str(png)]) == 0

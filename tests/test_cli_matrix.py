@@ -20,6 +20,7 @@ def _run(argv, capsys):
 BASE = ["matrix", "--objective", "jepa", "--depth", "2", "--eps", "0.02", "--num-times", "24", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_contract_on_rotated_data(tmp_path, capsys):
     out = tmp_path / "run"
     status, err = _run(BASE + ["--dist", "rotated", "--dim", "3", "--seed", "4", "--out", str(out)], capsys)
@@ -47,6 +48,7 @@ def test_contract_on_rotated_data(tmp_path, capsys):
     np.testing.assert_allclose(r["response"].reshape(25, 3), gam, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_cov_file_modes(tmp_path, capsys):
     ds = data.mixed(np.linspace(1.0, 2.0, 3), np.linspace(0.9, 0.3, 3), 0.5, seed=1)
     path = tmp_path / "cov.npz"
@@ -123,6 +125,7 @@ def test_bad_input_one_line_exit_2_nothing_changed(tmp_path, capsys, extra, matc
     assert sorted(os.listdir(out)) == ["summary.csv"] and (out / "summary.csv").read_text() == "keep me\n"
 
 
+@pytest.mark.slow
 def test_interrupt_and_resume_give_the_uninterrupted_files(tmp_path, capsys, monkeypatch):
     argv = BASE + ["--dist", "lagged", "--dim", "3", "--mixing", "0.4"]
     status, err = _run(argv + ["--out", str(tmp_path / "whole")], capsys)

@@ -66,6 +66,7 @@ def r(finished_run, tmp_path):
 
 # --- 1. data loss ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_refused_resume_leaves_every_file_byte_identical_and_names_the_flags(r, capsys):
     before = digest(r)
     assert len(records.read_csv(os.path.join(r, "responses.csv"))["step"]) == 2002
@@ -76,6 +77,7 @@ def test_refused_resume_leaves_every_file_byte_identical_and_names_the_flags(r, 
     assert digest(r) == before
 
 
+@pytest.mark.slow
 def test_resume_with_more_steps_extends_the_finished_run(r, capsys):
     old = Path(r, "responses.csv").read_text().splitlines()
     assert cli.main([*RUN[:-1], "40000", "--resume", "--no-progress", "--out", r]) == 0
@@ -118,6 +120,7 @@ def test_train_refuses_lists(tmp_path, capsys, flag, value):
 
 # --- 3. bounded memory (peak RSS in benchmarks/bench_memory.py) ----------------------------------------------
 
+@pytest.mark.slow
 def test_sweep_plot_reads_only_the_rows_it_draws(tmp_path, capsys):
     argv = ["sweep", "--depth", "1,2,3", "--lam", "2,0.5,1,4", "--rho", "0.9,0.3,0.6", "--eps", "1e-4,1e-5",
             "--fraction", "0.5,0.3"]
@@ -250,6 +253,7 @@ def test_overflow_and_underflow_name_the_real_cause(tmp_path, capsys, flags, nee
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.slow
 def test_no_warning_reaches_the_real_stderr(tmp_path):
     env = {**os.environ, "JEPA_DYNAMICS_CACHE": "off"}
     for flags in (["--lam", "1e308", "--rho", "0.3"], ["--rho", "1e200"], ["--depth", "10000", "--rho", "0.9"]):
@@ -261,6 +265,7 @@ def test_no_warning_reaches_the_real_stderr(tmp_path):
 
 # --- 8. stale files and 9. a run that ends before t* ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_fresh_run_removes_the_old_run_s_files_and_says_what_was_not_reached(r, capsys):
     os.makedirs(os.path.join(r, "checkpoints"))
     stale = os.path.join(r, "checkpoints", "encoder_step20000.eqx")
@@ -286,6 +291,7 @@ def test_fresh_run_removes_the_old_run_s_files_and_says_what_was_not_reached(r, 
 
 # --- user-friendliness ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_simulate_csv_has_fraction_and_critical_time_and_distinct_plot_styles(tmp_path, capsys):
     csv, png = tmp_path / "t.csv", tmp_path / "t.png"
     argv = ["simulate", "--objective", "jepa,mae", "--depth", "1,2", "--lam", "1", "--rho", "0.3,0.9",

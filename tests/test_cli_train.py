@@ -20,6 +20,7 @@ def _run(tmp_path, name, args):
 
 
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
+@pytest.mark.slow
 def test_depth2_critical_times_within_2_percent_on_unseen_features(tmp_path, objective):
     lam, rho = _draw_features(20240 + (objective == "mae"))
     eps, lr = 0.02, 0.01
@@ -47,6 +48,7 @@ def test_depth2_critical_times_within_2_percent_on_unseen_features(tmp_path, obj
             assert open(os.path.join(again, name), "rb").read() == open(os.path.join(out, name), "rb").read()
 
 
+@pytest.mark.slow
 def test_dist_family_mlp_sampled(tmp_path):
     out = _run(tmp_path, "m", ["--model", "mlp", "--objective", "jepa", "--depth", "2", "--dist", "static",
                                "--dim", "3", "--eps", "0.02", "--init", "random", "--loss", "sampled",
@@ -85,6 +87,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, message):
     assert err.count("\n") == 1 and message in err and err.startswith("jepa-dynamics train: error:")
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_gives_the_uninterrupted_files(tmp_path):
     """Ctrl-C can land anywhere in the loop (mid-write too); the saved state must match the rows
     on disk, so that --resume ends with exactly the files of an uninterrupted run."""
@@ -120,6 +123,7 @@ def test_sigint_then_resume_gives_the_uninterrupted_files(tmp_path):
         assert body(part) == body(full), name
 
 
+@pytest.mark.slow
 def test_divergence_is_one_line_not_nan_rows(tmp_path, capsys):
     """Gradient descent with lr far above 2 / curvature blows up; the command must say so
     (exit 1, one line naming the learning rate) instead of writing NaN summaries."""

@@ -87,6 +87,7 @@ COMMANDS = {"sweep": _run_sweep, "simulate": _run_simulate, "train": _run_train,
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.slow
 def test_every_column_has_a_glossary_entry(tmp_path, command):
     files = COMMANDS[command](tmp_path)
     sections = _sections()
@@ -113,6 +114,7 @@ def _summary_rows(folder):
         return [ln for ln in f if not ln.startswith("#")]
 
 
+@pytest.mark.slow
 def test_deprecated_ema_says_so_once_and_converts(tmp_path, capsys):
     base = ["train", "--lam", "1,0.6", "--rho", "0.9,0.5", "--lr", "0.1", "--steps", "200", "--records", "10",
             "--no-progress"]

@@ -17,6 +17,7 @@ def _moments(ds, seed=0):
 
 
 @pytest.mark.parametrize("family", data.FAMILIES[1:])
+@pytest.mark.slow
 def test_sampler_matches_exact_covariances(family):
     ds = data.make(family, dim=6)
     sxx, sxy, syy, x, y = _moments(ds)
@@ -32,6 +33,7 @@ def test_sampler_matches_exact_covariances(family):
     assert np.all(ds.syy >= ds.lam * ds.rho - 1e-15)
 
 
+@pytest.mark.slow
 def test_custom_target_variance_choice():
     ds = data.custom([1.0, 2.0], [0.5, 2.0])
     # rho <= 1: equal-variance views; rho > 1: the smallest admissible E[y^2] = lam * rho
@@ -84,6 +86,7 @@ def _matrix_families():
 
 
 @pytest.mark.parametrize("name", ["rotated", "mixed", "mixed-sym", "lagged"])
+@pytest.mark.slow
 def test_matrix_sampler_matches_exact_covariances(name):
     ds = _matrix_families()[name]
     x, y = (np.asarray(a) for a in ds.sample(jax.random.PRNGKey(4), N))
@@ -92,6 +95,7 @@ def test_matrix_sampler_matches_exact_covariances(name):
         np.testing.assert_allclose(est, ex, atol=6 * np.sqrt(2) * scale / np.sqrt(N))
 
 
+@pytest.mark.slow
 def test_matrix_families_by_construction():
     lam, rho = np.linspace(1.0, 2.0, 4), np.linspace(0.9, 0.3, 4)
     fams = _matrix_families()

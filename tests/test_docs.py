@@ -50,6 +50,7 @@ def test_every_docstring_reference_resolves():
     assert broken == []
 
 
+@pytest.mark.slow
 def test_api_reference_builds_without_a_warning(tmp_path):
     pdoc = pytest.importorskip("pdoc")
     pdoc.render.configure(docformat="restructuredtext")

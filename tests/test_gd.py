@@ -41,6 +41,7 @@ def numpy_loop(objective, depth, lam, rho, a0, v0, eta, level, *, kappa=math.inf
 
 
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
+@pytest.mark.slow
 def test_map_matches_numpy_loop(objective):
     rows = [(1, 0.9, 0.7, 0.2, -0.1, 0.5, math.inf, 0.0), (2, 1.2, 0.6, 0.3, 0.35, 0.3, math.inf, 0.01),
             (3, 0.8, 0.9, 0.3, 0.25, 0.8, math.inf, 0.0), (4, 1.0, 0.8, 0.4, 0.35, 0.2, math.inf, 0.0)]
@@ -55,6 +56,7 @@ def test_map_matches_numpy_loop(objective):
 
 
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
+@pytest.mark.slow
 def test_stability_bound_period_two(objective):
     """Balanced: 5% above the bound the iterates settle into a period-2 cycle; 5% below they converge."""
     depth, lam, rho = 2, 1.0, 0.8
@@ -85,6 +87,7 @@ def test_predict_gd_rows():
     assert np.isnan(flow.critical_step)
 
 
+@pytest.mark.slow
 def test_rows_of_different_lengths_batched_in_any_order_give_each_rows_own_result():
     """critical_steps sorts rows by estimated length before batching: a row's result must not depend
     on its batch mates, so a shuffled batch equals each row run on its own, bit for bit."""

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from jepa_dynamics import cli, records
 from jepa_dynamics.training import grid, train
@@ -18,6 +19,7 @@ def _levels(configs):
     return np.where(pred.learned, 0.5 * np.abs(pred.w_inf), np.inf)
 
 
+@pytest.mark.slow
 def test_grid_rows_equal_single_train_runs():
     """Every network of a mixed grid (lr, eps, init incl. aligned with negative V0 and random, seed,
     EMA, weight decay as data in one program; and a minibatch group) gives the critical times of a
@@ -61,6 +63,7 @@ print(json.dumps({k: [np.asarray(getattr(r, k)).tobytes().hex() for r in (four, 
 """
 
 
+@pytest.mark.slow
 def test_sharded_equals_unsharded_on_four_cpu_devices():
     """4 forced CPU devices (XLA_FLAGS must be set before JAX starts: a subprocess): the sharded grid
     gives the single-device result bit for bit, padding included."""
@@ -79,6 +82,7 @@ GRID = ["train-grid", "--objective", "jepa,mae", "--depth", "1,2", "--lam", "1,0
         "--seed", "0", "--steps", "1500"]
 
 
+@pytest.mark.slow
 def test_train_grid_files_resume_and_refusals(tmp_path, capsys, monkeypatch):
     """summary.csv has one row per (network, feature) with the columns docs/grid.md lists, fidelity.png is drawn;
     an interrupted grid resumed gives the uninterrupted file byte for byte; hostile commands are one
@@ -147,6 +151,7 @@ def test_train_grid_files_resume_and_refusals(tmp_path, capsys, monkeypatch):
         assert after == before, change
 
 
+@pytest.mark.slow
 def test_gd_theory_is_followed_as_far_as_the_run():
     """``critical_time_gd`` is the exact GD map's crossing when it falls within the run's steps
     (the same value as the uncapped map) and ``nan`` after them; the gradient-flow column is
@@ -161,6 +166,7 @@ def test_gd_theory_is_followed_as_far_as_the_run():
     assert np.all(np.isfinite(pred.critical_time)) and pred.learned.all()
 
 
+@pytest.mark.slow
 def test_grid_balanced_init_equals_each_networks_own():
     """The grid draws every balanced init at eps = 1 in one program and scales it per network:
     the same matrices as each network's own ``models.balanced`` (float32: bit for bit; float64:

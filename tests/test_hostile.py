@@ -331,6 +331,7 @@ RUN_DAMAGE = {
 
 
 @pytest.mark.parametrize("case", list(RUN_DAMAGE))
+@pytest.mark.slow
 def test_train_resume_refuses_damaged_runs_untouched(run_dir, tmp_path, capsys, case):
     r = tmp_path / "r"
     shutil.copytree(run_dir, r)
@@ -348,6 +349,7 @@ def test_train_resume_refuses_damaged_runs_untouched(run_dir, tmp_path, capsys, 
     (["--seed", "1"], "--seed: the run in"),
     (["--optimizer", "adam"], "--optimizer: the run in"),
 ])
+@pytest.mark.slow
 def test_train_resume_refuses_other_flags_untouched(run_dir, tmp_path, capsys, flags, needle):
     r = tmp_path / "r"
     shutil.copytree(run_dir, r)
@@ -385,6 +387,7 @@ def _cli(*args, **kwargs):
                             stderr=subprocess.PIPE, text=kwargs.pop("text", True), env=env, **kwargs)
 
 
+@pytest.mark.slow
 def test_real_stderr_is_one_line_for_overflowing_times_and_variances(tmp_path):
     procs = [_cli("simulate", "--eps", "1e-300", "--depth", "4", "--out", str(tmp_path / "x.csv")),
              _cli("simulate", "--lam", "1e300", "--rho", "1e-10", "--out", str(tmp_path / "y.csv"))]
@@ -394,6 +397,7 @@ def test_real_stderr_is_one_line_for_overflowing_times_and_variances(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_resume_checks_rows_leaves_the_file_untouched(tmp_path):
     """A big file to check; SIGINT during the check: exit 130, the file byte-identical."""
     lam = ",".join(str(x) for x in np.geomspace(0.1, 10, 100))
@@ -516,6 +520,7 @@ def test_matrix_refuses_outputs_that_would_not_fit(capsys, tmp_path, extra, need
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_matrix_at_extreme_t_max_writes_and_warns_nothing(capsys, tmp_path):
     out = tmp_path / "m"
     assert cli.main([*MATRIX, "--dim", "3", "--t-max", "1e300", "--out", str(out)]) == 0
@@ -531,6 +536,7 @@ def test_spectrum_refuses_views_that_would_not_fit_in_memory(capsys, tmp_path):
     assert not out.exists()  # was: 'Unable to allocate 7.28 TiB', exit 1
 
 
+@pytest.mark.slow
 def test_train_grid_names_diverged_networks(capsys, tmp_path):
     out = tmp_path / "g"
     assert cli.main(["train-grid", "--lam", "1", "--rho", "0.9", "--eps", "0.01", "--steps", "50", "--lr", "1e300,0.01",
@@ -542,6 +548,7 @@ def test_train_grid_names_diverged_networks(capsys, tmp_path):
     assert np.isnan(table["final_response"][0]) and np.isfinite(table["final_response"][1])
 
 
+@pytest.mark.slow
 def test_train_grid_names_features_the_run_was_too_short_for(capsys, tmp_path):
     """As train does for one run: features the theory learns that did not cross within --steps are
     named on one line, with the steps the gradient-flow closed form says they need."""

@@ -50,6 +50,7 @@ def test_matrix_names_what_is_wrong_with_the_cov_file(tmp_path, capsys, kind, ne
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_after_the_command_finished_prints_no_traceback(tmp_path):
     """A SIGINT that arrives once the files are written (during the interpreter's exit, where JAX
     cleans up) is ignored: exit 0, no traceback, the files complete."""
@@ -79,12 +80,14 @@ def test_ctrl_c_after_the_command_finished_prints_no_traceback(tmp_path):
     (["--model", "mlp"], "--steps: auto follows the gradient-flow theory"),
     (["--optimizer", "adam"], "--steps: auto follows the gradient-flow theory"),
 ])
+@pytest.mark.slow
 def test_steps_auto_is_refused_where_the_theory_does_not_describe_the_run(tmp_path, capsys, extra, needle):
     out = tmp_path / "run"
     _refused(capsys, ["train", "--lam", "1", "--rho", "0.5", "--steps", "auto", *extra, "--out", str(out)], needle)
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_steps_auto_runs_to_twice_the_latest_critical_time(tmp_path, capsys):
     """The run's last step is ceil(2 x the latest t* / lr), t* from the closed form (balanced init)."""
     import math

@@ -101,6 +101,7 @@ def test_every_module_belongs_to_a_layer():
     ("engines", "    from ..figures import commands\n"),
     ("records", "from .. import api\n"),
 ])
+@pytest.mark.slow
 def test_a_planted_upward_import_is_caught(tmp_path, layer, planted):
     copy = tmp_path / PACKAGE.name
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))

@@ -22,6 +22,7 @@ def _state(seed, d, depth, scale=0.7):
 
 
 @pytest.mark.parametrize("objective, ema_rate, beta", [("jepa", None, 0.0), ("jepa", 0.7, 0.1), ("mae", None, 0.05)])
+@pytest.mark.slow
 def test_vector_field_is_minus_the_autodiff_gradient(objective, ema_rate, beta):
     ds = data.mixed([1.0, 0.5, 2.0], [0.9, 0.4, 1.5], 0.8, seed=0)
     cov = tuple(jnp.asarray(c) for c in ds.covariances())
@@ -41,6 +42,7 @@ def test_vector_field_is_minus_the_autodiff_gradient(objective, ema_rate, beta):
 
 @pytest.mark.parametrize("objective, ema_rate, beta", [("jepa", None, 0.0), ("jepa", 2.0, 0.0), ("mae", None, 0.0),
                                                        ("jepa", None, 0.05)])
+@pytest.mark.slow
 def test_conservation_laws_along_solutions(objective, ema_rate, beta):
     """W_{a+1}^T W_{a+1} - W_a W_a^T and V^T V - W_L W_L^T are constant (Du, Hu & Lee 2018), also with a
     stop-gradient or EMA target; with weight decay beta they decay as exp(-2 beta t)."""
@@ -61,6 +63,7 @@ def _diag(lam, rho):
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.slow
 def test_diagonal_and_rotated_data_give_the_exact_critical_times(depth):
     """docs/theory.md section 10's exact case: balanced init on diagonal data, or on the same data rotated by
     an orthogonal matrix, gives each mode the per-feature t* of section 4 (here to 1e-6, against quadrature)."""
@@ -101,6 +104,7 @@ def _gd_wbar(objective, y0, cov, lr, checkpoints):
 
 
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
+@pytest.mark.slow
 def test_matrix_flow_matches_trained_networks(objective):
     """d = 8, non-commuting asymmetric data, random init, depth 2: gradient descent with a small step
     (Richardson-extrapolated over lr and lr / 2, which cancels GD's O(lr) departure from the flow)
@@ -139,6 +143,7 @@ def test_bad_config():
         matrix.MatrixConfig("jepa", 2, weight_decay=-1)
 
 
+@pytest.mark.slow
 def test_ema_target_critical_times_of_the_reference_example():
     """docs/theory.md section 9's EMA example (L=2, lam=0.8, rho=0.6, balanced u0=0.1): t* = 550.6
     (kappa=100), 555.4 (kappa=1), 630.4 (kappa=0.05); a one-feature matrix flow is that system."""

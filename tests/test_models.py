@@ -10,6 +10,7 @@ import jax.numpy as jnp  # noqa: E402
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.slow
 def test_balanced_init(depth):
     eps, d = 0.03, 5
     m = models.balanced(jax.random.PRNGKey(depth), d, depth, eps)
@@ -23,6 +24,7 @@ def test_balanced_init(depth):
     np.testing.assert_allclose(np.asarray(m.encoder(x)), eps * np.asarray(x), atol=1e-14)
 
 
+@pytest.mark.slow
 def test_balanced_mlp_is_linear_with_linear_activation():
     m = models.balanced(jax.random.PRNGKey(0), 4, 3, 0.01, model="mlp", width=9, activation="linear")
     x = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
@@ -43,12 +45,14 @@ def test_random_init_scale_and_dtype():
     np.testing.assert_array_equal(w, np.asarray(m2.encoder.layers[0]))  # seeded
 
 
+@pytest.mark.slow
 def test_random_orthogonal():
     q = np.asarray(models.random_orthogonal(jax.random.PRNGKey(3), 6, 4))
     np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-13)
 
 
 @pytest.mark.parametrize("n,k", [(1, 1), (2, 2), (7, 3), (16, 16), (40, 33)])
+@pytest.mark.slow
 def test_orthonormal_factor_is_lapacks_q_with_positive_diagonal(n, k):
     """The Householder Q against NumPy's LAPACK QR with the signs fixed (the factorisation with
     ``diag(R) > 0`` is unique), on matrices of several shapes and a badly scaled one."""
@@ -72,6 +76,7 @@ def test_batched_init_calls_no_lapack_kernel():
     assert "lapack" not in text.lower()
 
 
+@pytest.mark.slow
 def test_deep_linear_association_does_not_change_the_function():
     """A large batch goes through the end-to-end matrix first, a small one layer by layer;
     both must be the plain product W_L ... W_1 x, and give the same gradients."""

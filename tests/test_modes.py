@@ -51,6 +51,7 @@ def test_diagonal_and_rotated_commuting_data_give_back_the_features():
     assert max(dep.values()) < 1e-12
 
 
+@pytest.mark.slow
 def test_response_to_a_mode():
     # diagonal data: gamma_i is the norm of column i of Wbar (docs/theory.md section 13)
     lam, rho = np.array([1.0, 0.6, 0.3]), np.array([0.9, 0.5, 0.4])

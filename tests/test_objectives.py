@@ -18,6 +18,7 @@ def _random_model(seed, d=3, depth=2):
 @pytest.mark.parametrize("make", [lambda: data.custom([1.0, 0.5, 2.0], [0.9, 0.4, 1.5]),
                                   lambda: data.mixed([1.0, 0.5, 2.0], [0.9, 0.4, 1.5], 0.7, seed=3)],
                          ids=["diagonal", "full-matrix"])
+@pytest.mark.slow
 def test_population_losses_equal_sample_means(make):
     """Diagonal second moments (vectors) and full ones (docs/theory.md section 10, ``(d, d)`` matrices)."""
     ds = make()
@@ -38,6 +39,7 @@ def test_population_losses_equal_sample_means(make):
 
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
 @pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.slow
 def test_gradient_flow_on_balanced_diagonal_matches_ode(objective, depth):
     """-dLoss/d(factor) on the balanced init equals du/dt of docs/theory.md section 2 for every factor."""
     lam, rho, u = np.array([1.0, 0.6]), np.array([0.9, 0.3]), 0.35
@@ -55,6 +57,7 @@ def test_gradient_flow_on_balanced_diagonal_matches_ode(objective, depth):
                                    atol=1e-15)
 
 
+@pytest.mark.slow
 def test_stop_gradient_blocks_the_target_path():
     ds = data.custom([1.0], [0.5])
     cov = tuple(jnp.asarray(c) for c in ds.covariances())
@@ -68,6 +71,7 @@ def test_stop_gradient_blocks_the_target_path():
     assert float(g_th.encoder.layers[0][0, 0]) == pytest.approx(s2 * v**2 * w - 2 * lam * v * w + syy * w, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_ema_update():
     """Deep linear: Wtgt <- tau Wtgt + (1 - tau) Wbar (docs/theory.md section 1.2) on the end-to-end matrix
     (an average of products, not a product of layer averages); MLP: parameter by parameter."""

@@ -89,6 +89,7 @@ def test_ode_critical_time_scales_as_one_over_lam(objective):
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 @pytest.mark.parametrize("rel_eps", [1e-2, 1e-6])
+@pytest.mark.slow
 def test_ode_trajectory_matches_exact_all_depths(objective, rel_eps):
     depth = np.arange(1, 9)
     rho = 1.5
@@ -111,6 +112,7 @@ def test_ode_trajectory_matches_exact_all_depths(objective, rel_eps):
 
 
 @pytest.mark.parametrize("objective, depth", [("jepa", 2), ("mae", 3), ("jepa", 1), ("mae", 1)])
+@pytest.mark.slow
 def test_ode_trajectory_matches_scipy_radau(objective, depth):
     """An independent stiff solver on dw/dt written out here (moderate eps: Radau in t)."""
     lam, rho = 2.0, 0.8
@@ -153,6 +155,7 @@ def test_edge_cases_critical_time(objective):
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.slow
 def test_edge_cases_trajectory(objective):
     rows = [e[1:] for e in EDGES if e[0] == objective]
     for depth, lam, rho, eps in rows:
@@ -202,6 +205,7 @@ def test_property_exact_and_ode_critical_times_agree(p):
 
 @settings(max_examples=15, deadline=None)
 @given(params)
+@pytest.mark.slow
 def test_property_ode_trajectory_rises_inside_bounds(p):
     objective, depth, lam, rho, eps, fraction, w_star = unpack(p)
     t_star = theory.critical_time(objective, depth, lam, rho, eps, fraction)
@@ -351,6 +355,7 @@ def test_ode_trajectory_rejects_bad_times():
         ode.trajectory("jepa", 1, 1.0, 0.5, 1e-3, [0.0, 2.0, 1.0])
 
 
+@pytest.mark.slow
 def test_solver_error_names_parameters_and_max_steps():
     with pytest.raises(ode.SolverError) as err:
         ode.critical_time("jepa", 3, 2.0, 0.8, 1e-6, max_steps=4)

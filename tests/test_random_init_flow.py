@@ -65,6 +65,7 @@ def test_balanced_and_aligned_runs_name_their_theory():
     assert not cols["fell_back_theory"].any()
 
 
+@pytest.mark.slow
 def test_a_feature_that_crosses_and_falls_back_is_not_learned():
     """The flow's fate is read from its settled state: a response that crossed the level and ended
     below it counts as fell_back, not learned (a planted trajectory through the crossing code)."""

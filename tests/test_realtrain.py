@@ -27,6 +27,7 @@ def _commuting_views(n=40_000, seed=0):
 
 
 @pytest.mark.parametrize("objective,depth", [("jepa", 2), ("mae", 1)])
+@pytest.mark.slow
 def test_commuting_views_follow_the_theory(objective, depth):
     x, y, m = _commuting_views()
     assert modes.nonorthogonality(m.q) < 0.05
@@ -55,6 +56,7 @@ def test_plan_refuses_runs_it_cannot_finish():
         realtrain.plan(realtrain.RealTrainConfig(objective="jepa", depth=3, eps=0.4), m)
 
 
+@pytest.mark.slow
 def test_spectrum_train_probe_files(tmp_path, capsys):
     out = tmp_path / "o"
     argv = ["spectrum", "--dataset", "digits", "--n", "2000", "--depth", "1", "--eps", "0.01", "--train",

@@ -12,6 +12,7 @@ from jepa_dynamics._jax import jax
 
 
 @pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.slow
 def test_random_init_is_the_same_matrices_in_train_train_grid_and_matrix(depth):
     configs = [TrainConfig(lam=[1.0, 0.6, 0.8], rho=[0.9, 0.5, 0.7], depth=depth, eps=1e-2, init="random",
                            seed=s, steps=10) for s in (0, 7)]
@@ -29,6 +30,7 @@ def test_random_init_is_the_same_matrices_in_train_train_grid_and_matrix(depth):
                               models.matrix_state(initial_model(configs[1])))
 
 
+@pytest.mark.slow
 def test_balanced_init_is_the_same_matrices_in_train_and_matrix():
     c = TrainConfig(lam=[1.0, 0.6], rho=[0.9, 0.5], depth=3, eps=1e-3, seed=4, steps=10)
     own = models.matrix_state(initial_model(c))

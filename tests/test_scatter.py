@@ -18,6 +18,7 @@ def _joint(ds):
 
 @pytest.mark.parametrize("ds", [data.custom([1.0, 0.5, 2.0], [0.9, 0.4, 1.5]), data.make("static", dim=3)],
                          ids=["custom", "static"])
+@pytest.mark.slow
 def test_scatter_has_the_wishart_mean_and_variance(ds):
     """``n S ~ Wishart(C, n)``: ``E S = C`` and ``Var S_ij = (C_ij^2 + C_ii C_jj) / n`` (the closed
     form for Gaussian draws), entry by entry over 20,000 draws, within 4.5 standard errors.  A wrong
@@ -52,6 +53,7 @@ CASES = [("jepa", dict()), ("jepa", dict(stop_gradient=False)), ("jepa", dict(em
 
 
 @pytest.mark.parametrize("objective, kw", CASES, ids=["stop-gradient", "no-stop-gradient", "ema", "mae"])
+@pytest.mark.slow
 def test_population_loss_of_a_minibatch_scatter_has_the_minibatch_gradients(objective, kw):
     """The population loss with ``(X^T X, X^T Y, Y^T Y) / B`` in place of the covariances is the
     minibatch loss: equal values and autodiff gradients (float64, 1e-12), target handling included."""

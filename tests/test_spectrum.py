@@ -30,6 +30,7 @@ def _rotated_views(seed=0, n=N):
     return x0 @ r.T + 3.0, y0 @ r.T - 1.0, s2, syy
 
 
+@pytest.mark.slow
 def test_spectrum_recovers_known_modes(tmp_path, capsys):
     x, y, s2, syy = _rotated_views()
     path = tmp_path / "views.npz"
@@ -77,6 +78,7 @@ def test_never_learned_when_eps_above_level():
 
 @pytest.mark.parametrize("argv", [["--dataset", "digits", "--n", "3000"],
                                   ["--dataset", "patches", "--n", "3000", "--patch", "4", "--images", "camera,grass"]])
+@pytest.mark.slow
 def test_bundled_datasets(tmp_path, argv):
     out = tmp_path / "o"
     assert main(["spectrum", *argv, "--depth", "2", "--out", str(out)]) == 0
@@ -87,6 +89,7 @@ def test_bundled_datasets(tmp_path, argv):
     assert '"n": 3000' in text
 
 
+@pytest.mark.slow
 def test_refused_commands_change_nothing(tmp_path, capsys):
     x, y, _, _ = _rotated_views(n=400)
     good = tmp_path / "good.npz"

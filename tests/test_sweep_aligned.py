@@ -23,6 +23,7 @@ def _sweep(tmp_path, *flags, name="s.csv"):
     return proc, out
 
 
+@pytest.mark.slow
 def test_new_columns_agree_with_direct_integration(tmp_path):
     proc, out = _sweep(tmp_path, "--objective", "jepa,mae", "--depth", "1,2", "--lam", "1", "--rho", "0.6",
                        "--eps", "1e-2", "--predictor-init", "balanced,-0.2,0.05", "--weight-decay", "0,0.002",
@@ -53,6 +54,7 @@ def test_new_columns_agree_with_direct_integration(tmp_path):
     assert checked >= 10
 
 
+@pytest.mark.slow
 def test_today_rows_unchanged_and_errors(tmp_path):
     proc, out = _sweep(tmp_path, "--depth", "1,3", "--rho", "0.5,1.2", "--eps", "1e-3")
     assert proc.returncode == 0
@@ -77,6 +79,7 @@ def test_today_rows_unchanged_and_errors(tmp_path):
     assert proc.returncode == 2 and "--ema-rate" in proc.stderr
 
 
+@pytest.mark.slow
 def test_too_slow_an_ema_target_is_one_line(tmp_path):
     """--ema-rate far below the encoder's rates: the integration cannot settle; one line naming why."""
     proc, _ = _sweep(tmp_path, "--objective", "jepa", "--depth", "1", "--ema-rate", "1e-300", name="slow.csv")

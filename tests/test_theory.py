@@ -293,6 +293,7 @@ def unpack(p):
 
 @settings(max_examples=40, deadline=None)
 @given(params)
+@pytest.mark.slow
 def test_property_exact_trajectory_rises_monotonically_inside_bounds(p):
     objective, depth, lam, rho, eps, w_star = unpack(p)
     t_star = theory.critical_time(objective, depth, lam, rho, eps)

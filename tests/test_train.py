@@ -26,6 +26,7 @@ def _balanced_run(objective, depth, lr=1e-3):
 
 @pytest.mark.parametrize("objective", ["jepa", "mae"])
 @pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.slow
 def test_balanced_gradient_descent_follows_the_theory(objective, depth):
     """Small-step GD (t = lr * step) on the population loss, balanced init: critical times within 2%
     of the exact t_star, and w(t) within 1e-3 of the diffrax ODE integration."""
@@ -50,6 +51,7 @@ def test_gradient_through_the_target_collapses():
     assert np.all(np.diff(through.responses, axis=0) <= 0)
 
 
+@pytest.mark.slow
 def test_ema_with_small_tau_reproduces_stop_gradient():
     base = dict(objective="jepa", depth=2, lam=(1.0, 0.6), rho=(0.8, 0.6), eps=0.02, lr=0.02, steps=15000,
                 records=100)
@@ -60,6 +62,7 @@ def test_ema_with_small_tau_reproduces_stop_gradient():
     assert np.max(np.abs(slow.responses - sg.responses)) > 1e-3
 
 
+@pytest.mark.slow
 def test_random_init_and_minibatches_keep_the_learning_order():
     """Unbalanced random init (every factor N(0, eps^(1/L)^2 / d)), sampled minibatches, depth 2:
     features are learned in the theory's order.  The theory's critical times are >= 30% apart
@@ -83,6 +86,7 @@ def test_random_init_and_minibatches_keep_the_learning_order():
             assert analysis.order_correlation(emp, -t_theory) >= bound - 1e-12, (objective, seed, emp)
 
 
+@pytest.mark.slow
 def test_mlp_order_inversion_on_reversed_trend():
     """A tanh MLP encoder (depth 3) on reversed-trend data: JEPA learns in the order of rho, MAE in the
     order of lam -- opposite orders.
@@ -114,6 +118,7 @@ def _files(out):
     return {name: open(os.path.join(out, name), "rb").read() for name in ("responses.csv", "summary.csv")}
 
 
+@pytest.mark.slow
 def test_run_training_files_rerun_and_resume(tmp_path, monkeypatch):
     cfg = train.TrainConfig(objective="mae", depth=2, lam=(1.0, 0.5), rho=(0.8, 0.4), eps=0.02, lr=0.05,
                             steps=3000, records=30, grid="log", checkpoints=(0, 1000, 3000), loss="sampled",
@@ -179,6 +184,7 @@ def test_config_validation():
         train.TrainConfig(dist="reversed-trend", dim=5, depth=3, eps=0.05, steps=10)
 
 
+@pytest.mark.slow
 def test_linear_critical_times_do_not_depend_on_the_recording_grid():
     """The crossing is tracked at every step for linear encoders: a run recorded at 5 points
     gives the same t_star as one recorded at 2000, within 1% of the exact theory, even when

@@ -26,6 +26,7 @@ LAM, RHO = (1.0, 0.6, 1.4), (0.9, 0.7, 0.5)
     ("mae", 2, 0.95, 0.0, 0.01),
     ("mae", 3, 0.05, 0.0, 0.0),
 ])
+@pytest.mark.slow
 def test_balanced_population_gd_equals_the_exact_map(objective, depth, of_bound, ema, weight_decay):
     """Balanced networks trained by plain GD on the population loss, at any lr up to 0.95x the
     stability bound, with and without EMA and weight decay: the per-step tracked critical time
@@ -61,6 +62,7 @@ def _aligned_grid(objective, depth, rng):
                                   init="aligned", steps=1, lr=1e-3), {"predictor_init": v0s})
 
 
+@pytest.mark.slow
 def test_aligned_unbalanced_networks_learn_what_the_theory_says():
     """Aligned init with random (also negative) V0, population loss, float64, depths 1-4, both
     objectives: the theory's learned flag equals the trained network's in every case, and the
@@ -88,6 +90,7 @@ def test_aligned_unbalanced_networks_learn_what_the_theory_says():
     assert n_collapsed >= 10 and n_learned >= 30 and n_negative >= 8  # both fates, negative V0s included
 
 
+@pytest.mark.slow
 def test_ema_and_weight_decay_under_gradient_flow():
     """Balanced networks at a small lr with an EMA target (kappa = (1 - tau) / lr) or weight decay:
     the trained critical times are within 0.5% of the gradient-flow theory (which moves them by
@@ -130,6 +133,7 @@ def test_aligned_init_and_new_fields_are_checked():
             train.TrainConfig(**{**ok, **change})
 
 
+@pytest.mark.slow
 def test_float32_products_run_at_full_precision_unless_asked(tmp_path):
     """The compiled step's matrix products are HIGHEST by default (TF32 is JAX's GPU default,
     docs/theory.md section 15), HIGH with tf32, and the choice is in the summary's provenance."""

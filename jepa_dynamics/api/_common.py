@@ -40,17 +40,16 @@ def flags(values: dict, skip=("command", "report")) -> dict:
 def command_line(name: str, function, values: dict, leave_out=()) -> str:
     """``jepa-dynamics NAME --flag value ...`` for the flags of ``values`` that differ from
     ``function``'s defaults, in the order of its signature (``leave_out``: flags not recorded,
-    such as ``resume``).  This is the line the CLI records when typed in that order."""
+    such as ``resume``; ``progress`` never is: it changes no file).  This is the line the CLI records when
+    typed in that order."""
     words = ["jepa-dynamics", name]
     for param in inspect.signature(function).parameters.values():
-        if param.name in ("command", "report") or param.name in leave_out:
+        if param.name in ("command", "report", "progress") or param.name in leave_out:
             continue
         value = values[param.name]
         if param.default is not inspect.Parameter.empty and value == flag_text(param.default):
             continue
-        if param.name == "progress":
-            words.append("--progress" if value else "--no-progress")
-        elif value is True:
+        if value is True:
             words.append(spec.flag(param.name))
         elif isinstance(value, str) and value.startswith("-"):
             words.append(f"{spec.flag(param.name)}={value}")

@@ -141,7 +141,7 @@ def spectrum(*, views=None, dataset=None, n=None, seed=None, noise=None, shift=N
         sxx_clean = images.T @ images / len(images)
         data = probes.split(images, labels, seed=0)
         base = probes.subspace_baseline(data, sxx_clean)
-        curves = realtrain.run_probes(runs, data, sxx_clean, noise=probe_noise)
+        curves = realtrain.run_probes(runs, data, sxx_clean, noise=probe_noise, progress=progress)
         top, _ = probes.principal_subspaces(sxx_clean)
         notes = [f"# probe: multinomial logistic regression on standardised features, 60/40 seeded split of the "
                  f"1797 clean digits; read-out noise {probe_noise} x RMS of the data",

@@ -100,7 +100,7 @@ def sweep(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", r
 
 def simulate(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1", rho="0.3,0.6,0.9", eps=spec.DEFAULT_EPS,
              fraction="0.5", method="exact", t_max=None, num_times=200, spacing="log", allow_large=False,
-             command=None) -> SimulateResult:
+             progress=None, command=None) -> SimulateResult:
     """Per-feature responses ``w(t)`` (``response``) from ``w(0) = eps`` for every point of the grid, exact or
     integrated (``method``), on ``num_times`` times after 0 up to ``t_max`` (default: 4 x the
     largest critical time), ``spacing`` log or linear.  ``out`` ends in ``.csv`` (long format)
@@ -127,7 +127,7 @@ def simulate(*, out, plot=None, objective="jepa,mae", depth="1,2,4", lam="0.5,1"
     if command is None:
         command = _common.command_line("simulate", simulate, a)
     params, ts, w = run_simulate(grid, out, ts, method=a["method"], num=num_times, spacing=spacing,
-                                 command=command, allow_large=allow_large)
+                                 command=command, allow_large=allow_large, progress=progress)
     if plot:
         from ..figures.commands import trajectory_figure
         from .._style import save_figure

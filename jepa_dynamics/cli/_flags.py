@@ -44,8 +44,10 @@ def add_grid_flags(p: argparse.ArgumentParser) -> None:
 def add_progress_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="always show the progress bar on stderr")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+                   help="always show the live progress bar on stderr (default: the bar when stderr is a terminal, "
+                        "otherwise a plain progress line every 10 s)")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress output on stderr at all (neither the bar nor the lines)")
 
 
 def add_allow_large(p: argparse.ArgumentParser) -> None:
@@ -113,12 +115,14 @@ def add_training_flags(p, mlp: bool = True) -> None:
 def call(function, args, argv, leave_out=()):
     """``function`` (the command's API twin) called with the parsed flags it takes, and with the
     provenance line: the command line as typed, less the flags in ``leave_out`` (``--resume``:
-    a resumed run's files equal an uninterrupted run's)."""
+    a resumed run's files equal an uninterrupted run's) and ``--progress`` / ``--no-progress``
+    (they change no file)."""
     from .. import records
 
     names = inspect.signature(function).parameters
     kwargs = {k: v for k, v in vars(args).items() if k in names and k != "command"}
-    command = records.command_line([a for a in argv if a not in leave_out])
+    dropped = (*leave_out, "--progress", "--no-progress")
+    command = records.command_line([a for a in argv if a not in dropped])
     return function(**kwargs, command=command)
 
 

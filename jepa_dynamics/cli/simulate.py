@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._flags import add_allow_large, add_grid_flags, call, print_files
+from ._flags import add_allow_large, add_grid_flags, add_progress_flags, call, print_files
 
 
 def add(sub) -> None:
@@ -16,6 +16,7 @@ def add(sub) -> None:
     p.add_argument("--out", required=True, help="output file: .csv (long format) or .npz")
     p.add_argument("--plot", help="also draw w(t) / w_star (PNG/PDF/SVG)")
     add_allow_large(p)
+    add_progress_flags(p)
 
 
 def run(args, argv) -> int:

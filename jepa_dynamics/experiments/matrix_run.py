@@ -43,7 +43,8 @@ from ..engines import matrix
 from ..theory import modes as modes_mod, spec
 from .. import records
 
-__all__ = ["run_matrix", "matrix_figure", "STATE_FILE", "load_dataset", "output_times", "summary_columns"]
+__all__ = ["run_matrix", "matrix_figure", "STATE_FILE", "load_dataset", "output_times", "summary_columns", "footprint",
+           "check_footprint"]
 
 STATE_FILE = "matrix_state.npz"
 _SAVE_EVERY_S = 2.0
@@ -90,14 +91,30 @@ def _digest(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
+PROCESS_BASE = 450e6  # bytes: Python, NumPy, SciPy, JAX and the compiled solver (peak RSS 410-440 MB measured at d <= 16)
+CSV_ROW = 50  # bytes of a responses.csv row (time, feature, response; 44.5 on average at d = 30, 400 times)
+
+
+def footprint(dim: int, depth: int, num_times: int) -> tuple[float, float]:
+    """``(output bytes, peak memory bytes)`` estimated for a run: ``end_to_end.npz`` holds ``num_times + 1``
+    matrices ``d x d`` in float64 and ``responses.csv`` a row per time and mode; the process holds
+    :data:`PROCESS_BASE`, the recorded ``Wbar`` (twice, while stacked) and responses, one solver segment's step buffer
+    (``_SEGMENT_STEPS`` steps of ``2 d`` floats) and a few dozen copies of the ``(depth + 2) d^2`` state.  Not
+    counted: the step records the critical times are read from, ``(2 d + 1)`` floats per accepted step, which
+    grow with the run's length (1 MB per 5,000 steps at d = 10), not with the output grid."""
+    times = num_times + 1.0
+    out_bytes = times * dim * (8.0 * dim + CSV_ROW) + 60e3  # + summary.csv and plot.png (40-70 kB)
+    mem_bytes = (PROCESS_BASE + times * dim * (16.0 * dim + 16.0) + 16.0 * matrix._SEGMENT_STEPS * dim
+                 + 8.0 * 40 * (depth + 2) * dim**2)
+    return out_bytes, mem_bytes
+
+
 def check_footprint(dim: int, depth: int, num_times: int, out_dir: str, allow_large: bool = False) -> None:
-    """Refuse (one line, before anything is built) a run whose output or memory would not fit:
-    ``end_to_end.npz`` holds ``num_times + 1`` matrices of ``d x d`` float64, the solver a few dozen
-    copies of the ``(depth + 2) d^2`` state (:func:`jepa_dynamics.records.check_size`)."""
+    """Refuse (one line, before anything is built) a run whose output or memory would not fit
+    (:func:`footprint`, :func:`jepa_dynamics.records.check_size`)."""
     dim, depth = spec.check_positive_int(dim, "dim"), spec.check_depth(depth)
     num_times = spec.check_positive_int(num_times, "num_times")
-    out_bytes = 8.0 * (num_times + 1) * dim * (dim + 4)  # wbar, and responses.csv's ~30 bytes a value
-    mem_bytes = out_bytes + 8.0 * 40 * (depth + 2) * dim**2 + 8.0 * 3 * dim**2
+    out_bytes, mem_bytes = footprint(dim, depth, num_times)
     records.check_size(f"jepa-dynamics matrix (d = {dim}, {num_times} output times)", path=out_dir,
                        out_bytes=out_bytes, mem_bytes=mem_bytes, allow_large=allow_large)
 
@@ -137,8 +154,8 @@ def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, nu
         records.save_npz_atomic(state_path, key=np.asarray(json.dumps(key, sort_keys=True)), **snap)
 
     def on_output(k, t, snapshot):
-        bar.update(1)
         last["snap"] = snapshot
+        bar.update(1)
         if _time.monotonic() - last["saved_at"] > _SAVE_EVERY_S:
             save(snapshot())
             last["saved_at"] = _time.monotonic()
@@ -149,10 +166,10 @@ def run_matrix(config: matrix.MatrixConfig, cov, out_dir: str, *, t_max=None, nu
         if last["snap"] is not None:
             snap = last["snap"]()
             save(snap)
-            where = f"the flow up to t={float(snap['t_now']):.6g} is kept in {state_path}"
-        else:
-            where = "nothing was kept"
-        raise KeyboardInterrupt(f"interrupted: {where}; rerun with --resume to continue") from None
+            raise KeyboardInterrupt(f"interrupted: the flow up to t={float(snap['t_now']):.6g} is kept in "
+                                    f"{state_path}; rerun with --resume to continue") from None
+        raise KeyboardInterrupt("interrupted before the first output time, so nothing was kept; rerun the same "
+                                "command to start again") from None
     finally:
         bar.close()
     _write_outputs(config, res, out_dir, command, source or {}, t_max, syy)

@@ -117,16 +117,12 @@ def departure_sweep(objective: str, depth: int, dim: int, mixings, seeds, *, fam
     """:func:`summarise` of :func:`mode_table` for each ``mixing`` x ``seed`` of ``family``
     (``mixed``: asymmetric ``Sxy``; ``symmetric``: symmetric ``Sxy`` rotated away from ``Sxx``;
     ``lagged``: vector AR(1)).  One dict per run, with the departure measures."""
-    import sys
-
     from .. import records
 
     lam_v, rho_v = np.linspace(*lam, dim), np.linspace(*rho, dim)
     config = matrix.MatrixConfig(objective, depth, eps=eps, init=init)
     rows = []
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = records.progress_bar(len(mixings) * len(seeds), enabled=True, desc=f"{family} {objective}",
-                               unit="run") if show else None
+    bar = records.progress_bar(len(mixings) * len(seeds), enabled=progress, desc=f"{family} {objective}", unit="run")
     for mix in mixings:
         for seed in seeds:
             ds = _family(family, lam_v, rho_v, mix, seed)
@@ -134,10 +130,8 @@ def departure_sweep(objective: str, depth: int, dim: int, mixings, seeds, *, fam
             rows.append({"family": family, "objective": objective, "depth": depth, "mixing": float(mix),
                          "seed": int(seed), "nonorthogonality": table["nonorthogonality"],
                          "commutator": table["commutator"], "asymmetry": table["asymmetry"], **summarise(table)})
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.update(1)
+    bar.close()
     return rows
 
 

@@ -333,13 +333,13 @@ def check_simulate_size(grid: Grid, num_times: int, out: str, allow_large: bool 
 
 
 def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spacing: str = "log",
-             horizon: float = 4.0, **ode_options):
+             horizon: float = 4.0, progress=None, **ode_options):
     """Trajectories ``w(t)`` for every problem of ``grid``.
 
     Returns ``(params, ts, w)``: ``params`` maps column names (``objective ... fraction,
     w_star, t_star``) to arrays of length ``B`` (one per combination), ``w`` has
     shape ``(B, len(ts))``.  Without ``ts`` the grid runs to ``horizon`` times the largest
-    critical time."""
+    critical time.  ``progress``: report the problems done on stderr (:func:`jepa_dynamics.records.progress_bar`)."""
     check_method(grid, method)
     cols = compute_rows(grid, 0, grid.size, "exact")
     if ts is None:
@@ -352,23 +352,28 @@ def simulate(grid: Grid, ts=None, *, method: str = "exact", num: int = 200, spac
     if ts.ndim != 1 or np.any(np.diff(ts) <= 0):
         raise spec.SpecError("times", "must be strictly increasing")
     w = np.empty((grid.size, ts.size))
-    for k, obj in enumerate(grid.objective):
-        m = cols["objective"] == obj
-        args = (obj, cols["depth"][m], cols["lam"][m], cols["rho"][m], cols["eps"][m], ts)
-        if obj in spec.JOINT_OBJECTIVES:
-            w[m] = joint.trajectory(obj, *args[1:3], *args[4:], **joint_data(obj, cols["lam"][m], cols["rho"][m]))
-        elif method == "exact":
-            w[m] = theory.trajectory(*args)
-        else:
-            from ..engines import ode
+    bar = records.progress_bar(grid.size, enabled=progress, desc=f"simulate ({method})", unit="problem")
+    try:
+        for obj in grid.objective:
+            m = cols["objective"] == obj
+            args = (obj, cols["depth"][m], cols["lam"][m], cols["rho"][m], cols["eps"][m], ts)
+            if obj in spec.JOINT_OBJECTIVES:
+                w[m] = joint.trajectory(obj, *args[1:3], *args[4:], **joint_data(obj, cols["lam"][m], cols["rho"][m]))
+            elif method == "exact":
+                w[m] = theory.trajectory(*args)
+            else:
+                from ..engines import ode
 
-            w[m] = ode.trajectory(*args, **ode_options)
+                w[m] = ode.trajectory(*args, **ode_options)
+            bar.update(int(m.sum()))
+    finally:
+        bar.close()
     params = {k: cols[k] for k in SIMULATE_COLUMNS[:9]}
     return params, ts, w
 
 
 def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", command: str | None = None,
-                 allow_large: bool = False, **kwargs):
+                 allow_large: bool = False, progress=None, **kwargs):
     """:func:`simulate` and write ``out``: a long-format CSV (one row per problem and
     time, columns :data:`SIMULATE_COLUMNS`, written in blocks) or, for ``.npz``, arrays
     ``response`` of shape ``(problems, times)``, ``time`` and one array per parameter.  Refuses
@@ -376,7 +381,7 @@ def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", comman
     spec.check_writable(out)
     num = len(ts) - 1 if ts is not None else kwargs.get("num", 200)
     check_simulate_size(grid, num, out, allow_large)
-    params, ts, w = simulate(grid, ts, method=method, **kwargs)
+    params, ts, w = simulate(grid, ts, method=method, progress=progress, **kwargs)
     header = records.provenance_lines(command or "jepa_dynamics.experiments.sweep.run_simulate(...)", {"method": method})
     if out.endswith(".npz"):
         records.save_npz_atomic(out, response=w, time=ts, provenance=np.array("\n".join(header)), **params)
@@ -391,8 +396,13 @@ def run_simulate(grid: Grid, out: str, ts=None, *, method: str = "exact", comman
             problem, k = np.divmod(i, t)
             yield ([table[problem].tolist() for table in tables] + [times[k].tolist()]
                    + [records.format_column(w[problem, k])])
+            bar.update(i.size)
 
-    records.write_csv_blocks(out, header, SIMULATE_COLUMNS, blocks())
+    bar = records.progress_bar(b * t, enabled=progress, desc="simulate (writing)", unit="row")
+    try:
+        records.write_csv_blocks(out, header, SIMULATE_COLUMNS, blocks())
+    finally:
+        bar.close()
     return params, ts, w
 
 

@@ -216,18 +216,23 @@ class _Loop:
         return carry
 
 
-def matrix_reference(config: RealTrainConfig, m: modes_mod.Modes, syy, times, w_star):
+def matrix_reference(config: RealTrainConfig, m: modes_mod.Modes, syy, times, w_star, progress=None):
     """Critical times of the exact full-matrix gradient flow (:mod:`jepa_dynamics.engines.matrix`, Tsit5,
     ``rtol = 1e-6``) of the population loss on the same covariances, from ``Wbar(0) = eps I``,
     read with the same levels and responses as the trained run: ``(t_gamma, t_diagonal)``
     (``None, None`` if the integration fails)."""
     from ..engines import matrix
 
+    bar = records.progress_bar(len(times) - 1, desc=f"matrix reference {config.objective} L={config.depth}",
+                               unit="time", enabled=progress, leave=False)
     try:
         res = matrix.integrate(matrix.MatrixConfig(config.objective, config.depth, eps=config.eps, rtol=1e-6,
-                                                   atol=1e-10, seed=config.seed), (m.sxx, m.sxy, syy), times, modes=m)
+                                                   atol=1e-10, seed=config.seed), (m.sxx, m.sxy, syy), times, modes=m,
+                               callback=lambda *_: bar.update(1))
     except matrix.MatrixSolverError:
         return None, None
+    finally:
+        bar.close()
     return tuple(analysis.critical_times(times, r, w_star, config.fraction)
                  for r in (modes_mod.responses(res.wbar, m), diagonal_responses(res.wbar, m)))
 
@@ -277,7 +282,7 @@ def train_views(config: RealTrainConfig, m: modes_mod.Modes, x, y, *, syy=None, 
     if config.matrix:
         if syy is None:
             raise spec.SpecError("matrix", "the matrix reference needs Syy (pass syy=)")
-        t_mx, t_mx_diag = matrix_reference(config, m, syy, times, w_star)
+        t_mx, t_mx_diag = matrix_reference(config, m, syy, times, w_star, progress)
         if t_mx is not None:
             t_mx, t_mx_diag = (np.where(level_ok, t, np.nan) for t in (t_mx, t_mx_diag))
     return RealRun(config, lr, grid, times, wbar, gamma, diag, t_pred, t_obs, t_diag, scope, corr(t_obs), corr(t_diag),

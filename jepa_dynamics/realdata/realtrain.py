@@ -124,14 +124,19 @@ def probe_checkpoints(run: RealRun, count: int = 10, start: float = 0.1) -> np.n
 
 
 def run_probes(runs: dict, data, sxx_clean, *, count: int = 10, noise: float = 0.05, share: float = 0.9,
-               seed: int = 0) -> dict:
+               seed: int = 0, progress=None) -> dict:
     """``{(depth, objective): (record indices, {subspace: accuracies})}`` on ``count`` checkpoints."""
     from . import probes
 
     out = {}
-    for key, run in sorted(runs.items()):
-        idx = probe_checkpoints(run, count)
-        out[key] = (idx, probes.probe_curves(run.wbar[idx], data, sxx_clean, share=share, noise=noise, seed=seed))
+    bar = records.progress_bar(len(runs), desc="probes", unit="run", enabled=progress)
+    try:
+        for key, run in sorted(runs.items()):
+            idx = probe_checkpoints(run, count)
+            out[key] = (idx, probes.probe_curves(run.wbar[idx], data, sxx_clean, share=share, noise=noise, seed=seed))
+            bar.update(1)
+    finally:
+        bar.close()
     return out
 
 

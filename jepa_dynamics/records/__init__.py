@@ -14,6 +14,8 @@ byte-identical file.
   vectorised on bytes), drops a torn last line, and refuses -- changing nothing -- a file
   with rows that are not the job's.
 * :func:`check_size` refuses a job whose estimated output or memory is too large.
+* :func:`progress_bar` reports a long loop on stderr: a live bar on a terminal, a plain line every
+  ten seconds elsewhere.
 * :func:`write_csv_atomic` writes a whole file through a temporary file and
   ``os.replace``, so a reader never sees half a file.
 * :func:`format_column` turns a float array into the shortest strings that read
@@ -31,6 +33,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..theory import spec
+from ._progress import progress_bar
 from ._read import Rows, key_differences, read_key, read_csv, read_csv_rows
 
 __all__ = [
@@ -345,16 +348,3 @@ def check_size(what: str, *, path: str | None = None, out_bytes: float = 0.0, me
     if avail is not None and mem_bytes > MEMORY_SHARE * avail:
         raise spec.SpecError("allow_large", f"{what} would need about {human_bytes(mem_bytes)} of memory, with "
                                             f"{human_bytes(avail)} available; {fix}")
-
-
-def progress_bar(total: int, *, desc: str, unit: str, enabled=None, initial: int = 0, leave: bool = True):
-    """The package's tqdm bar, on stderr.  ``enabled=None`` shows it only when stderr is a
-    terminal; a disabled bar still takes ``update``/``close`` calls (as no-ops)."""
-    from tqdm.auto import tqdm
-
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not enabled, leave=leave,
-                file=sys.stderr, dynamic_ncols=True)
-
-
