@@ -13,7 +13,7 @@ def add(sub) -> None:
                        description=_FIGURES_DESCRIPTION)
     p.__class__ = FiguresParser
     p.add_argument("--fast", action="store_true", help="small sizes (seconds per figure; what CI runs)")
-    p.add_argument("--only", help="comma-separated figure names (default: all nine)")
+    p.add_argument("--only", help="comma-separated figure names (default: all)")
     p.add_argument("--out", default="out/figures", help="output folder (default: out/figures; --out figures "
                                                        "regenerates the committed figures that README shows)")
     p.add_argument("--format", default="png,pdf", help="comma-separated: png, pdf, svg (default: png,pdf)")
