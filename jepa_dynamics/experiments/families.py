@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..theory import balanced, gd, joint, spec
+from ..realdata.realtrain import joint_stability_bound
 from ..training import analysis
 
 __all__ = ["FAMILIES", "DEPTHS", "draw_dataset", "theory_times", "governing", "fixed_points",
@@ -34,7 +35,6 @@ __all__ = ["FAMILIES", "DEPTHS", "draw_dataset", "theory_times", "governing", "f
 
 FAMILIES = ("jepa", "mae", "barlow", "vicreg")
 DEPTHS = (1, 2, 3, 4)
-KEYS = ("lam", "rho", "governing")
 
 
 def draw_dataset(dim: int, seed: int, lam_range=(0.5, 1.5), rho_range=(1 / 3, 1.0)) -> dict:
@@ -84,12 +84,10 @@ def order_correlations(t_star, ds: dict, gov) -> dict:
 def learning_rate(family: str, depth: int, ds: dict, t_star, *, per_rise: int = 1000, margin: float = 0.2) -> float:
     """Plain GD's step: at most ``t_star.min() / per_rise`` (the first rise resolved) and ``margin`` times
     the stability bound at the fixed point (JEPA, MAE: :func:`jepa_dynamics.theory.gd.stability_bound`;
-    Barlow, VICReg: ``2 / (L k)``, ``k = 4 g w_star^(2 - 2/L)``, the curvature of the loss along the
-    balanced direction of all ``L`` layers at ``w_star``)."""
+    Barlow, VICReg: ``2 / (L k)``, ``k = 4 g w_star^(2 - 2/L)``,
+    :func:`jepa_dynamics.realdata.realtrain.joint_stability_bound`)."""
     if _is_joint(family):
-        g, q = joint.coefficients(family, ds["lam"], ds["sigma2"], ds["syy"])
-        w_star = np.sqrt(g / q)
-        bound = float(np.min(2.0 / (depth * 4 * g * w_star ** (2 - 2 / depth))))
+        bound = joint_stability_bound(family, depth, ds["lam"], ds["sigma2"], ds["syy"])
     else:
         bound = float(np.min(gd.stability_bound(family, depth, ds["lam"], ds["rho"])))
     return min(float(np.min(t_star)) / per_rise, margin * bound)
@@ -158,7 +156,8 @@ def study(fast: bool = False, *, eps: float = 1e-3, fraction: float = 0.5, progr
     ``trained_sets`` of them (full 3, fast 1; fast trains on 5 of the 8 features), every family and depth.
     Full mode also trains the first data set from random orthogonal frames (``random_frames``: the
     Spearman of that network's order against the theory's).
-    Returns ``{theory, trained, fixed, datasets, eps, fraction, sets, dim, trained_sets}``: ``theory[(family, depth)]`` and
+    Returns ``{theory, trained, fixed, datasets, eps, fraction, sets, dim, trained_sets}``:
+    ``theory[(family, depth)]`` and
     ``trained[(family, depth)]`` are lists of per-set :func:`order_correlations` (trained: plus ``theory``,
     the Spearman of trained against theory ``t_star``, and ``err``, the largest relative ``t_star`` gap);
     ``fixed[(family, depth)]`` the per-set ``w_star`` arrays with the set's ``lam`` and ``rho``."""

@@ -1,10 +1,12 @@
-r"""One run of deep linear JEPA or MAE trained on real views, held against the predicted order of modes.
+r"""One run of a deep linear JEPA, MAE, Barlow Twins or VICReg encoder trained on real views, held against
+the predicted order of modes.
 
 The encoder ``Wbar = W_L ... W_1`` and the predictor / decoder ``V`` are full ``d x d``
 matrices from the balanced small initialisation (``Wbar(0) = eps I``, docs/theory.md section 1.3),
 trained by plain gradient descent (``optax.sgd``, step ``k`` is gradient-flow time
 ``lr * k``) on the sampled loss of :mod:`jepa_dynamics.training.objectives` (JEPA with a
-stop-gradient target, MAE), each minibatch ``batch`` pairs drawn uniformly with replacement
+stop-gradient target, MAE; Barlow Twins and VICReg on the encoder alone, docs/theory.md section 16), each
+minibatch ``batch`` pairs drawn uniformly with replacement
 from the real pairs (centred by their empirical means; key ``fold_in(seed, step)``).
 
 Each mode's response over time is ``gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i)``

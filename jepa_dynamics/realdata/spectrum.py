@@ -36,8 +36,8 @@ from .. import records
 from ..theory import joint, spec, balanced as theory
 from . import views as views_mod
 
-__all__ = ["MODE_COLUMNS", "predicted_times", "mode_syy", "mode_fixed_points", "ranks", "mode_table", "compute", "provenance", "write_spectrum",
-           "run_spectrum", "spectrum_figure", "check_eps_fraction"]
+__all__ = ["MODE_COLUMNS", "predicted_times", "mode_syy", "mode_fixed_points", "ranks", "mode_table", "compute",
+           "provenance", "write_spectrum", "run_spectrum", "spectrum_figure", "check_eps_fraction"]
 
 MODE_COLUMNS = ("depth", "feature", "lam", "rho", "sigma2", "variance_share", "t_star_jepa",
                 "t_star_mae", "rank_jepa", "rank_mae")
