@@ -22,7 +22,7 @@ def test_registry_names():
 def test_figures_fast_writes_every_group(tmp_path):
     out = tmp_path / "figs"
     proc = subprocess.run([sys.executable, "-m", "jepa_dynamics", "figures", "--fast", "--no-progress",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for name in NAMES:
         for ext in ("png", "pdf"):
