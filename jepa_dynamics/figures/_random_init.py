@@ -118,5 +118,4 @@ def random_init(fast: bool = False, results=None, sampled=None):
         ax.set_xlabel("minibatch size")
         ax.set_title("(d) minibatch SGD vs the population flow", fontsize=9.5)
         ax.legend(fontsize=6.5, frameon=False)
-        fig.tight_layout()
     return fig
