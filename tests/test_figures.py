@@ -11,7 +11,7 @@ from jepa_dynamics.cli import main
 
 NAMES = ("ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models", "linear_probe",
          "matrix_study", "real_data",
-         "beyond_balanced", "random_init")
+         "beyond_balanced", "random_init", "families")
 
 
 def test_registry_names():

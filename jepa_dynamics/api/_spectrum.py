@@ -76,9 +76,10 @@ def spectrum(*, views=None, dataset=None, n=None, seed=None, noise=None, shift=N
     (n, d); or a bundled ``dataset``, digits or patches, with its options), their modes
     (generalised eigenvectors of (sym(Sxy), Sxx)) and each mode's predicted critical time for
     JEPA and MAE at each ``depth``; writes ``out``/modes.csv, covariances.npz, spectrum.png.
-    With ``train``: deep linear JEPA / MAE trained on the pairs by minibatch GD, their observed
-    order of the first ``train_modes`` modes against the predicted one (``matrix``: also the exact
-    full-matrix flow; ``probe``: logistic probes of the digits' labels).
+    With ``train``: deep linear encoders trained on the pairs by minibatch GD (``objective``: any of jepa,
+    mae, barlow, vicreg; docs/theory.md section 17), their observed order of the first ``train_modes`` modes
+    against the predicted one (``matrix``: also the exact full-matrix flow; ``probe``:
+    logistic probes of the digits' labels).
 
     The twin of ``jepa-dynamics spectrum``.
 
@@ -103,7 +104,8 @@ def spectrum(*, views=None, dataset=None, n=None, seed=None, noise=None, shift=N
     train_options = None
     if train:
         opt = lambda name, kind=float: None if a[name] is None else _ONE(a[name], name, kind)  # noqa: E731
-        objectives_ = [spec.check_objective(o) for o in spec.parse_list(a["objective"], "objective", str)]
+        objectives_ = [spec.check_choice(o, spec.OBJECTIVES + spec.JOINT_OBJECTIVES, "objective")
+                       for o in spec.parse_list(a["objective"], "objective", str)]
         train_options = dict(eps=eps, fraction=fraction, modes=opt("train_modes", int), batch=opt("batch", int),
                              lr=opt("lr"), lr_factor=opt("lr_factor"), steps=opt("steps", int),
                              max_steps=opt("max_steps", int), records=opt("records", int),
@@ -117,7 +119,7 @@ def spectrum(*, views=None, dataset=None, n=None, seed=None, noise=None, shift=N
     if train:
         from ..realdata import realtrain
 
-        configs = realtrain.plan_all(m, depths, objectives_, **train_options)  # refuse before writing
+        configs = realtrain.plan_all(m, depths, objectives_, syy=cov.syy, **train_options)  # refuse before writing
     header = spectrum_mod.provenance(command, cov, m, depths, eps, fraction)
     spectrum_mod.write_spectrum(cov, m, table, out, header)
     files = ("modes.csv", "covariances.npz", "spectrum.png")

@@ -35,7 +35,8 @@ def add(sub) -> None:
     t.add_argument("--train", action="store_true", help="also train and compare the observed order of the modes "
                                                         "with the predicted one (DIR/training.csv, orders.csv, "
                                                         "responses.csv)")
-    t.add_argument("--objective", default="jepa,mae", help="objectives to train (default: jepa,mae)")
+    t.add_argument("--objective", default="jepa,mae", help="objectives to train: jepa, mae, barlow, vicreg "
+                   "(default: jepa,mae)")
     t.add_argument("--train-modes", default="8", help="compare the K modes predicted first (default: 8)")
     t.add_argument("--batch", default="256", help="minibatch size (default: 256)")
     t.add_argument("--lr", help="learning rate (default: --lr-factor x the GD stability bound)")

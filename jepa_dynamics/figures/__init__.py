@@ -1,4 +1,4 @@
-r"""The paper's six figure groups (docs/theory.md section 14) and four beyond it, one function each.
+r"""The paper's six figure groups (docs/theory.md section 14) and five beyond it, one function each.
 
 Floor 7. May import ``experiments``, ``realdata``, ``training``, ``engines``, ``records``, ``theory``
 and the private base modules (``_style`` above all).
@@ -37,6 +37,9 @@ beyond_balanced    JEPA past the paper's assumptions: collapse map under aligned
 random_init        small random init: which features trained JEPA networks keep (P(learned) against
                    ``rho_i / max rho``, by depth; MAE as contrast), the matrix flow from the same init
                    and a predictor from the init alone against the trained fates, minibatch SGD
+families           JEPA, MAE, Barlow Twins, VICReg on the same random diagonal data: Spearman of the
+                   learning order with ``lam``, ``rho`` and the governing quantity against depth
+                   (theory and trained networks), and the fixed points ``w_star``
 =================  =====================================================================
 
 Where each group is drawn (in ``jepa_dynamics/figures/``) and which notebook shows it (in ``notebooks/``):
@@ -54,6 +57,7 @@ beyond_balanced    ``beyond.py``                     ``07_beyond_balanced.ipynb`
 matrix_study       ``_matrix_study.py``              ``08_matrix_study.ipynb``
 real_data          ``_real_data.py``                 ``09_real_data.ipynb``
 random_init        ``_random_init.py``               ``10_random_init.ipynb``
+families           ``_families.py``                  ``11_families.ipynb``
 =================  ================================  ===================================
 
 The registry (:data:`FIGURES`, :func:`check_names`, :func:`render`) is ``_registry.py``; the
@@ -64,6 +68,7 @@ of ``sweep --plot`` and ``simulate --plot``.
 """
 
 from ._critical_times import critical_times
+from ._families import families
 from ._generative_models import generative_models
 from ._linear_probe import linear_probe, probe_accuracy
 from ._matrix_study import matrix_study
@@ -75,5 +80,5 @@ from ._real_data import real_data, real_data_runs
 from ._registry import FIGURES, check_names, render
 
 __all__ = ["FIGURES", "ode_dynamics", "critical_times", "order_inversion", "mlp_heatmaps", "generative_models",
-           "linear_probe", "probe_accuracy", "matrix_study", "real_data", "real_data_runs", "random_init", "render",
+           "linear_probe", "probe_accuracy", "matrix_study", "real_data", "real_data_runs", "random_init", "families", "render",
            "check_names"]

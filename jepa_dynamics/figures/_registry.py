@@ -7,6 +7,7 @@ import os
 from .. import _style as plots, records
 from ..theory import spec
 from ._critical_times import critical_times
+from ._families import families
 from ._generative_models import generative_models
 from ._linear_probe import linear_probe
 from ._matrix_study import matrix_study
@@ -35,6 +36,7 @@ FIGURES = {
     "real_data": real_data,
     "beyond_balanced": _beyond_balanced,  # jepa_dynamics.figures.beyond
     "random_init": random_init,
+    "families": families,
 }
 
 

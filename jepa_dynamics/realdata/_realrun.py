@@ -1,10 +1,12 @@
-r"""One run of deep linear JEPA or MAE trained on real views, held against the predicted order of modes.
+r"""One run of a deep linear JEPA, MAE, Barlow Twins or VICReg encoder trained on real views, held against
+the predicted order of modes.
 
 The encoder ``Wbar = W_L ... W_1`` and the predictor / decoder ``V`` are full ``d x d``
 matrices from the balanced small initialisation (``Wbar(0) = eps I``, docs/theory.md section 1.3),
 trained by plain gradient descent (``optax.sgd``, step ``k`` is gradient-flow time
 ``lr * k``) on the sampled loss of :mod:`jepa_dynamics.training.objectives` (JEPA with a
-stop-gradient target, MAE), each minibatch ``batch`` pairs drawn uniformly with replacement
+stop-gradient target, MAE; Barlow Twins and VICReg on the encoder alone, docs/theory.md section 16), each
+minibatch ``batch`` pairs drawn uniformly with replacement
 from the real pairs (centred by their empirical means; key ``fold_in(seed, step)``).
 
 Each mode's response over time is ``gamma_i = ||Wbar Sxx q_i|| / (q_i^T Sxx q_i)``
@@ -41,10 +43,10 @@ from typing import Optional
 import numpy as np
 
 from ..training import analysis, models, objectives
-from ..theory import gd, spec
+from ..theory import gd, joint, spec
 from .. import records
 from ..theory import modes as modes_mod
-from .spectrum import predicted_times
+from .spectrum import mode_fixed_points, mode_syy, predicted_times
 from .._jax import jax
 
 import equinox as eqx  # noqa: E402
@@ -52,7 +54,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 __all__ = ["RealTrainConfig", "RealRun", "plan", "train_views", "record_grid", "stability_bound",
-           "diagonal_responses"]
+           "joint_stability_bound", "diagonal_responses"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class RealTrainConfig:
 
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        spec.check_objective(self.objective)
+        spec.check_choice(self.objective, spec.OBJECTIVES + spec.JOINT_OBJECTIVES, "objective")
         put("depth", spec.check_depth(self.depth))
         put("eps", float(spec.check_positive(self.eps, "eps")))
         put("fraction", float(spec.check_unit_interval(self.fraction, "fraction")))
@@ -108,10 +110,26 @@ def stability_bound(objective: str, depth: int, lam, rho, sxx_max: float | None 
     return out
 
 
-def plan(config: RealTrainConfig, m: modes_mod.Modes):
+def joint_stability_bound(objective: str, depth: int, lam, sigma2, syy) -> float:
+    """Barlow Twins and VICReg: the smallest over modes of ``2 / (L k)``, ``k = 4 g w_star^(2 - 2/L)``, the
+    curvature of the per-feature loss along the balanced direction of all ``L`` layers at ``w_star``
+    (docs/theory.md section 16)."""
+    g, q = joint.coefficients(objective, lam, sigma2, syy)
+    w_star = np.sqrt(g / q)
+    return float(np.min(2.0 / (depth * 4 * g * w_star ** (2 - 2 / depth))))
+
+
+def plan(config: RealTrainConfig, m: modes_mod.Modes, syy=None):
     """``(t_pred, scope, lr, steps)``: predicted times of every mode, the indices of the
-    ``config.modes`` modes predicted first, and the run's learning rate and step count."""
-    t_pred = predicted_times(config.objective, config.depth, m.lam, m.rho, config.eps, config.fraction)
+    ``config.modes`` modes predicted first, and the run's learning rate and step count.
+    Barlow Twins and VICReg predict at each mode's ``(lam, sigma2, syy)`` (``syy``: the target
+    covariance ``Syy``, needed by VICReg; :func:`jepa_dynamics.realdata.spectrum.mode_syy`)."""
+    is_joint = config.objective in spec.JOINT_OBJECTIVES
+    if config.objective == "vicreg" and syy is None:
+        raise spec.SpecError("syy", "VICReg's prediction needs the target covariance Syy (pass syy=)")
+    m_syy = mode_syy(m, syy) if syy is not None else None
+    t_pred = predicted_times(config.objective, config.depth, m.lam, m.rho, config.eps, config.fraction,
+                             sigma2=m.sigma2, syy=m_syy)
     learned = np.flatnonzero(np.isfinite(t_pred))
     if learned.size == 0:
         raise spec.SpecError("eps", f"no mode is ever learned by {config.objective} at depth {config.depth} with "
@@ -120,8 +138,13 @@ def plan(config: RealTrainConfig, m: modes_mod.Modes):
     scope = learned[np.argsort(t_pred[learned], kind="stable")][: config.modes]
     lr = config.lr
     if lr is None:
-        sxx_max = float(np.linalg.eigvalsh(m.sxx)[-1])
-        lr = config.lr_factor * stability_bound(config.objective, config.depth, m.lam[scope], m.rho[scope], sxx_max)
+        if is_joint:
+            sc_syy = np.ones(scope.size) if m_syy is None else m_syy[scope]
+            bound = joint_stability_bound(config.objective, config.depth, m.lam[scope], m.sigma2[scope], sc_syy)
+        else:
+            sxx_max = float(np.linalg.eigvalsh(m.sxx)[-1])
+            bound = stability_bound(config.objective, config.depth, m.lam[scope], m.rho[scope], sxx_max)
+        lr = config.lr_factor * bound
         lr = min(lr, float(t_pred[scope].min()) / config.min_steps)  # resolve the first rise in time
     steps = config.steps
     if steps is None:
@@ -242,7 +265,7 @@ def train_views(config: RealTrainConfig, m: modes_mod.Modes, x, y, *, syy=None, 
     and compare the observed order of the modes with the predicted one.  With
     ``config.matrix`` (and ``syy``), also the exact matrix flow's critical times
     (:func:`matrix_reference`)."""
-    t_pred, scope, lr, steps = plan(config, m)
+    t_pred, scope, lr, steps = plan(config, m, syy)
     grid = record_grid(steps, config.records)
     chunk = int(min(1000, max(np.diff(grid).max(), 1)))
     loop = _Loop(config, x, y, lr, chunk)
@@ -270,7 +293,7 @@ def train_views(config: RealTrainConfig, m: modes_mod.Modes, x, y, *, syy=None, 
     gamma = modes_mod.responses(wbar, m)
     times = lr * grid.astype(np.float64)
     level_ok = np.isfinite(t_pred)
-    w_star = np.where(level_ok, spec.fixed_point(config.objective, config.depth, np.abs(m.rho)), np.inf)
+    w_star = np.where(level_ok, mode_fixed_points(config.objective, config.depth, m, syy), np.inf)
     diag = diagonal_responses(wbar, m)
     t_obs, t_diag = (np.where(level_ok, analysis.critical_times(times, r, w_star, config.fraction), np.nan)
                      for r in (gamma, diag))

@@ -16,11 +16,11 @@ import numpy as np
 from ..training import analysis
 from .. import records
 from ..theory import modes as modes_mod
-from ._realrun import (RealRun, RealTrainConfig, diagonal_responses, plan, record_grid,  # noqa: F401
-                       stability_bound, train_views)
+from ._realrun import (RealRun, RealTrainConfig, diagonal_responses, joint_stability_bound,  # noqa: F401
+                       plan, record_grid, stability_bound, train_views)
 
 __all__ = ["RealTrainConfig", "RealRun", "plan", "train_views", "record_grid", "stability_bound",
-           "diagonal_responses"]
+           "joint_stability_bound", "diagonal_responses"]
 
 
 # --- runs into a folder (what `jepa-dynamics spectrum --train` writes) -------------------------------------
@@ -48,13 +48,14 @@ TRAIN_NOTES = {
 }
 
 
-def plan_all(m: modes_mod.Modes, depths, objectives_, **options):
-    """Validate and plan every run before any is trained: ``{(depth, objective): config}``."""
+def plan_all(m: modes_mod.Modes, depths, objectives_, syy=None, **options):
+    """Validate and plan every run before any is trained: ``{(depth, objective): config}`` (``syy``: the
+    target covariance, which VICReg's prediction needs)."""
     configs = {}
     for depth in depths:
         for obj in objectives_:
             cfg = RealTrainConfig(objective=obj, depth=depth, **options)
-            plan(cfg, m)  # raises SpecError (nothing written yet)
+            plan(cfg, m, syy)  # raises SpecError (nothing written yet)
             configs[(depth, obj)] = cfg
     return configs
 

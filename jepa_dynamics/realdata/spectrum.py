@@ -33,11 +33,11 @@ import numpy as np
 
 from ..theory import modes as modes_mod
 from .. import records
-from ..theory import spec, balanced as theory
+from ..theory import joint, spec, balanced as theory
 from . import views as views_mod
 
-__all__ = ["MODE_COLUMNS", "predicted_times", "ranks", "mode_table", "compute", "provenance", "write_spectrum",
-           "run_spectrum", "spectrum_figure", "check_eps_fraction"]
+__all__ = ["MODE_COLUMNS", "predicted_times", "mode_syy", "mode_fixed_points", "ranks", "mode_table", "compute",
+           "provenance", "write_spectrum", "run_spectrum", "spectrum_figure", "check_eps_fraction"]
 
 MODE_COLUMNS = ("depth", "feature", "lam", "rho", "sigma2", "variance_share", "t_star_jepa",
                 "t_star_mae", "rank_jepa", "rank_mae")
@@ -56,12 +56,26 @@ def check_eps_fraction(eps, fraction):
     return eps, fraction
 
 
-def predicted_times(objective: str, depth: int, lam, rho, eps: float, fraction: float = 0.5) -> np.ndarray:
+def predicted_times(objective: str, depth: int, lam, rho, eps: float, fraction: float = 0.5, *, sigma2=None,
+                    syy=None) -> np.ndarray:
     """Per-mode ``t_star`` of the per-feature theory; ``inf`` where the mode is never learned
-    (``lam <= 0`` or ``eps >= fraction * w_star``, see the module docstring)."""
+    (``lam <= 0`` or ``eps >= fraction * w_star``, see the module docstring).
+
+    ``barlow`` and ``vicreg`` (docs/theory.md section 16) take each mode's ``sigma2`` and target variance
+    ``syy`` (:func:`mode_syy`; Barlow needs neither); a mode whose growth rate ``g`` is not positive is
+    never learned."""
     lam = np.asarray(lam, dtype=np.float64)
-    rho = np.asarray(rho, dtype=np.float64)
     out = np.full(lam.shape, np.inf)
+    if objective in spec.JOINT_OBJECTIVES:
+        sigma2, syy = (np.ones_like(lam) if v is None else np.asarray(v, dtype=np.float64) for v in (sigma2, syy))
+        for i in range(lam.size):
+            try:
+                out[i] = float(joint.critical_time(objective, depth, lam[i], eps, fraction, sigma2=sigma2[i],
+                                                   syy=syy[i]))
+            except spec.SpecError:
+                out[i] = np.inf
+        return out
+    rho = np.asarray(rho, dtype=np.float64)
     ok = lam > 0
     ok[ok] = eps < fraction * spec.fixed_point(objective, depth, rho[ok])
     for i in np.flatnonzero(ok):  # one at a time: a time past float64 is "never" here, not an error
@@ -69,6 +83,26 @@ def predicted_times(objective: str, depth: int, lam, rho, eps: float, fraction: 
             out[i] = float(theory.critical_time_unchecked(objective, depth, lam[i], rho[i], eps, fraction))
         except spec.SpecError:
             out[i] = np.inf
+    return out
+
+
+def mode_syy(m: modes_mod.Modes, syy) -> np.ndarray:
+    """The target variance along each mode, ``syy_i = q_i^T Syy q_i`` (the joint families' ``syy``)."""
+    return np.einsum("ji,jk,ki->i", m.q, np.asarray(syy, dtype=np.float64), m.q)
+
+
+def mode_fixed_points(objective: str, depth: int, m: modes_mod.Modes, syy=None) -> np.ndarray:
+    """Each mode's ``w_star`` (JEPA ``|rho|^L``, MAE ``|rho|^(L/(L+1))``; Barlow and VICReg ``sqrt(g / q)``
+    at the mode's ``(lam, sigma2, syy)``, ``inf`` where ``g <= 0``)."""
+    if objective not in spec.JOINT_OBJECTIVES:
+        return np.asarray(spec.fixed_point(objective, depth, np.abs(m.rho)), dtype=np.float64)
+    s_yy = np.ones(m.dim) if syy is None else mode_syy(m, syy)
+    out = np.full(m.dim, np.inf)
+    for i in range(m.dim):
+        try:
+            out[i] = float(joint.fixed_point(objective, m.lam[i], m.sigma2[i], s_yy[i]))
+        except spec.SpecError:
+            pass
     return out
 
 
