@@ -75,13 +75,15 @@ def plan(configs, block: int = 4096) -> list[np.ndarray]:
 class GridResult:
     """Per network (leading axis) and feature: the empirical ``critical_times``
     (``lr`` x the interpolated crossing step, ``nan`` if not reached), the ``first`` and
-    ``final`` responses, and ``finite`` (``False``: the parameters blew up)."""
+    ``final`` responses, ``finite`` (``False``: the parameters blew up), and the networks' ``initial``
+    models, stacked (what the matrix flow of a random init starts from)."""
 
     critical_times: np.ndarray
     critical_steps: np.ndarray
     first: np.ndarray
     final: np.ndarray
     finite: np.ndarray
+    initial: object = None
 
 
 def _fractions(configs) -> np.ndarray:
@@ -217,7 +219,7 @@ def _train_group(configs, levels, devices, progress, bar) -> GridResult:
     final = np.asarray(crossing[1], np.float64)
     steps = np.where(finite[:, None], steps, np.nan)
     final = np.where(finite[:, None], final, np.nan)
-    return GridResult(lr * steps, steps, first_r, final, finite)
+    return GridResult(lr * steps, steps, first_r, final, finite, models_)
 
 
 # --- the train-grid command's files ----------------------------------------------------------------------
@@ -245,19 +247,23 @@ SUMMARY_NOTES = {
 }
 
 
-def _flows(configs, idx, levels, devices=None) -> dict:
+def _flows(configs, idx, levels, devices=None, initial=None) -> dict:
     """The theory of the networks ``idx`` as their summary rows hold it, ``(len(idx), d)`` arrays: the
     gradient-flow prediction where it applies, and for random inits (:func:`_flow.uses_matrix_flow`) the
-    exact matrix flow from each network's own init, integrated side by side
+    exact matrix flow from each network's own init (``initial``: the block's stacked initial models,
+    :attr:`GridResult.initial`; else drawn again from the seeds), integrated side by side
     (:func:`_flow.matrix_flows`, sharded like the training) and crossed at the network's level."""
     cs = [configs[i] for i in idx]
     m = np.flatnonzero([_flow.uses_matrix_flow(c) for c in cs])
     out = {"theory": np.array([runs.theory_of(c) for c in cs], dtype=object), "flows": {}}
     if m.size:
         sub = [cs[k] for k in m]
-        seeds = jnp.asarray(np.array([c.seed for c in sub], dtype=np.int64))
-        keys = np.asarray(jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(seeds))[:, 0]
-        states = models.matrix_state(_init_models(sub, keys))
+        if initial is None:
+            seeds = jnp.asarray(np.array([c.seed for c in sub], dtype=np.int64))
+            keys = np.asarray(jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(seeds))[:, 0]
+            states = models.matrix_state(_init_models(sub, keys))
+        else:
+            states = models.matrix_state(jax.tree_util.tree_map(lambda x: np.asarray(x)[m], initial))
         flows = _flow.matrix_flows(sub, sub[0].dataset(), np.asarray(levels)[np.asarray(idx)[m]], states=states,
                                    sharding=sharding(devices))
         out["flows"] = dict(zip(m.tolist(), flows))
@@ -349,7 +355,7 @@ def run_grid(configs, out_dir: str, *, key=None, resume: bool = False, progress=
             for part in plan([configs[i] for i in todo], block):
                 idx = todo[part]
                 res = train_group([configs[i] for i in idx], levels[idx], devices=devices, bar=bar)
-                app.write_columns(_rows(configs, idx, pred, res, _flows(configs, idx, levels, devices)))
+                app.write_columns(_rows(configs, idx, pred, res, _flows(configs, idx, levels, devices, res.initial)))
                 done += idx.size
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"interrupted after {done} of {len(configs)} networks; kept {path}: rerun with "
