@@ -67,7 +67,7 @@ def progress_bar(total: int, *, desc: str, unit: str, enabled=None, initial: int
     still takes ``update``/``close`` calls as no-ops)."""
     if enabled is None and not sys.stderr.isatty():
         return ProgressLines(total, desc=desc, unit=unit, initial=initial)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: the bar is for a terminal, and auto warns in a notebook without ipywidgets
 
     return tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=enabled is False,
                 leave=leave, file=sys.stderr, dynamic_ncols=True)
