@@ -102,6 +102,7 @@ def test_resume_with_more_steps_extends_the_finished_run(r, capsys):
     assert "40000" in Path(r, "summary.csv").read_text().splitlines()[1]
 
 
+@pytest.mark.slow
 def test_a_run_cannot_be_shortened(r, capsys):
     before = digest(r)
     refused(capsys, [*RUN[:-1], "10000", "--resume", "--out", r], "has 20000, this command 10000", "shortened")

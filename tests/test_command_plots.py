@@ -123,6 +123,7 @@ def test_train_plot_draws_responses_over_w_star():
     assert labels == ["i=0: lam=1, rho=0.9, w*=0.729", "i=1: lam=1, rho=0.4, w*=0.064"]
 
 
+@pytest.mark.slow
 def test_train_plot_of_a_random_init_divides_by_the_matrix_flows_final_response():
     from jepa_dynamics.training import runs, train
     from jepa_dynamics.training._summary import theory_columns
@@ -168,6 +169,7 @@ def test_fidelity_figure_compares_with_the_gradient_flow_theory_and_names_both_t
     assert [h.get_marker() for h in fig.legends[0].legend_handles] == ["o", "D"]
 
 
+@pytest.mark.slow
 def test_matrix_plot_fits_the_time_axis_to_the_dynamics_and_names_the_modes(tmp_path, monkeypatch):
     from jepa_dynamics.api import matrix as api_matrix
     from jepa_dynamics.experiments import matrix_run
@@ -214,6 +216,7 @@ def test_spectrum_figure_draws_one_row_per_requested_depth_on_one_colour_scale()
     assert len([ax for ax in spectrum.spectrum_figure(table, m, depth=[1, 4]).axes if ax.get_title()]) == 4
 
 
+@pytest.mark.slow
 def test_sweep_figure_beyond_balanced_draws_the_first_setting_and_says_so(tmp_path):
     fig = _sweep_figure(tmp_path, objective="jepa", depth=2, lam=1, rho="0.3,0.6,0.9",
                         predictor_init="balanced,-0.05", weight_decay="0,1e-2")

@@ -140,6 +140,7 @@ def test_critical_time_is_quadrature_of_dt_dw(objective, weights):
     assert worst < 1e-10, worst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective,weights", CASES, ids=CASE_IDS)
 def test_matrix_loss_on_the_diagonal_is_the_per_feature_losses(objective, weights):
     """On the balanced set ``W_a = O_a diag(u) O_{a-1}^T`` (random hidden frames) the matrix loss is
@@ -213,6 +214,7 @@ def test_refusals_name_the_parameter():
         joint.critical_time("barlow", 8, 1.0, 1e-300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", spec.JOINT_OBJECTIVES)
 def test_sampled_loss_is_the_population_loss_at_the_batch_moments(objective):
     """A minibatch's loss and gradients equal the population formula at the batch's own moments, with

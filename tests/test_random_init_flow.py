@@ -77,6 +77,7 @@ def test_a_feature_that_crosses_and_falls_back_is_not_learned():
     assert not np.any(flow.fell_back & flow.learned)
 
 
+@pytest.mark.slow
 def test_batched_flow_equals_the_matrix_engine_network_by_network():
     """integrate_batch (one vmapped program, each network its own step size, crossings tracked on the
     fly) against matrix.integrate (the matrix command's engine, crossings from its step records) for
@@ -107,6 +108,7 @@ def test_batched_flow_equals_the_matrix_engine_network_by_network():
         np.testing.assert_allclose(got.final_response[k], run.gamma_inf, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_train_grid_rows_of_random_inits_are_train_s_matrix_flow(tmp_path):
     """train-grid's random-init rows carry the matrix flow of each network's own init (theory =
     matrix_flow), equal to what train's summary says for the same network; balanced rows still read

@@ -88,6 +88,7 @@ class _Fixed:
         return _moments(self.x, self.y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective, ema", [("jepa", 0.0), ("jepa", 0.3), ("mae", 0.0)])
 def test_train_step_on_the_scatter_is_sgd_on_the_minibatch(objective, ema):
     """``train.step`` (scatter path, ``batch >= 2d``) equals a hand-written SGD step on the explicit
