@@ -145,3 +145,57 @@ def test_joint_matrix_runs_from_any_init(tmp_path, capsys, objective, init):
                                     "--out", str(out)]) == 0
     assert capsys.readouterr().err == ""
     assert sorted(os.listdir(out)) == ["end_to_end.npz", "plot.png", "responses.csv", "summary.csv"]
+
+
+# --- the hostile pass's listed defects that had no test of their own ---------------------------------------
+
+GRID_TINY = ["train-grid", "--lam", "1", "--rho", "0.5", "--steps", "10", "--no-progress"]
+
+
+def test_train_grid_refuses_an_lr_below_float64s_normal_range(tmp_path, capsys):
+    """--lr 1e-320 once exited 0 with a leaked 'overflow encountered in divide' from the too-short note."""
+    out = tmp_path / "g"
+    _refused(capsys, GRID_TINY + ["--lr", "1e-320", "--out", str(out)], "--lr: must be at least 2.23e-308")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_train_grid_with_a_tiny_lr_says_to_raise_it_without_a_warning(tmp_path, capsys):
+    """A normal but tiny lr (1e-300): the too-short note needs more steps than --steps takes, says so in one
+    line and suggests a larger --lr; no NumPy warning escapes (pytestmark turns one into an error)."""
+    assert cli.main(GRID_TINY + ["--lr", "1e-300", "--out", str(tmp_path / "g")]) == 0
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if "note:" in ln]
+    assert len(notes) == 1 and "rerun into a new --out with a larger --lr" in notes[0], err
+    assert "Warning" not in err
+
+
+def test_sweep_refuses_an_lr_whose_map_never_crosses_at_once(tmp_path, capsys):
+    """sweep --lr 1e-320 once ran past 60 s after writing its CSV; it is refused before anything is written."""
+    import time
+
+    out = tmp_path / "sw.csv"
+    t0 = time.perf_counter()
+    _refused(capsys, ["sweep", "--lr", "1e-320", "--out", str(out)], "--lr: 1e-320 needs more than 1e308 steps")
+    assert time.perf_counter() - t0 < 30 and not out.exists()
+
+
+@pytest.mark.slow
+def test_train_grid_resume_over_a_damaged_summary_names_only_its_own_flags(tmp_path, capsys):
+    """train-grid has no --repair: its refusal of a damaged summary says to rerun without --resume, once."""
+    from test_hostile import digest
+
+    out = tmp_path / "g"
+    argv = ["train-grid", "--lam", "1,0.6", "--rho", "0.9,0.5", "--depth", "1", "--seed", "0,1", "--steps", "200",
+            "--lr", "0.05", "--no-progress", "--out", str(out)]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    path = out / "summary.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    cells = lines[-1].split(",")
+    cells[-1] = "7\n"  # the last row now claims another network
+    path.write_text("".join(lines[:-1] + [",".join(cells)]))
+    before = digest(out)
+    err = _refused(capsys, argv + ["--resume"], "--resume: cannot resume")
+    assert "--repair" not in err and err.count("without --resume") == 1, err
+    assert digest(out) == before
