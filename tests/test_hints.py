@@ -340,3 +340,23 @@ def test_matrix_state_of_other_parameters_says_rerun_without_resume(tmp_path, ca
     hint(err, r"rerun without --resume")
     status, err = run(capsys, apply(argv, "", drop=("--resume",)))
     assert status == 0, err
+
+
+def test_ema_and_ema_rate_together_say_give_one_and_either_runs(tmp_path, capsys):
+    argv = apply(TRAIN, "--ema-rate 1 --ema 0.9") + ["--out", tmp_path / "run"]
+    status, err = run(capsys, argv)
+    assert status == 2, err
+    hint(err, r"give --ema-rate KAPPA or the deprecated --ema TAU, not both")
+    status, err = run(capsys, apply(argv, f"--out {tmp_path / 'a'}", drop=("--ema",)))
+    assert status == 0, err
+
+
+@pytest.mark.slow
+def test_a_diverging_grid_network_says_lower_lr_for_them_and_that_runs_clean(tmp_path, capsys):
+    argv = ["train-grid", "--lam", "1,2", "--rho", "0.5,0.8", "--lr", "0.05,50", "--steps", "20", "--no-progress",
+            "--out", tmp_path / "g"]
+    status, err = run(capsys, argv)
+    assert status == 0, err
+    hint(err, r"networks 1\): their rows hold nan; lower --lr for them")
+    status, err = run(capsys, apply(argv, f"--lr 0.05,0.5 --out {tmp_path / 'g2'}"))
+    assert status == 0 and "diverged" not in err, err
