@@ -50,10 +50,14 @@ class BatchResult:
     steps: np.ndarray
 
 
-def _hermite_root(t0, t1, g0, g1, d0, d1, level, iters=60):
+def hermite_root(t0, t1, g0, g1, d0, d1, level, iters=60):
     """Root in ``[t0, t1]`` of the cubic Hermite interpolant of ``(g, dg/dt)`` minus ``level``, by
-    bisection (``g0 < level <= g1``; elsewhere the value is unused)."""
+    bisection, elementwise (``g0 < level <= g1``; elsewhere the value is unused); a non-finite slope is
+    taken as the secant.  Jittable; :func:`jepa_dynamics.engines.matrix.crossing_times` calls it on the
+    engine's step records, :func:`integrate_batch` on every accepted step."""
     h = t1 - t0
+    secant = (g1 - g0) / jnp.where(h > 0, h, 1.0)
+    d0, d1 = jnp.where(jnp.isfinite(d0), d0, secant), jnp.where(jnp.isfinite(d1), d1, secant)
 
     def interp(s):
         h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
@@ -93,7 +97,7 @@ def _one(y0, t_end, level, beta, kappa, mae, ema, cov, dirs, sigma2, rtol, atol,
                                                                         c["c"])
         g1, dg1 = _record(t1, y1, args)
         newly = keep & jnp.isnan(c["t_star"]) & (g1 >= level)
-        root = _hermite_root(t, t1, c["g"], g1, jnp.where(jnp.isfinite(c["dg"]), c["dg"], 0.0), dg1, level)
+        root = hermite_root(t, t1, c["g"], g1, c["dg"], dg1, level)
         pick = lambda a, b: jnp.where(keep, a, b)  # noqa: E731
         t_new = pick(t1, t)
         # a state whose field overflows float64 (an init far outside the small-init regime) never gets

@@ -76,7 +76,7 @@ from .._jax import jax  # noqa: F401  (configures JAX: float64)
 import jax.numpy as jnp  # noqa: E402
 from ._matrix_field import (_field, _flags, _flow, _joint_index, _segment, conserved, end_to_end,  # noqa: F401
                             initial_state, pack, unpack, vector_field)
-from ._matrix_batch import BatchResult, integrate_batch  # noqa: E402,F401
+from ._matrix_batch import BatchResult, hermite_root, integrate_batch  # noqa: E402,F401
 from ._matrix_theory import default_t_max, mode_variances, theory_critical_times, theory_fixed_points  # noqa: E402
 
 __all__ = ["INITS", "MatrixConfig", "MatrixResult", "initial_state", "pack", "unpack", "vector_field", "integrate",
@@ -176,25 +176,6 @@ class MatrixResult:
     step_records: tuple = field(default=(), repr=False)
 
 
-def _hermite_root(t0, t1, g0, g1, d0, d1, level, iters=60):
-    """Root in ``[t0, t1]`` of the cubic Hermite interpolant of ``(g, dg/dt)`` minus ``level``
-    (``g0 < level <= g1``), by bisection (vectorised); a ``nan`` slope is taken as the secant."""
-    h = t1 - t0
-    secant = (g1 - g0) / np.where(h > 0, h, 1.0)
-    d0, d1 = np.where(np.isfinite(d0), d0, secant), np.where(np.isfinite(d1), d1, secant)
-    lo, hi = np.zeros_like(h), np.ones_like(h)
-
-    def interp(s):
-        h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
-        return h00 * g0 + h10 * h * d0 + h01 * g1 + h11 * h * d1
-
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        below = interp(mid) < level
-        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    return t0 + 0.5 * (lo + hi) * h
-
-
 def crossing_times(ts, gamma, dgamma, level):
     """First time each ``gamma[:, i]`` reaches ``level[i]``, by cubic Hermite interpolation between
     the records ``ts`` (``(K,)``) around the crossing; ``nan`` where it never does."""
@@ -209,8 +190,8 @@ def crossing_times(ts, gamma, dgamma, level):
     idx = np.flatnonzero(has & (k > 0))
     if idx.size:
         kk = k[idx]
-        out[idx] = _hermite_root(ts[kk - 1], ts[kk], gamma[kk - 1, idx], gamma[kk, idx], dgamma[kk - 1, idx],
-                                 dgamma[kk, idx], level[idx])
+        out[idx] = np.asarray(hermite_root(ts[kk - 1], ts[kk], gamma[kk - 1, idx], gamma[kk, idx], dgamma[kk - 1, idx],
+                                            dgamma[kk, idx], level[idx]))
     return out
 
 
