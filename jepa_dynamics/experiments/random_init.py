@@ -77,8 +77,9 @@ def _grid_pairs(lam, rho, depth, lists, lr, steps_factor, out_dir, devices=None)
     table = grid.run_grid(configs, out_dir, progress=False, devices=devices)
     seeds = np.array([c.seed for c in configs], dtype=np.int64)
     from .._jax import jax
+    from ..engines import _draws
 
-    keys = np.asarray(jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(seeds))[:, 0]
+    keys = np.asarray(jax.vmap(_draws.init_key)(seeds))
     from ..training import models
 
     states = models.matrix_state(grid._init_models(configs, keys))

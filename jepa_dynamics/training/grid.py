@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _flow, models, runs, train
+from ..engines import _draws
 from ..theory import spec
 from .._jax import jax, matmul_precision
 
@@ -260,7 +261,7 @@ def _flows(configs, idx, levels, devices=None, initial=None) -> dict:
         sub = [cs[k] for k in m]
         if initial is None:
             seeds = jnp.asarray(np.array([c.seed for c in sub], dtype=np.int64))
-            keys = np.asarray(jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3))(seeds))[:, 0]
+            keys = np.asarray(jax.vmap(_draws.init_key)(seeds))
             states = models.matrix_state(_init_models(sub, keys))
         else:
             states = models.matrix_state(jax.tree_util.tree_map(lambda x: np.asarray(x)[m], initial))
